@@ -1,0 +1,91 @@
+import type { Config } from '../config/config';
+import { IscsiServer } from '../iscsi/server';
+import { DEFAULT_TARGET_LIMITS } from '../iscsi/login/params';
+import type { PortalAddress } from '../iscsi/target-entry';
+import { DEFAULT_PRODUCT, DEFAULT_VENDOR, PRODUCT_REVISION } from '../scsi/identity';
+import { LogicalUnit } from '../scsi/logical-unit';
+import { ScsiTarget } from '../scsi/target';
+import type { ChunkVolume } from '../storage/chunk-volume';
+import { FileObjectStore } from '../storage/file-store';
+import { IoPool } from '../storage/io-pool';
+import { LunLayout } from '../storage/layout';
+import { PooledStore } from '../storage/pooled-store';
+import { configureLogging, log } from '../util/log';
+import { MutableDirectory, targetEntry } from './directory';
+import { openVolume } from './open-volume';
+
+export interface Running {
+  readonly server: IscsiServer;
+  readonly portals: readonly PortalAddress[];
+  readonly volumes: ReadonlyMap<string, ChunkVolume>;
+  /** Graceful stop: no new logins, ask initiators to log out, finish commands, flush, close. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Composes the service from its configuration: stores → volumes → logical units → portal. */
+export async function serve(config: Config): Promise<Running> {
+  configureLogging(config.log.level, config.log.format);
+  const pool = new IoPool();
+  const fileStore = new PooledStore(new FileObjectStore(config.dataDir), pool);
+  const volumes = new Map<string, ChunkVolume>();
+  const directory = new MutableDirectory(config.portals);
+  try {
+    for (const t of config.targets) {
+      const scsi = new ScsiTarget(t.iqn);
+      for (const l of t.luns) {
+        const volume = await openVolume(fileStore, new LunLayout('', l.name), l);
+        volumes.set(l.name, volume);
+        const lu = new LogicalUnit(l.lun, volume, { vendor: DEFAULT_VENDOR, product: DEFAULT_PRODUCT, revision: PRODUCT_REVISION, uuid: volume.info.uuid }, scsi);
+        await lu.load();
+        scsi.addLun(lu);
+        log.info('LUN ready', { target: t.iqn, lun: l.lun, name: l.name, size: volume.info.sizeBytes, store: fileStore.description });
+      }
+      directory.set(targetEntry(t, scsi));
+    }
+  } catch (e) {
+    await Promise.all([...volumes.values()].map((v) => v.close().catch(() => undefined)));
+    throw e;
+  }
+  const server = new IscsiServer({
+    listen: config.portals,
+    directory,
+    limits: {
+      ...DEFAULT_TARGET_LIMITS,
+      maxRecvDataSegmentLength: config.iscsi.maxRecvDataSegmentLength,
+      maxBurstLength: config.iscsi.maxBurstLength,
+      firstBurstLength: config.iscsi.firstBurstLength,
+      maxOutstandingR2T: config.iscsi.maxOutstandingR2T,
+    },
+    portal: {
+      queueDepth: config.iscsi.queueDepth,
+      nopIntervalMs: config.iscsi.nopIntervalMs,
+      nopTimeoutMs: config.iscsi.nopTimeoutMs,
+      loginTimeoutMs: config.iscsi.loginTimeoutMs,
+    },
+  });
+  const portals = await server.listen();
+  let stopping: Promise<void> | undefined;
+  return {
+    server,
+    portals,
+    volumes,
+    stop(graceMs = 10_000) {
+      stopping ??= (async () => {
+        await server.drain(Math.ceil(graceMs / 1000));
+        const quiet = await server.quiesce(graceMs);
+        if (!quiet) log.warn('commands still running at shutdown; aborting them');
+        server.closeAll('shutdown');
+        for (const [name, v] of volumes) {
+          try {
+            await v.close();
+            log.info('LUN flushed and closed', { name });
+          } catch (e) {
+            log.error('LUN could not be flushed at shutdown', { name, error: (e as Error).message });
+            throw e;
+          }
+        }
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,184 @@
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import { validLunName } from '../storage/layout';
+import { ConfigError } from './errors';
+import { Locator, Reader } from './reader';
+
+export interface PortalConfig {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface LunConfig {
+  readonly lun: number;
+  readonly name: string;
+  readonly store: 'file';
+  readonly sizeBytes: number;
+  readonly blockSize: 512 | 4096;
+  readonly cacheBytes: number;
+  readonly cacheMode: 'write-back' | 'write-through';
+  readonly flushDelayMs: number;
+  readonly readOnly: boolean;
+}
+
+export interface TargetConfig {
+  readonly iqn: string;
+  readonly alias: string | undefined;
+  readonly portalGroupTag: number;
+  readonly luns: readonly LunConfig[];
+}
+
+export interface IscsiTuning {
+  readonly queueDepth: number;
+  readonly maxRecvDataSegmentLength: number;
+  readonly maxBurstLength: number;
+  readonly firstBurstLength: number;
+  readonly maxOutstandingR2T: number;
+  readonly nopIntervalMs: number;
+  readonly nopTimeoutMs: number;
+  readonly loginTimeoutMs: number;
+}
+
+export interface Config {
+  readonly file: string;
+  readonly portals: readonly PortalConfig[];
+  /** Root of the local chunk store, resolved against the config file's directory. */
+  readonly dataDir: string;
+  readonly log: { readonly level: 'error' | 'warn' | 'info' | 'debug'; readonly format: 'text' | 'json' };
+  readonly iscsi: IscsiTuning;
+  readonly targets: readonly TargetConfig[];
+}
+
+/** RFC 3720 §3.2.6.3 / RFC 7143 §4.2.7.3: iqn., eui. or naa. names, lower case. */
+const IQN_RE = /^(iqn\.\d{4}-\d{2}\.[a-z0-9][a-z0-9.-]*(:[a-z0-9.:_-]+)?|eui\.[0-9a-f]{16}|naa\.[0-9a-f]{16}([0-9a-f]{16})?)$/;
+
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, undefined, undefined, '', `cannot read: ${(e as Error).message}`);
+  }
+  return parseConfig(text, file);
+}
+
+export function parseConfig(text: string, file: string): Config {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const pos = e.linePos?.[0];
+    throw new ConfigError(file, pos?.line, pos?.col, '', `YAML syntax: ${e.message.split('\n')[0]}`);
+  }
+  const root = new Reader(new Locator(file, doc, lines), [], doc.toJS() ?? {});
+  root.object(['portals', 'dataDir', 'log', 'iscsi', 'targets']);
+  const baseDir = path.dirname(path.resolve(file));
+  const portals = root.get('portals').array().map(parsePortal);
+  const targets = root.get('targets').required().array().map(parseTarget);
+  if (targets.length === 0) root.get('targets').fail('at least one target is required');
+  checkUnique(root, targets);
+  return {
+    file,
+    portals: portals.length > 0 ? portals : [{ host: '127.0.0.1', port: 3260 }],
+    dataDir: path.resolve(baseDir, root.get('dataDir').string('./data')),
+    log: parseLog(root.get('log')),
+    iscsi: parseIscsi(root.get('iscsi')),
+    targets,
+  };
+}
+
+function parsePortal(r: Reader): PortalConfig {
+  const s = r.string();
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):([0-9]{1,5})$/.exec(s);
+  if (!m) r.fail(`expected host:port, got "${s}"`);
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) r.fail(`port ${port} out of range`);
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
+}
+
+function parseLog(r: Reader): Config['log'] {
+  if (!r.present) return { level: 'info', format: 'text' };
+  r.object(['level', 'format']);
+  return { level: r.get('level').oneOf(['error', 'warn', 'info', 'debug'], 'info'), format: r.get('format').oneOf(['text', 'json'], 'text') };
+}
+
+function parseIscsi(r: Reader): IscsiTuning {
+  const keys = ['queueDepth', 'maxRecvDataSegmentLength', 'maxBurstLength', 'firstBurstLength', 'maxOutstandingR2T', 'nopInterval', 'nopTimeout', 'loginTimeout'];
+  if (r.present) r.object(keys);
+  const g = (k: string): Reader => (r.present ? r.get(k) : new Reader(new Locator('', undefined, undefined), [k], undefined));
+  return {
+    queueDepth: g('queueDepth').int(128, 1, 4096),
+    // RFC 7143 §13.12-§13.14: 512 .. 2^24-1.
+    maxRecvDataSegmentLength: g('maxRecvDataSegmentLength').int(262144, 512, 16777215),
+    maxBurstLength: g('maxBurstLength').int(16776192, 512, 16777215),
+    firstBurstLength: g('firstBurstLength').int(262144, 512, 16777215),
+    maxOutstandingR2T: g('maxOutstandingR2T').int(16, 1, 65535),
+    nopIntervalMs: g('nopInterval').duration(10_000),
+    nopTimeoutMs: g('nopTimeout').duration(30_000),
+    loginTimeoutMs: g('loginTimeout').duration(15_000),
+  };
+}
+
+function parseTarget(r: Reader): TargetConfig {
+  r.object(['iqn', 'alias', 'portalGroupTag', 'luns']);
+  const iqnR = r.get('iqn');
+  const iqn = iqnR.string();
+  if (!IQN_RE.test(iqn)) iqnR.fail(`"${iqn}" is not an iSCSI name (iqn.YYYY-MM.reverse.domain[:id], lower case)`);
+  const luns = r.get('luns').required().array().map(parseLun);
+  const seen = new Set<number>();
+  luns.forEach((l, i) => {
+    if (seen.has(l.lun)) r.get('luns').at(i).fail(`LUN ${l.lun} is defined twice`);
+    seen.add(l.lun);
+  });
+  return {
+    iqn,
+    alias: r.get('alias').optionalString(),
+    portalGroupTag: r.get('portalGroupTag').int(1, 1, 65535),
+    luns,
+  };
+}
+
+function parseLun(r: Reader): LunConfig {
+  r.object(['lun', 'name', 'store', 'size', 'blockSize', 'cache', 'readOnly']);
+  const nameR = r.get('name');
+  const name = nameR.string();
+  if (!validLunName(name)) nameR.fail(`"${name}" is not a valid LUN name (letters, digits, . _ -; up to 63)`);
+  const sizeR = r.get('size');
+  const sizeBytes = sizeR.size();
+  if (sizeBytes <= 0 || sizeBytes % (1024 * 1024) !== 0) sizeR.fail('size must be a positive multiple of 1MiB (the chunk size)');
+  const blockSize = r.get('blockSize').int(512, 512, 4096);
+  if (blockSize !== 512 && blockSize !== 4096) r.get('blockSize').fail('blockSize must be 512 (512e) or 4096 (4Kn)');
+  const cache = r.get('cache');
+  if (cache.present) cache.object(['size', 'mode', 'flushDelay']);
+  const cacheSize = cache.present ? cache.get('size') : undefined;
+  const cacheBytes = cacheSize ? cacheSize.size(256 * 1024 * 1024) : 256 * 1024 * 1024;
+  if (cacheBytes < 4 * 1024 * 1024) cacheSize?.fail('cache size must be at least 4MiB');
+  return {
+    lun: r.get('lun').int(undefined, 0, 16383),
+    name,
+    store: r.get('store').oneOf(['file'] as const, 'file'),
+    sizeBytes,
+    blockSize: blockSize as 512 | 4096,
+    cacheBytes,
+    cacheMode: cache.present ? cache.get('mode').oneOf(['write-back', 'write-through'] as const, 'write-back') : 'write-back',
+    flushDelayMs: cache.present ? cache.get('flushDelay').duration(200) : 200,
+    readOnly: r.get('readOnly').bool(false),
+  };
+}
+
+function checkUnique(root: Reader, targets: readonly TargetConfig[]): void {
+  const iqns = new Set<string>();
+  const names = new Map<string, string>();
+  targets.forEach((t, ti) => {
+    if (iqns.has(t.iqn)) root.get('targets').at(ti).get('iqn').fail(`target ${t.iqn} is defined twice`);
+    iqns.add(t.iqn);
+    t.luns.forEach((l, li) => {
+      const key = `${l.store}:${l.name}`;
+      if (names.has(key)) {
+        root.get('targets').at(ti).get('luns').at(li).get('name').fail(`LUN name "${l.name}" is already used by ${names.get(key)}`);
+      }
+      names.set(key, `${t.iqn} LUN ${l.lun}`);
+    });
+  });
+}

@@ -1,0 +1,42 @@
+import type { Command } from './command';
+import { REPORT_LUNS, REQUEST_SENSE, SYNCHRONIZE_CACHE_10, SYNCHRONIZE_CACHE_16, TEST_UNIT_READY } from './commands/basic';
+import { READ_CAPACITY_10, READ_CAPACITY_16 } from './commands/capacity';
+import { INQUIRY } from './commands/inquiry';
+import { READ_WRITE_COMMANDS } from './commands/read-write';
+import type { LogicalUnit } from './logical-unit';
+
+/**
+ * Every command the device server implements, in one table (tgt's sbc_template.ops, LIO's
+ * sbc_parse_cdb): nothing registers itself by being imported.
+ */
+export const COMMANDS: readonly Command<LogicalUnit>[] = [
+  TEST_UNIT_READY,
+  REQUEST_SENSE,
+  INQUIRY,
+  REPORT_LUNS,
+  READ_CAPACITY_10,
+  READ_CAPACITY_16,
+  SYNCHRONIZE_CACHE_10,
+  SYNCHRONIZE_CACHE_16,
+  ...READ_WRITE_COMMANDS,
+];
+
+/** Opcodes whose service action is in byte 1 bits 4-0 (SPC-5 §4.2.5.2). */
+const SERVICE_ACTION_OPCODES = new Set(COMMANDS.filter((c) => c.def.serviceAction !== undefined).map((c) => c.def.opcode));
+
+const byKey = new Map<number, Command<LogicalUnit>>();
+for (const c of COMMANDS) {
+  const key = c.def.serviceAction === undefined ? c.def.opcode : (c.def.opcode << 8) | c.def.serviceAction;
+  if (byKey.has(key)) throw new Error(`duplicate command ${c.def.name}`);
+  byKey.set(key, c);
+}
+
+export function lookupCommand(cdb: Buffer): Command<LogicalUnit> | undefined {
+  const op = cdb[0];
+  if (SERVICE_ACTION_OPCODES.has(op)) return byKey.get((op << 8) | (cdb[1] & 0x1f));
+  return byKey.get(op);
+}
+
+export function hasServiceActions(opcode: number): boolean {
+  return SERVICE_ACTION_OPCODES.has(opcode);
+}

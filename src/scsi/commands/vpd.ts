@@ -1,0 +1,142 @@
+import { serialOf } from '../identity';
+import type { LogicalUnit } from '../logical-unit';
+import { MAX_TRANSFER_BYTES } from './rw-decode';
+
+/**
+ * The IEEE company ID in our NAA-6 designators. This is a locally administered CID (the X bit
+ * of the first octet is set), so it cannot collide with a registered vendor's OUI.
+ */
+export const NAA_COMPANY_ID = 0x0a5374;
+
+/** Thin-provisioning facts reported in READ CAPACITY(16) and VPD B0h/B2h (SBC-4 §4.7). */
+export const PROVISIONING = {
+  /** Logical block provisioning management enabled (LBPME). */
+  lbpme: false,
+  /** Unmapped blocks read as zeros (LBPRZ = 001b). */
+  lbprz: false,
+  /** UNMAP supported (LBPU). */
+  unmap: false,
+  /** WRITE SAME(16)/(10) with UNMAP supported (LBPWS/LBPWS10). */
+  writeSameUnmap: false,
+};
+
+/** Block Limits (SBC-4 §6.6.4): what our command paths accept. */
+export const BLOCK_LIMITS = {
+  maxCompareAndWriteBlocks: 255,
+  maxTransferBytes: MAX_TRANSFER_BYTES,
+  /** One chunk: the unit of an S3 object. */
+  optimalTransferBytes: 1024 * 1024,
+  maxUnmapBytes: 1024 * 1024 * 1024,
+  maxUnmapDescriptors: 256,
+  maxWriteSameBytes: 1024 * 1024 * 1024,
+};
+
+interface VpdPageDef {
+  readonly code: number;
+  readonly build: (lu: LogicalUnit) => Buffer;
+}
+
+/** 00h: supported VPD pages, ascending (SPC-5 §7.7.16). */
+function supportedPages(): Buffer {
+  return Buffer.from(VPD_PAGES.map((p) => p.code));
+}
+
+/** 80h: unit serial number (SPC-5 §7.7.18). */
+function unitSerial(lu: LogicalUnit): Buffer {
+  return Buffer.from(serialOf(lu.identity.uuid), 'ascii');
+}
+
+function designator(codeSet: number, piv: boolean, association: number, type: number, value: Buffer): Buffer {
+  const h = Buffer.alloc(4);
+  h[0] = (piv ? 0x50 : 0x00) | codeSet; // PROTOCOL IDENTIFIER 5h (iSCSI) when PIV is set
+  h[1] = (piv ? 0x80 : 0) | (association << 4) | type;
+  h[3] = value.length;
+  return Buffer.concat([h, value]);
+}
+
+/** NAA IEEE Registered Extended (NAA 6h, SPC-5 §7.7.6.6.5), 100 bits taken from the LUN's UUID. */
+export function naa6(uuid: string): Buffer {
+  const hex = `6${NAA_COMPANY_ID.toString(16).padStart(6, '0')}${serialOf(uuid).slice(0, 25)}`;
+  return Buffer.from(hex, 'hex');
+}
+
+/** SCSI name strings are null-terminated and padded to a multiple of 4 (SPC-5 §7.7.6.11). */
+function scsiName(name: string): Buffer {
+  const raw = Buffer.from(name, 'utf8');
+  const len = (raw.length + 1 + 3) & ~3;
+  const b = Buffer.alloc(len);
+  raw.copy(b);
+  return b;
+}
+
+/**
+ * 83h: device identification (SPC-5 §7.7.6). The LU designators (NAA-6 and T10 vendor ID)
+ * come from the per-LUN UUID, so they survive restarts and differ between LUNs: ESXi and
+ * Windows MPIO key devices by them.
+ */
+function deviceIdentification(lu: LogicalUnit): Buffer {
+  const t10 = Buffer.concat([Buffer.from(lu.identity.vendor.padEnd(8, ' ').slice(0, 8), 'ascii'), Buffer.from(serialOf(lu.identity.uuid), 'ascii')]);
+  const relPort = Buffer.alloc(4);
+  relPort.writeUInt16BE(1, 2);
+  return Buffer.concat([
+    designator(1, false, 0, 3, naa6(lu.identity.uuid)), // binary, LU, NAA
+    designator(2, false, 0, 1, t10), // ASCII, LU, T10 vendor ID
+    designator(1, true, 1, 4, relPort), // binary, target port, relative target port identifier
+    designator(3, true, 2, 8, scsiName(lu.target.iqn)), // UTF-8, target device, SCSI name string
+  ]);
+}
+
+/** 86h: Extended INQUIRY Data (SPC-5 §7.7.7). */
+function extendedInquiry(lu: LogicalUnit): Buffer {
+  const b = Buffer.alloc(0x3c);
+  b[1] = 0x07; // HEADSUP, ORDSUP, SIMPSUP: all task attributes
+  b[2] = lu.volume.cacheMode === 'write-back' ? 0x01 : 0x00; // V_SUP: volatile cache present
+  return b;
+}
+
+/** B0h: Block Limits (SBC-4 §6.6.4). */
+function blockLimits(lu: LogicalUnit): Buffer {
+  const bs = lu.blockSize;
+  const b = Buffer.alloc(0x3c);
+  b[1] = BLOCK_LIMITS.maxCompareAndWriteBlocks;
+  // OPTIMAL TRANSFER LENGTH GRANULARITY: one physical block (4096 bytes).
+  b.writeUInt16BE(4096 / bs, 2);
+  b.writeUInt32BE(BLOCK_LIMITS.maxTransferBytes / bs, 4);
+  b.writeUInt32BE(BLOCK_LIMITS.optimalTransferBytes / bs, 8);
+  b.writeUInt32BE(BLOCK_LIMITS.maxTransferBytes / bs, 12); // MAXIMUM PREFETCH LENGTH
+  if (PROVISIONING.unmap) {
+    b.writeUInt32BE(BLOCK_LIMITS.maxUnmapBytes / bs, 16);
+    b.writeUInt32BE(BLOCK_LIMITS.maxUnmapDescriptors, 20);
+  }
+  // OPTIMAL UNMAP GRANULARITY = one chunk; VMFS6 reclaims automatically only at <= 1 MiB.
+  b.writeUInt32BE(lu.volume.info.chunkSize / bs, 24);
+  b.writeUInt32BE(0x80000000, 28); // UGAVALID, alignment 0
+  b.writeBigUInt64BE(BigInt(BLOCK_LIMITS.maxWriteSameBytes / bs), 32);
+  return b;
+}
+
+/** B1h: Block Device Characteristics (SBC-4 §6.6.2). */
+function blockCharacteristics(): Buffer {
+  const b = Buffer.alloc(0x3c);
+  b.writeUInt16BE(0x0001, 0); // MEDIUM ROTATION RATE: non-rotating medium
+  return b;
+}
+
+/** B2h: Logical Block Provisioning (SBC-4 §6.6.5). */
+function logicalBlockProvisioning(): Buffer {
+  const b = Buffer.alloc(4);
+  b[0] = 0; // THRESHOLD EXPONENT
+  b[1] = (PROVISIONING.unmap ? 0x80 : 0) | (PROVISIONING.writeSameUnmap ? 0x60 : 0) | (PROVISIONING.lbprz ? 0x04 : 0);
+  b[2] = 0x02; // PROVISIONING TYPE: thin provisioned
+  return b;
+}
+
+export const VPD_PAGES: readonly VpdPageDef[] = [
+  { code: 0x00, build: supportedPages },
+  { code: 0x80, build: unitSerial },
+  { code: 0x83, build: deviceIdentification },
+  { code: 0x86, build: extendedInquiry },
+  { code: 0xb0, build: blockLimits },
+  { code: 0xb1, build: blockCharacteristics },
+  { code: 0xb2, build: logicalBlockProvisioning },
+];

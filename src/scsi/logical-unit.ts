@@ -1,0 +1,53 @@
+import type { Volume } from '../storage/volume';
+import type { LuIdentity } from './identity';
+import { ModePages } from './mode/mode-pages';
+import { Reservations } from './reservations/reservations';
+import { TaskSet } from './task-set';
+import { UnitAttentions } from './unit-attention';
+
+/** The target-wide facts a logical unit reports (REPORT LUNS, device identification). */
+export interface TargetPortInfo {
+  readonly iqn: string;
+  /** Every LUN number the target exposes, for REPORT LUNS. */
+  lunNumbers(): number[];
+}
+
+/**
+ * A logical unit (SAM-5 §4.6): one volume plus the state SCSI keeps about it — its task set,
+ * unit attentions, mode parameters and reservations.
+ */
+export class LogicalUnit {
+  readonly tasks = new TaskSet();
+  readonly ua = new UnitAttentions();
+  readonly mode: ModePages;
+  readonly reservations: Reservations;
+
+  constructor(
+    readonly lun: number,
+    readonly volume: Volume,
+    readonly identity: LuIdentity,
+    readonly target: TargetPortInfo,
+  ) {
+    this.mode = new ModePages(this);
+    this.reservations = new Reservations(this);
+  }
+
+  get blockSize(): number {
+    return this.volume.info.logicalBlockSize;
+  }
+
+  get capacityBlocks(): bigint {
+    return BigInt(this.volume.info.sizeBytes / this.volume.info.logicalBlockSize);
+  }
+
+  /** D_SENSE in the Control mode page picks descriptor-format sense (SPC-5 §7.5.8). */
+  get descriptorSense(): boolean {
+    return this.mode.descriptorSense;
+  }
+
+  /** Restores state kept with the volume (saved mode pages, persistent reservations). */
+  async load(): Promise<void> {
+    await this.mode.load();
+    await this.reservations.load();
+  }
+}

@@ -1,0 +1,74 @@
+import { log } from '../util/log';
+import type { LunLayout } from './layout';
+import type { ObjectStore } from './object-store';
+
+const UNKNOWN = 0;
+const PRESENT = 1;
+const HOLE = 2;
+
+/**
+ * Which chunks exist in the store. Built lazily by one background listing, so opening a LUN
+ * never waits on it; every PUT and DELETE updates it as it happens, and the listing only fills
+ * chunks nobody touched meanwhile. Once loaded, known holes cost no request.
+ */
+export class AllocationMap {
+  private readonly state: Uint8Array;
+  private loading: Promise<void> | undefined;
+  private loadedFlag = false;
+
+  constructor(readonly chunks: number) {
+    this.state = new Uint8Array(chunks);
+  }
+
+  get loaded(): boolean {
+    return this.loadedFlag;
+  }
+
+  isHole(i: number): boolean {
+    return this.state[i] === HOLE;
+  }
+
+  isPresent(i: number): boolean {
+    return this.state[i] === PRESENT;
+  }
+
+  /** Present or not yet known: a request may find something. */
+  mayExist(i: number): boolean {
+    return this.state[i] !== HOLE;
+  }
+
+  set(i: number, present: boolean): void {
+    if (i < this.chunks) this.state[i] = present ? PRESENT : HOLE;
+  }
+
+  /** Starts (once) the background listing; resolves when the map is complete. */
+  load(store: ObjectStore, layout: LunLayout): Promise<void> {
+    if (!this.loading) {
+      this.loading = this.list(store, layout).catch((e) => {
+        this.loading = undefined;
+        log.warn('allocation map listing failed; will retry on demand', { lun: layout.name, error: (e as Error).message });
+        throw e;
+      });
+    }
+    return this.loading;
+  }
+
+  private async list(store: ObjectStore, layout: LunLayout): Promise<void> {
+    const seen = new Uint8Array(this.chunks);
+    for await (const entry of store.list(layout.chunksPrefix, { lane: 'background' })) {
+      const i = layout.chunkIndexOf(entry.key);
+      if (i !== undefined && i < this.chunks) seen[i] = 1;
+    }
+    for (let i = 0; i < this.chunks; i++) {
+      if (this.state[i] === UNKNOWN) this.state[i] = seen[i] ? PRESENT : HOLE;
+    }
+    this.loadedFlag = true;
+  }
+
+  /** Chunks currently known present (for statistics and defrag). */
+  presentCount(): number {
+    let n = 0;
+    for (let i = 0; i < this.chunks; i++) if (this.state[i] === PRESENT) n++;
+    return n;
+  }
+}

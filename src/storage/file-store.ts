@@ -1,0 +1,250 @@
+import { randomBytes } from 'node:crypto';
+import { constants, promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { StorageError } from './errors';
+import type { GetResult, ListEntry, ObjectMeta, ObjectStore, PutOptions } from './object-store';
+
+/**
+ * The local chunk store: the S3 layout in a directory, one file per object. Writes are atomic
+ * and durable (temporary file, fsync, rename, fsync of the directory). User metadata (the
+ * chunk CRCs) rides in a small trailer after the body, so body and checksum change together:
+ *   [body][metadata JSON][u32 BE length of the JSON]["S3TGTMD1"]
+ */
+const MAGIC = Buffer.from('S3TGTMD1');
+const TRAILER_FIXED = 4 + MAGIC.length;
+const TEMP_MARK = '.tmp-';
+const LOCK_SUFFIX = '.lock';
+
+interface Opened {
+  readonly fh: fs.FileHandle;
+  readonly meta: ObjectMeta;
+}
+
+export class FileObjectStore implements ObjectStore {
+  readonly description: string;
+
+  constructor(private readonly root: string) {
+    this.description = `file:${path.resolve(root)}`;
+  }
+
+  private pathOf(key: string): string {
+    if (key.split('/').some((p) => p === '..' || p === '') || key.includes('\0')) {
+      throw new StorageError('invalid', `invalid object key "${key}"`);
+    }
+    return path.join(this.root, ...key.split('/'));
+  }
+
+  async get(key: string, range?: { offset: number; length: number }): Promise<GetResult | null> {
+    const o = await this.open(key);
+    if (!o) return null;
+    try {
+      const start = range ? Math.min(range.offset, o.meta.size) : 0;
+      const end = range ? Math.min(o.meta.size, range.offset + range.length) : o.meta.size;
+      const body = Buffer.allocUnsafe(end - start);
+      await readFully(o.fh, body, start);
+      return { body, meta: o.meta };
+    } finally {
+      await o.fh.close();
+    }
+  }
+
+  async head(key: string): Promise<ObjectMeta | null> {
+    const o = await this.open(key);
+    if (!o) return null;
+    await o.fh.close();
+    return o.meta;
+  }
+
+  private async open(key: string): Promise<Opened | null> {
+    let fh: fs.FileHandle;
+    try {
+      fh = await fs.open(this.pathOf(key), 'r');
+    } catch (e) {
+      if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return null;
+      throw storageErrorOf(e, `open ${key}`);
+    }
+    try {
+      const st = await fh.stat({ bigint: true });
+      const fileSize = Number(st.size);
+      const etag = `${st.ino.toString(16)}-${st.size.toString(16)}-${st.mtimeNs.toString(16)}`;
+      let size = fileSize;
+      let metadata: Record<string, string> = {};
+      if (fileSize >= TRAILER_FIXED) {
+        const tail = Buffer.alloc(TRAILER_FIXED);
+        await readFully(fh, tail, fileSize - TRAILER_FIXED);
+        if (tail.subarray(4).equals(MAGIC)) {
+          const metaLen = tail.readUInt32BE(0);
+          if (metaLen > 65536 || metaLen + TRAILER_FIXED > fileSize) throw new StorageError('data', `${key}: corrupt metadata trailer`);
+          const json = Buffer.alloc(metaLen);
+          await readFully(fh, json, fileSize - TRAILER_FIXED - metaLen);
+          metadata = parseMeta(json, key);
+          size = fileSize - TRAILER_FIXED - metaLen;
+        }
+      }
+      return { fh, meta: { size, etag, metadata } };
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+  }
+
+  async put(key: string, body: Buffer, opts: PutOptions = {}): Promise<{ etag: string }> {
+    const final = this.pathOf(key);
+    const dir = path.dirname(final);
+    const tmp = `${final}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await fs.mkdir(dir, { recursive: true });
+      const fh = await fs.open(tmp, constants.O_CREAT | constants.O_WRONLY | constants.O_TRUNC, 0o644);
+      try {
+        const parts = [body];
+        const meta = opts.metadata ?? {};
+        if (Object.keys(meta).length > 0) {
+          const json = Buffer.from(JSON.stringify(meta));
+          const len = Buffer.alloc(4);
+          len.writeUInt32BE(json.length);
+          parts.push(json, len, MAGIC);
+        }
+        await fh.writev(parts);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      if (opts.ifNoneMatch === '*') {
+        // link() fails if the name exists: an atomic create-only, across processes.
+        try {
+          await fs.link(tmp, final);
+        } catch (e) {
+          if (errno(e) === 'EEXIST') throw new StorageError('precondition', `${key} already exists`);
+          throw e;
+        }
+        await fs.unlink(tmp);
+      } else if (opts.ifMatch !== undefined) {
+        await this.withLock(final, async () => {
+          const cur = await this.head(key);
+          if (!cur || cur.etag !== opts.ifMatch) throw new StorageError('precondition', `${key} changed`);
+          await fs.rename(tmp, final);
+        });
+      } else {
+        await fs.rename(tmp, final);
+      }
+      await syncDir(dir);
+      const st = await fs.stat(final, { bigint: true });
+      return { etag: `${st.ino.toString(16)}-${st.size.toString(16)}-${st.mtimeNs.toString(16)}` };
+    } catch (e) {
+      await fs.unlink(tmp).catch(() => undefined);
+      throw storageErrorOf(e, `put ${key}`);
+    }
+  }
+
+  /** A cross-process lock for compare-and-swap: an O_EXCL lock file, stale after 10 s. */
+  private async withLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+    const lock = `${file}${LOCK_SUFFIX}`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const fh = await fs.open(lock, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY);
+        await fh.close();
+        break;
+      } catch (e) {
+        if (errno(e) !== 'EEXIST') throw e;
+        const st = await fs.stat(lock).catch(() => undefined);
+        if (st && Date.now() - st.mtimeMs > 10_000) await fs.unlink(lock).catch(() => undefined);
+        if (attempt > 500) throw new StorageError('unavailable', `lock ${lock} held too long`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await fs.unlink(lock).catch(() => undefined);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await fs.unlink(this.pathOf(key));
+    } catch (e) {
+      if (errno(e) !== 'ENOENT') throw storageErrorOf(e, `delete ${key}`);
+    }
+  }
+
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    const dirs = new Set<string>();
+    for (const k of keys) {
+      await this.delete(k);
+      dirs.add(path.dirname(this.pathOf(k)));
+    }
+    for (const d of dirs) await syncDir(d).catch(() => undefined);
+  }
+
+  async *list(prefix: string): AsyncIterable<ListEntry> {
+    const slash = prefix.lastIndexOf('/');
+    const baseKey = slash >= 0 ? prefix.slice(0, slash) : '';
+    const start = baseKey ? this.pathOf(baseKey) : this.root;
+    const keys: string[] = [];
+    await walk(start, baseKey, keys);
+    keys.sort();
+    for (const key of keys) {
+      if (!key.startsWith(prefix)) continue;
+      const meta = await this.head(key);
+      if (meta) yield { key, size: meta.size };
+    }
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function walk(dir: string, keyPrefix: string, out: string[]): Promise<void> {
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return;
+    throw storageErrorOf(e, `list ${dir}`);
+  }
+  for (const ent of entries) {
+    const key = keyPrefix ? `${keyPrefix}/${ent.name}` : ent.name;
+    if (ent.isDirectory()) await walk(path.join(dir, ent.name), key, out);
+    else if (ent.isFile() && !ent.name.includes(TEMP_MARK) && !ent.name.endsWith(LOCK_SUFFIX)) out.push(key);
+  }
+}
+
+async function readFully(fh: fs.FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+    if (bytesRead === 0) throw new StorageError('data', 'object shorter than its recorded size');
+    done += bytesRead;
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await fs.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function parseMeta(json: Buffer, key: string): Record<string, string> {
+  try {
+    const v: unknown = JSON.parse(json.toString('utf8'));
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+    const out: Record<string, string> = {};
+    for (const [k, val] of Object.entries(v)) if (typeof val === 'string') out[k] = val;
+    return out;
+  } catch (e) {
+    throw new StorageError('data', `${key}: unreadable metadata trailer (${(e as Error).message})`);
+  }
+}
+
+function errno(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
+}
+
+function storageErrorOf(e: unknown, what: string): StorageError {
+  if (e instanceof StorageError) return e;
+  const code = errno(e);
+  const kind = code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'EISDIR' ? 'invalid' : 'unavailable';
+  return new StorageError(kind, `${what}: ${(e as Error).message}`, { cause: e });
+}

@@ -1,0 +1,59 @@
+/**
+ * The one module that knows object keys (SlateDB's paths.rs). A LUN named `name` under
+ * `prefix` is:
+ *   <prefix>/<name>/volume.json              format version, size, block size, chunk size, UUID
+ *   <prefix>/<name>/chunks/<16 hex digits>   chunk i: bytes [i MiB, (i+1) MiB) of the LUN
+ *   <prefix>/<name>/lease.json               single-writer lease
+ *   <prefix>/<name>/records/<record>.json    persistent reservations, saved mode pages
+ */
+export const CHUNK_SIZE = 1024 * 1024;
+export const FORMAT_VERSION = 1;
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+export function validLunName(name: string): boolean {
+  return NAME_RE.test(name);
+}
+
+export class LunLayout {
+  readonly root: string;
+
+  constructor(
+    prefix: string,
+    readonly name: string,
+  ) {
+    if (!validLunName(name)) throw new Error(`invalid LUN name "${name}"`);
+    const p = prefix.replace(/^\/+|\/+$/g, '');
+    this.root = p ? `${p}/${name}` : name;
+  }
+
+  get volumeKey(): string {
+    return `${this.root}/volume.json`;
+  }
+
+  get leaseKey(): string {
+    return `${this.root}/lease.json`;
+  }
+
+  get chunksPrefix(): string {
+    return `${this.root}/chunks/`;
+  }
+
+  chunkKey(index: number): string {
+    return `${this.chunksPrefix}${index.toString(16).padStart(16, '0')}`;
+  }
+
+  /** The chunk index of a key under chunksPrefix, or undefined for anything else. */
+  chunkIndexOf(key: string): number | undefined {
+    if (!key.startsWith(this.chunksPrefix)) return undefined;
+    const hex = key.slice(this.chunksPrefix.length);
+    if (!/^[0-9a-f]{16}$/.test(hex)) return undefined;
+    const n = Number.parseInt(hex, 16);
+    return Number.isSafeInteger(n) ? n : undefined;
+  }
+
+  recordKey(name: string): string {
+    if (!/^[a-z0-9-]{1,32}$/.test(name)) throw new Error(`invalid record name "${name}"`);
+    return `${this.root}/records/${name}.json`;
+  }
+}

@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto';
+import { StorageError } from './errors';
+import type { GetResult, ListEntry, ObjectMeta, ObjectStore, PutOptions } from './object-store';
+
+interface Entry {
+  readonly body: Buffer;
+  readonly meta: ObjectMeta;
+}
+
+/** An in-process object store: for unit tests and the protocol-path benchmark. */
+export class MemoryObjectStore implements ObjectStore {
+  readonly description = 'memory';
+  private readonly objects = new Map<string, Entry>();
+
+  async get(key: string, range?: { offset: number; length: number }): Promise<GetResult | null> {
+    const e = this.objects.get(key);
+    if (!e) return null;
+    const body = range ? e.body.subarray(range.offset, Math.min(e.body.length, range.offset + range.length)) : e.body;
+    return { body: Buffer.from(body), meta: e.meta };
+  }
+
+  async head(key: string): Promise<ObjectMeta | null> {
+    return this.objects.get(key)?.meta ?? null;
+  }
+
+  async put(key: string, body: Buffer, opts: PutOptions = {}): Promise<{ etag: string }> {
+    const cur = this.objects.get(key);
+    if (opts.ifNoneMatch === '*' && cur) throw new StorageError('precondition', `${key} exists`);
+    if (opts.ifMatch !== undefined && cur?.meta.etag !== opts.ifMatch) throw new StorageError('precondition', `${key} changed`);
+    const etag = createHash('md5').update(body).digest('hex');
+    this.objects.set(key, { body: Buffer.from(body), meta: { size: body.length, etag, metadata: { ...(opts.metadata ?? {}) } } });
+    return { etag };
+  }
+
+  async delete(key: string): Promise<void> {
+    this.objects.delete(key);
+  }
+
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    for (const k of keys) this.objects.delete(k);
+  }
+
+  async *list(prefix: string): AsyncIterable<ListEntry> {
+    const keys = [...this.objects.keys()].filter((k) => k.startsWith(prefix)).sort();
+    for (const key of keys) {
+      const e = this.objects.get(key);
+      if (e) yield { key, size: e.body.length };
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  /** Test hook: the number of stored objects under a prefix. */
+  count(prefix = ''): number {
+    let n = 0;
+    for (const k of this.objects.keys()) if (k.startsWith(prefix)) n++;
+    return n;
+  }
+
+  /** Test hook: replaces stored bytes without touching metadata (simulates corruption). */
+  corrupt(key: string, offset: number): void {
+    const e = this.objects.get(key);
+    if (e) e.body[offset] ^= 0xff;
+  }
+}

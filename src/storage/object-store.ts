@@ -1,0 +1,56 @@
+/**
+ * I/O lanes of the bounded request pool: foreground reads are never queued behind flushes or
+ * background work (see io-pool.ts).
+ */
+export type Lane = 'foreground' | 'flush' | 'background';
+
+export interface RequestOptions {
+  readonly lane?: Lane;
+}
+
+export interface ObjectMeta {
+  readonly size: number;
+  /** Entity tag without quotes (RGW compares If-Match against the unquoted form). */
+  readonly etag: string;
+  /** User metadata (x-amz-meta-*), lower-case keys. */
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export interface GetResult {
+  /** The whole object, or the requested range of it. */
+  readonly body: Buffer;
+  readonly meta: ObjectMeta;
+}
+
+export interface PutOptions extends RequestOptions {
+  readonly metadata?: Readonly<Record<string, string>>;
+  /** Create only: fails with a `precondition` StorageError if the key exists (If-None-Match: *). */
+  readonly ifNoneMatch?: '*';
+  /** Replace only this version: fails with `precondition` otherwise (If-Match). */
+  readonly ifMatch?: string;
+}
+
+export interface ListEntry {
+  readonly key: string;
+  readonly size: number;
+}
+
+/**
+ * The object store contract every backend implements (local directory, S3, memory) and the
+ * conformance suite in test/ checks: a put is atomic (a reader sees the old or the new object,
+ * never a mix), a missing object is `null`, not an error, and every failure is a StorageError.
+ */
+export interface ObjectStore {
+  readonly description: string;
+  /** The object or a byte range of it; null when the key does not exist. */
+  get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null>;
+  head(key: string, opts?: RequestOptions): Promise<ObjectMeta | null>;
+  put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }>;
+  /** Deleting a missing key succeeds. */
+  delete(key: string, opts?: RequestOptions): Promise<void>;
+  /** Deletes many keys, batched by the backend (S3 DeleteObjects takes 1000). */
+  deleteMany(keys: readonly string[], opts?: RequestOptions): Promise<void>;
+  /** Keys under a prefix in lexicographic order. */
+  list(prefix: string, opts?: RequestOptions): AsyncIterable<ListEntry>;
+  close(): Promise<void>;
+}

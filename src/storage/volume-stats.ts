@@ -1,0 +1,35 @@
+/**
+ * Counters a volume keeps about itself; the metrics module reads them (pull), so the data path
+ * does not depend on the metrics library.
+ */
+export class VolumeStats {
+  bytesRead = 0;
+  bytesWritten = 0;
+  bytesDiscarded = 0;
+  cacheHits = 0;
+  cacheMisses = 0;
+  holeReads = 0;
+  baseFetches = 0;
+  readAheadChunks = 0;
+  chunksUploaded = 0;
+  bytesUploaded = 0;
+  chunksDeleted = 0;
+  flushErrors = 0;
+  checksumErrors = 0;
+  backPressureWaits = 0;
+  /** Flush latencies in ms since the last drain (bounded). */
+  readonly flushLatency = new BoundedSamples(4096);
+}
+
+export class BoundedSamples {
+  private samples: number[] = [];
+  constructor(private readonly max: number) {}
+  push(v: number): void {
+    if (this.samples.length < this.max) this.samples.push(v);
+  }
+  drain(): number[] {
+    const s = this.samples;
+    this.samples = [];
+    return s;
+  }
+}

@@ -1,0 +1,66 @@
+/** What a volume is: fixed when it is created and kept in its `volume.json`. */
+export interface VolumeInfo {
+  readonly name: string;
+  readonly sizeBytes: number;
+  readonly logicalBlockSize: 512 | 4096;
+  readonly chunkSize: number;
+  /** Per-LUN UUID: the source of the VPD 83h designators, stable across restarts. */
+  readonly uuid: string;
+  readonly created: string;
+}
+
+export interface ByteRange {
+  readonly offset: number;
+  readonly length: number;
+}
+
+export interface WriteOptions {
+  /** Force Unit Access (SBC-4 §4.15): return only once the data is in the backing store. */
+  readonly fua?: boolean;
+}
+
+export interface AllocationExtent extends ByteRange {
+  readonly mapped: boolean;
+}
+
+/** Write cache behaviour, reported by the Caching mode page's WCE bit (SBC-4 §6.5.5). */
+export type CacheMode = 'write-back' | 'write-through';
+
+/**
+ * The backend contract the SCSI command set uses (LIO's execute_rw / sync_cache / write_same /
+ * unmap). Offsets and lengths are bytes, aligned to the logical block size and already range
+ * checked by the caller. Every method is safe under concurrency: overlapping operations are
+ * ordered, non-overlapping ones run in parallel.
+ */
+export interface Volume {
+  readonly info: VolumeInfo;
+  readonly readOnly: boolean;
+  readonly cacheMode: CacheMode;
+  read(offset: number, length: number): Promise<Buffer>;
+  write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void>;
+  /**
+   * SBC-4 §5.3: atomically compares `expected` with the stored bytes at `offset` and, only if
+   * they are equal, writes `data`. Returns -1 on success or the offset (from `offset`) of the
+   * first differing byte, in which case nothing was written.
+   */
+  compareAndWrite(offset: number, expected: Buffer, data: Buffer, opts?: WriteOptions): Promise<number>;
+  /** Makes every acknowledged write durable in the backing store (SYNCHRONIZE CACHE). */
+  flush(range?: ByteRange): Promise<void>;
+  /**
+   * Deallocates ranges: afterwards they read as zeros (LBPRZ=1). Whole chunks become deletions,
+   * partial chunks are zeroed in place.
+   */
+  discard(ranges: readonly ByteRange[], opts?: WriteOptions): Promise<void>;
+  /** Writes `block` repeatedly over the range (WRITE SAME); an all-zero block may deallocate. */
+  writeSame(range: ByteRange, block: Buffer, opts?: WriteOptions & { readonly unmap?: boolean }): Promise<void>;
+  /** Which parts of the range are mapped (backed by a stored chunk), at chunk granularity. */
+  allocation(range: ByteRange): Promise<AllocationExtent[]>;
+  /** Hints that the range will be read soon (PRE-FETCH). */
+  prefetch(range: ByteRange): Promise<void>;
+  /** Switches write-back vs write-through at run time (MODE SELECT of WCE). */
+  setCacheMode(mode: CacheMode): Promise<void>;
+  /** Small named records kept with the volume (persistent reservations, saved mode pages). */
+  loadRecord(name: string): Promise<Buffer | null>;
+  saveRecord(name: string, data: Buffer): Promise<void>;
+  close(): Promise<void>;
+}
