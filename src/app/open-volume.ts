@@ -30,7 +30,10 @@ export async function openVolume(store: ObjectStore, layout: LunLayout, lun: Lun
     );
   }
   if (info.logicalBlockSize !== lun.blockSize) {
-    throw new StorageError('invalid', `LUN ${layout.name} has ${info.logicalBlockSize}-byte blocks in the store, ${lun.blockSize} in the configuration`);
+    throw new StorageError(
+      'invalid',
+      `LUN ${layout.name} has ${info.logicalBlockSize}-byte blocks in the store, ${lun.blockSize} in the configuration`,
+    );
   }
   return new ChunkVolume(store, layout, info, {
     cacheBytes: lun.cacheBytes,

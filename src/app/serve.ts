@@ -1,6 +1,6 @@
 import type { Config } from '../config/config';
-import { IscsiServer } from '../iscsi/server';
 import { DEFAULT_TARGET_LIMITS } from '../iscsi/login/params';
+import { IscsiServer } from '../iscsi/server';
 import type { PortalAddress } from '../iscsi/target-entry';
 import { DEFAULT_PRODUCT, DEFAULT_VENDOR, PRODUCT_REVISION } from '../scsi/identity';
 import { LogicalUnit } from '../scsi/logical-unit';
@@ -35,7 +35,12 @@ export async function serve(config: Config): Promise<Running> {
       for (const l of t.luns) {
         const volume = await openVolume(fileStore, new LunLayout('', l.name), l);
         volumes.set(l.name, volume);
-        const lu = new LogicalUnit(l.lun, volume, { vendor: DEFAULT_VENDOR, product: DEFAULT_PRODUCT, revision: PRODUCT_REVISION, uuid: volume.info.uuid }, scsi);
+        const lu = new LogicalUnit(
+          l.lun,
+          volume,
+          { vendor: DEFAULT_VENDOR, product: DEFAULT_PRODUCT, revision: PRODUCT_REVISION, uuid: volume.info.uuid },
+          scsi,
+        );
         await lu.load();
         scsi.addLun(lu);
         log.info('LUN ready', { target: t.iqn, lun: l.lun, name: l.name, size: volume.info.sizeBytes, store: fileStore.description });

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { serve } from '../app/serve';
 import { loadConfig } from '../config/config';
 import { ConfigError } from '../config/errors';
-import { serve } from '../app/serve';
 import { log } from '../util/log';
 
 /** Exit codes (documented in the README). */

@@ -104,7 +104,16 @@ function parseLog(r: Reader): Config['log'] {
 }
 
 function parseIscsi(r: Reader): IscsiTuning {
-  const keys = ['queueDepth', 'maxRecvDataSegmentLength', 'maxBurstLength', 'firstBurstLength', 'maxOutstandingR2T', 'nopInterval', 'nopTimeout', 'loginTimeout'];
+  const keys = [
+    'queueDepth',
+    'maxRecvDataSegmentLength',
+    'maxBurstLength',
+    'firstBurstLength',
+    'maxOutstandingR2T',
+    'nopInterval',
+    'nopTimeout',
+    'loginTimeout',
+  ];
   if (r.present) r.object(keys);
   const g = (k: string): Reader => (r.present ? r.get(k) : new Reader(new Locator('', undefined, undefined), [k], undefined));
   return {
@@ -176,7 +185,13 @@ function checkUnique(root: Reader, targets: readonly TargetConfig[]): void {
     t.luns.forEach((l, li) => {
       const key = `${l.store}:${l.name}`;
       if (names.has(key)) {
-        root.get('targets').at(ti).get('luns').at(li).get('name').fail(`LUN name "${l.name}" is already used by ${names.get(key)}`);
+        root
+          .get('targets')
+          .at(ti)
+          .get('luns')
+          .at(li)
+          .get('name')
+          .fail(`LUN name "${l.name}" is already used by ${names.get(key)}`);
       }
       names.set(key, `${t.iqn} LUN ${l.lun}`);
     });

@@ -1,10 +1,11 @@
 import type { Socket } from 'node:net';
 import { log } from '../util/log';
+import { unreachable } from '../util/unreachable';
 import { digestOf, writeDigest } from './digest';
 import { PduError, RejectReason } from './errors';
-import { handleDataOut, handleScsiCommand } from './ffp/scsi-command';
 import { handleLogout } from './ffp/logout';
 import { handleNopOut } from './ffp/nop';
+import { handleDataOut, handleScsiCommand } from './ffp/scsi-command';
 import { handleTaskMgmt } from './ffp/task-mgmt';
 import { handleText } from './ffp/text';
 import { Framer, type ReceivedFrame } from './framer';
@@ -12,14 +13,14 @@ import { LoginMachine, type LoginResult, type LoginStep } from './login/login-ma
 import { type ConnectionParams, DEFAULT_MAX_RECV_DSL } from './login/params';
 import { LoginFailure, LoginStatus } from './login/status';
 import { serializeText } from './login/text-codec';
+import { buildNexus } from './nexus';
 import { decodeInitiatorPdu, type InitiatorPdu } from './pdu';
+import { type OutFrame, pad4 } from './pdu/frame';
 import { encodeLoginResponse, type LoginRequestPdu } from './pdu/login';
 import { encodeNopIn } from './pdu/nop';
-import { pad4, type OutFrame } from './pdu/frame';
 import { RESERVED_TAG } from './pdu/opcodes';
 import { encodeReject } from './pdu/reject';
 import type { PortalContext } from './portal-context';
-import { buildNexus } from './nexus';
 import { Session, type SessionConnection } from './session';
 
 type ConnState = 'login' | 'full-feature' | 'logged-out' | 'closed';
@@ -145,10 +146,8 @@ export class Connection implements SessionConnection {
       case 'logged-out':
       case 'closed':
         return;
-      default: {
-        const never: never = this.state;
-        return never;
-      }
+      default:
+        unreachable(this.state);
     }
   }
 
@@ -182,10 +181,8 @@ export class Connection implements SessionConnection {
       case 'snack-request':
         // RFC 7143 §11.16: SNACK needs ErrorRecoveryLevel > 0; we negotiate 0.
         throw new PduError('ISCSI_ERR_SEQUENCE', 'SNACK at ErrorRecoveryLevel 0');
-      default: {
-        const never: never = pdu;
-        return never;
-      }
+      default:
+        unreachable(pdu);
     }
   }
 

@@ -8,7 +8,7 @@ export const sn = {
   },
   /** a < b in serial arithmetic. */
   lt(a: number, b: number): boolean {
-    return a !== b && ((b - a) >>> 0) < 0x80000000;
+    return a !== b && (b - a) >>> 0 < 0x80000000;
   },
   lte(a: number, b: number): boolean {
     return a === b || sn.lt(a, b);

@@ -1,6 +1,6 @@
 import type { ITNexus } from '../scsi/nexus';
-import type { SessionParams } from './login/params';
 import type { SessionType } from './login/login-machine';
+import type { SessionParams } from './login/params';
 import { sn } from './serial';
 import type { IscsiTargetEntry } from './target-entry';
 import type { IscsiTask } from './task';

@@ -15,7 +15,7 @@ export function decodeLun(raw: bigint): number | undefined {
   const first = Number((raw >> 48n) & 0xffffn);
   if ((raw & 0xffffffffffffn) !== 0n) return undefined; // second-level addressing
   const method = first >> 14;
-  if (method === 0) return (first >> 8) === 0 ? first & 0xff : undefined; // bus 0 only
+  if (method === 0) return first >> 8 === 0 ? first & 0xff : undefined; // bus 0 only
   if (method === 1) return first & 0x3fff;
   return undefined;
 }

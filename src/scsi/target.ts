@@ -1,5 +1,6 @@
 import { StorageError } from '../storage/errors';
 import { log } from '../util/log';
+import { unreachable } from '../util/unreachable';
 import type { Command, CommandContext, HandlerResult, Outcome, Prepared } from './command';
 import { lookupCommand } from './command-table';
 import { absentLunOutcome } from './commands/absent-lun';
@@ -159,10 +160,8 @@ export class ScsiTarget implements TargetPortInfo {
         this.nexusLost(nexus);
         return 'complete';
       }
-      default: {
-        const never: never = fn;
-        return never;
-      }
+      default:
+        return unreachable(fn);
     }
   }
 

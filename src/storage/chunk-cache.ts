@@ -134,10 +134,12 @@ export class ChunkCache {
   }
 
   noteCleaned(e: ChunkEntry): void {
-    if (!e.dirty) {
-      this.dirtyCount = Math.max(0, this.dirtyCount - 1);
-      this.wake();
-    }
+    if (!e.dirty) this.dirtyCount = Math.max(0, this.dirtyCount - 1);
+  }
+
+  /** An entry stopped being busy (upload or fill done): a waiting writer may evict it now. */
+  noteIdle(e: ChunkEntry): void {
+    if (!e.busy && !e.dirty) this.wake();
   }
 
   /** An entry for writing chunk i, waiting for space when the cache is full of dirty chunks. */

@@ -6,8 +6,8 @@ import { CRC_META_KEY, segmentAligned, segmentCrcs, verifySegments } from './int
 import type { LunLayout } from './layout';
 import type { Lane, ObjectStore } from './object-store';
 import { RangeLock } from './range-lock';
-import { VolumeStats } from './volume-stats';
 import type { AllocationExtent, ByteRange, CacheMode, Volume, VolumeInfo, WriteOptions } from './volume';
+import { VolumeStats } from './volume-stats';
 
 export interface ChunkVolumeOptions {
   /** Cache size in bytes (dirty plus clean chunks). */
@@ -163,7 +163,7 @@ export class ChunkVolume implements Volume {
   /** Serves one chunk's part of a read; returns a promise only when it must wait. */
   private readPiece(p: Piece, out: Buffer): Promise<void> | undefined {
     const e = this.cache.get(p.index);
-    if (e && e.covers(p.inner, p.length)) {
+    if (e?.covers(p.inner, p.length)) {
       e.buf.copy(out, p.pos, p.inner, p.inner + p.length);
       this.cache.touch(e);
       this.stats.cacheHits++;
@@ -252,18 +252,22 @@ export class ChunkVolume implements Volume {
   private fillBase(e: ChunkEntry, lane: Lane): Promise<void> {
     if (e.fullyValid) return Promise.resolve();
     if (!e.filling) {
-      e.filling = (async () => {
-        try {
-          let base: Buffer | null = null;
-          if (this.alloc.mayExist(e.index)) {
-            base = (await this.fetchChunk(e.index, { offset: 0, length: this.info.chunkSize }, lane))?.body ?? null;
-            this.stats.baseFetches++;
-          }
-          e.mergeBase(base);
-        } finally {
-          e.filling = undefined;
+      const filling = (async () => {
+        let base: Buffer | null = null;
+        if (this.alloc.mayExist(e.index)) {
+          base = (await this.fetchChunk(e.index, { offset: 0, length: this.info.chunkSize }, lane))?.body ?? null;
+          this.stats.baseFetches++;
         }
+        e.mergeBase(base);
       })();
+      // Assigned after the body started: it may already have finished synchronously.
+      e.filling = filling;
+      filling
+        .finally(() => {
+          if (e.filling === filling) e.filling = undefined;
+          this.cache.noteIdle(e);
+        })
+        .catch(() => undefined);
     }
     return e.filling;
   }
@@ -403,7 +407,12 @@ export class ChunkVolume implements Volume {
     }
     for (let k = 0; k < toDelete.length; k += 1000) {
       const batch = toDelete.slice(k, k + 1000);
-      await this.chunkOps(batch, () => this.store.deleteMany(batch.map((i) => this.layout.chunkKey(i)), { lane: 'foreground' }));
+      await this.chunkOps(batch, () =>
+        this.store.deleteMany(
+          batch.map((i) => this.layout.chunkKey(i)),
+          { lane: 'foreground' },
+        ),
+      );
       for (const i of batch) this.alloc.set(i, false);
       this.stats.chunksDeleted += batch.length;
     }
@@ -439,6 +448,7 @@ export class ChunkVolume implements Volume {
         await e.flushing;
       } finally {
         e.flushing = undefined;
+        this.cache.noteIdle(e);
       }
     }
   }

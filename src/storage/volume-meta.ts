@@ -21,12 +21,7 @@ export async function readVolumeInfo(store: ObjectStore, layout: LunLayout): Pro
   return validate(v, layout.volumeKey);
 }
 
-export async function createVolume(
-  store: ObjectStore,
-  layout: LunLayout,
-  sizeBytes: number,
-  logicalBlockSize: 512 | 4096,
-): Promise<VolumeInfo> {
+export async function createVolume(store: ObjectStore, layout: LunLayout, sizeBytes: number, logicalBlockSize: 512 | 4096): Promise<VolumeInfo> {
   checkSize(sizeBytes);
   const info: VolumeJson = {
     formatVersion: FORMAT_VERSION,

@@ -1,6 +1,6 @@
 import { log } from '../../util/log';
 import { type Connection, endSession } from '../connection';
-import { encodeLogoutResponse, LogoutReason, LogoutResponseCode, type LogoutRequestPdu } from '../pdu/logout';
+import { encodeLogoutResponse, LogoutReason, type LogoutRequestPdu, LogoutResponseCode } from '../pdu/logout';
 import type { Session } from '../session';
 import { inOrder } from './order';
 
@@ -43,7 +43,11 @@ export function handleLogout(conn: Connection, session: Session, pdu: LogoutRequ
       clearTimeout(timer);
       respond(LogoutResponseCode.Success);
       conn.state = 'logged-out';
-      log.info('logout', { peer: conn.peer, tsih: session.tsih, reason: pdu.reason === LogoutReason.CloseSession ? 'close session' : 'close connection' });
+      log.info('logout', {
+        peer: conn.peer,
+        tsih: session.tsih,
+        reason: pdu.reason === LogoutReason.CloseSession ? 'close session' : 'close connection',
+      });
       // With one connection per session, closing it closes the session either way.
       endSession(session, conn.ctx, 'logout');
     });

@@ -7,7 +7,7 @@ import type { ReceivedFrame } from '../framer';
 import { encodeDataIn } from '../pdu/data-in';
 import type { DataOutPdu } from '../pdu/data-out';
 import { encodeR2T } from '../pdu/r2t';
-import { TaskAttr, type ScsiCommandPdu } from '../pdu/scsi-command';
+import { type ScsiCommandPdu, TaskAttr } from '../pdu/scsi-command';
 import { encodeScsiResponse, NO_RESIDUAL, type Residual, ServiceResponse } from '../pdu/scsi-response';
 import type { Session } from '../session';
 import { IscsiTask } from '../task';

@@ -1,7 +1,7 @@
 import type { TmfFunction, TmfResult } from '../../scsi/target';
 import { log } from '../../util/log';
 import { type Connection, endSession } from '../connection';
-import { encodeTaskMgmtResponse, TmfFunction as Fn, TmfResponse, type TaskMgmtRequestPdu } from '../pdu/task-mgmt';
+import { encodeTaskMgmtResponse, TmfFunction as Fn, type TaskMgmtRequestPdu, TmfResponse } from '../pdu/task-mgmt';
 import { sn } from '../serial';
 import type { Session } from '../session';
 import { inOrder } from './order';

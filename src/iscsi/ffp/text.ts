@@ -6,7 +6,7 @@ import { MAX_TEXT_BYTES, parseText, serializeText } from '../login/text-codec';
 import { RESERVED_TAG } from '../pdu/opcodes';
 import { encodeTextResponse, type TextRequestPdu } from '../pdu/text';
 import type { Session } from '../session';
-import { formatTargetAddress } from '../target-entry';
+import { formatTargetAddress, type IscsiTargetEntry } from '../target-entry';
 import { inOrder } from './order';
 
 /**
@@ -91,7 +91,7 @@ function sendPieces(conn: Connection, text: Buffer, itt: number, reply: (t: Buff
 function sendTargets(conn: Connection, session: Session, value: string): Array<[string, string]> {
   const dir = conn.ctx.directory;
   const address = conn.remoteAddress;
-  let targets;
+  let targets: readonly IscsiTargetEntry[];
   if (value === 'All' && session.type === 'Discovery') targets = dir.list();
   else if (value === '' || value === 'All') targets = session.target ? [session.target] : [];
   else {

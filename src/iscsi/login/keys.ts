@@ -1,3 +1,4 @@
+import { unreachable } from '../../util/unreachable';
 import type { SessionParams, TargetLimits } from './params';
 
 /**
@@ -20,56 +21,131 @@ export interface SessionKey {
   readonly apply: (p: SessionParams, value: string) => void;
 }
 
-const yes = (v: string): boolean => v === 'Yes';
+function bool(fn: 'or' | 'and', ours: (l: TargetLimits) => boolean, set: (p: SessionParams, v: boolean) => void): SessionKey {
+  return {
+    rule: { type: 'bool', fn, ours },
+    apply: (p, v) => {
+      set(p, v === 'Yes');
+    },
+  };
+}
+
+function num(fn: 'min' | 'max', lo: number, hi: number, ours: (l: TargetLimits) => number, set?: (p: SessionParams, v: number) => void): SessionKey {
+  return {
+    rule: { type: 'number', fn, lo, hi, ours },
+    apply: (p, v) => {
+      set?.(p, Number(v));
+    },
+  };
+}
 
 /** Leading-only, session-wide keys (RFC 7143 §13.8-§13.20, §13.23-§13.24). */
 export const SESSION_KEYS: Readonly<Record<string, SessionKey>> = {
   // §13.10: OR: a Yes from either side requires R2T for the first burst.
-  InitialR2T: { rule: { type: 'bool', fn: 'or', ours: (l) => l.initialR2T }, apply: (p, v) => void (p.initialR2T = yes(v)) },
+  InitialR2T: bool(
+    'or',
+    (l) => l.initialR2T,
+    (p, v) => {
+      p.initialR2T = v;
+    },
+  ),
   // §13.11: AND.
-  ImmediateData: { rule: { type: 'bool', fn: 'and', ours: (l) => l.immediateData }, apply: (p, v) => void (p.immediateData = yes(v)) },
+  ImmediateData: bool(
+    'and',
+    (l) => l.immediateData,
+    (p, v) => {
+      p.immediateData = v;
+    },
+  ),
   // §13.13: min, 512..2^24-1.
-  MaxBurstLength: {
-    rule: { type: 'number', fn: 'min', lo: 512, hi: 16777215, ours: (l) => l.maxBurstLength },
-    apply: (p, v) => void (p.maxBurstLength = Number(v)),
-  },
+  MaxBurstLength: num(
+    'min',
+    512,
+    16777215,
+    (l) => l.maxBurstLength,
+    (p, v) => {
+      p.maxBurstLength = v;
+    },
+  ),
   // §13.14: min, 512..2^24-1, and never above MaxBurstLength (enforced after login).
-  FirstBurstLength: {
-    rule: { type: 'number', fn: 'min', lo: 512, hi: 16777215, ours: (l) => l.firstBurstLength },
-    apply: (p, v) => void (p.firstBurstLength = Number(v)),
-  },
+  FirstBurstLength: num(
+    'min',
+    512,
+    16777215,
+    (l) => l.firstBurstLength,
+    (p, v) => {
+      p.firstBurstLength = v;
+    },
+  ),
   // §13.15: max.
-  DefaultTime2Wait: {
-    rule: { type: 'number', fn: 'max', lo: 0, hi: 3600, ours: (l) => l.defaultTime2Wait },
-    apply: (p, v) => void (p.defaultTime2Wait = Number(v)),
-  },
+  DefaultTime2Wait: num(
+    'max',
+    0,
+    3600,
+    (l) => l.defaultTime2Wait,
+    (p, v) => {
+      p.defaultTime2Wait = v;
+    },
+  ),
   // §13.16: min.
-  DefaultTime2Retain: {
-    rule: { type: 'number', fn: 'min', lo: 0, hi: 3600, ours: (l) => l.defaultTime2Retain },
-    apply: (p, v) => void (p.defaultTime2Retain = Number(v)),
-  },
+  DefaultTime2Retain: num(
+    'min',
+    0,
+    3600,
+    (l) => l.defaultTime2Retain,
+    (p, v) => {
+      p.defaultTime2Retain = v;
+    },
+  ),
   // §13.17: min, 1..65535.
-  MaxOutstandingR2T: {
-    rule: { type: 'number', fn: 'min', lo: 1, hi: 65535, ours: (l) => l.maxOutstandingR2T },
-    apply: (p, v) => void (p.maxOutstandingR2T = Number(v)),
-  },
+  MaxOutstandingR2T: num(
+    'min',
+    1,
+    65535,
+    (l) => l.maxOutstandingR2T,
+    (p, v) => {
+      p.maxOutstandingR2T = v;
+    },
+  ),
   // §13.18/§13.19: OR; we only implement in-order delivery, so we answer Yes.
-  DataPDUInOrder: { rule: { type: 'bool', fn: 'or', ours: () => true }, apply: (p, v) => void (p.dataPDUInOrder = yes(v)) },
-  DataSequenceInOrder: { rule: { type: 'bool', fn: 'or', ours: () => true }, apply: (p, v) => void (p.dataSequenceInOrder = yes(v)) },
+  DataPDUInOrder: bool(
+    'or',
+    () => true,
+    (p, v) => {
+      p.dataPDUInOrder = v;
+    },
+  ),
+  DataSequenceInOrder: bool(
+    'or',
+    () => true,
+    (p, v) => {
+      p.dataSequenceInOrder = v;
+    },
+  ),
   // §13.20: min; we implement level 0 only.
-  ErrorRecoveryLevel: {
-    rule: { type: 'number', fn: 'min', lo: 0, hi: 2, ours: () => 0 },
-    apply: (p, v) => void (p.errorRecoveryLevel = Number(v)),
-  },
+  ErrorRecoveryLevel: num(
+    'min',
+    0,
+    2,
+    () => 0,
+    (p, v) => {
+      p.errorRecoveryLevel = v;
+    },
+  ),
   // §13.2: min; one connection per session (no MC/S).
-  MaxConnections: {
-    rule: { type: 'number', fn: 'min', lo: 1, hi: 65535, ours: () => 1 },
-    apply: (p, v) => void (p.maxConnections = Number(v)),
-  },
+  MaxConnections: num(
+    'min',
+    1,
+    65535,
+    () => 1,
+    (p, v) => {
+      p.maxConnections = v;
+    },
+  ),
   // §13.23: we report tasks the RFC 3720 way only.
   TaskReporting: { rule: { type: 'list', ours: () => ['RFC3720'] }, apply: () => undefined },
   // §13.24: 1 = RFC 7143.
-  iSCSIProtocolLevel: { rule: { type: 'number', fn: 'min', lo: 0, hi: 31, ours: () => 1 }, apply: () => undefined },
+  iSCSIProtocolLevel: num('min', 0, 31, () => 1),
 };
 
 /** Keys that only the initiator declares; we take note and never answer (§6.2.1 declarative). */
@@ -112,10 +188,8 @@ export function answer(rule: KeyRule, offered: string, limits: TargetLimits): st
       const choice = offered.split(',').find((v) => ours.includes(v));
       return choice ?? 'Reject';
     }
-    default: {
-      const never: never = rule;
-      return never;
-    }
+    default:
+      return unreachable(rule);
   }
 }
 

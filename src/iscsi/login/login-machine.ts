@@ -135,7 +135,8 @@ export class LoginMachine {
     const security = this.requireSecurity();
     const s = security.step(pairs);
     const text = [...s.reply, ...this.negotiator.respond(pairs, req.tsih === 0), ...this.declarations(false)];
-    if (!req.transit || !s.authenticated) {
+    // An exchange still in progress keeps the stage even if the initiator asked to move on.
+    if (!req.transit || (!s.authenticated && security.inProgress)) {
       return { kind: 'reply', transit: false, csg: 0, nsg: 0, text };
     }
     security.leave();

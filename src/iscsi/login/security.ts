@@ -38,6 +38,11 @@ export class SecurityStage {
 
   constructor(private readonly policy: AuthPolicy) {}
 
+  /** An exchange has started and has not proven the initiator yet: keep the stage going. */
+  get inProgress(): boolean {
+    return this.exchange !== undefined && !this.authenticated;
+  }
+
   /** True when the policy lets an initiator in without any security exchange. */
   get optional(): boolean {
     return this.policy.methods.includes('None');

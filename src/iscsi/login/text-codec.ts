@@ -33,7 +33,8 @@ export function parseText(buf: Buffer): Array<[string, string]> {
       const value = pair.slice(eq + 1);
       if (!KEY_RE.test(key)) throw new PduError('ISCSI_ERR_TEXT', `invalid key name "${key.slice(0, 80)}"`, RejectReason.InvalidPduField);
       const max = LONG_VALUE_KEYS.has(key) ? MAX_LONG_VALUE_BYTES : MAX_VALUE_BYTES;
-      if (Buffer.byteLength(value) > max) throw new PduError('ISCSI_ERR_TEXT', `value of ${key} longer than ${max} bytes`, RejectReason.InvalidPduField);
+      if (Buffer.byteLength(value) > max)
+        throw new PduError('ISCSI_ERR_TEXT', `value of ${key} longer than ${max} bytes`, RejectReason.InvalidPduField);
       out.push([key, value]);
     }
     start = end + 1;

@@ -1,4 +1,4 @@
-import { type Frame, type OutFrame, newBhs } from './frame';
+import { type Frame, newBhs, type OutFrame } from './frame';
 import { Op, RESERVED_TAG } from './opcodes';
 
 /** RFC 7143 §11.9.1: AsyncEvent codes. */

@@ -1,4 +1,4 @@
-import { type Frame, type OutFrame, newBhs } from './frame';
+import { type Frame, newBhs, type OutFrame } from './frame';
 import { Op, RESERVED_TAG } from './opcodes';
 import type { Residual } from './scsi-response';
 

@@ -1,4 +1,4 @@
-import { type Frame, type OutFrame, newBhs } from './frame';
+import { type Frame, newBhs, type OutFrame } from './frame';
 import { Op } from './opcodes';
 
 /** RFC 7143 §11.12.3: stage codes for CSG/NSG. */

@@ -1,4 +1,4 @@
-import { type Frame, type OutFrame, expectNoData, immediateOf, newBhs } from './frame';
+import { expectNoData, type Frame, immediateOf, newBhs, type OutFrame } from './frame';
 import { Op } from './opcodes';
 
 /** RFC 7143 §11.14.1: reason codes. */

@@ -1,4 +1,4 @@
-import { type Frame, type OutFrame, immediateOf, newBhs } from './frame';
+import { type Frame, immediateOf, newBhs, type OutFrame } from './frame';
 import { Op } from './opcodes';
 
 /** RFC 7143 §11.18: NOP-Out. */

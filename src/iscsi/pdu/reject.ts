@@ -1,4 +1,4 @@
-import { BHS_LENGTH, type Frame, type OutFrame, newBhs } from './frame';
+import { BHS_LENGTH, type Frame, newBhs, type OutFrame } from './frame';
 import { Op, RESERVED_TAG } from './opcodes';
 
 /** RFC 7143 §11.17: Reject. The data segment is the header of the rejected PDU. */

@@ -1,5 +1,5 @@
 import { PduError, RejectReason } from '../errors';
-import { type Frame, type OutFrame, dataLengthOf, immediateOf, newBhs } from './frame';
+import { dataLengthOf, type Frame, immediateOf, newBhs, type OutFrame } from './frame';
 import { Op } from './opcodes';
 
 /** SAM task attributes as coded in the ATTR field (RFC 7143 §11.3.1.3). */

@@ -1,4 +1,4 @@
-import { type Frame, type OutFrame, expectNoData, immediateOf, newBhs } from './frame';
+import { expectNoData, type Frame, immediateOf, newBhs, type OutFrame } from './frame';
 import { Op } from './opcodes';
 
 /** RFC 7143 §11.5.1 (and RFC 7144 §4.1 for 9-12): task management function codes. */

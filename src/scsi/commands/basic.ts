@@ -23,7 +23,7 @@ export const TEST_UNIT_READY: Command<LogicalUnit> = defineCommand({
 export function reportLunsData(luns: readonly number[]): Buffer {
   const d = Buffer.alloc(8 + 8 * luns.length);
   d.writeUInt32BE(8 * luns.length, 0);
-  luns.forEach((l, i) => d.writeBigUInt64BE(encodeLun(l), 8 + 8 * i));
+  for (const [i, l] of luns.entries()) d.writeBigUInt64BE(encodeLun(l), 8 + 8 * i);
   return d;
 }
 

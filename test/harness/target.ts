@@ -1,0 +1,109 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const TEST_IQN = 'iqn.2026-11.io.s3tgt:test';
+const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.once('error', reject);
+  });
+}
+
+export interface TargetOptions {
+  /** Extra YAML appended at the top level. */
+  readonly extraYaml?: string;
+  /** The YAML of the LUN list of the test target (default: LUN 0, 1 GiB, file store). */
+  readonly lunsYaml?: string;
+  /** Extra YAML inside the test target mapping. */
+  readonly targetYaml?: string;
+  readonly dataDir?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly node?: string;
+}
+
+/** A real s3tgt process on a free loopback port, with its own config and data directory. */
+export class TargetProcess {
+  proc: ChildProcess | undefined;
+  output = '';
+  readonly dir: string;
+  readonly configFile: string;
+  port = 0;
+
+  constructor(private readonly opts: TargetOptions = {}) {
+    this.dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-test-'));
+    this.configFile = path.join(this.dir, 's3tgt.yaml');
+  }
+
+  url(lun = 0): string {
+    return `iscsi://127.0.0.1:${this.port}/${TEST_IQN}/${lun}`;
+  }
+
+  get portal(): string {
+    return `iscsi://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.port === 0) this.port = await freePort();
+    const luns =
+      this.opts.lunsYaml ??
+      `      - lun: 0
+        name: lun0
+        size: 1GiB`;
+    writeFileSync(
+      this.configFile,
+      `portals: ["127.0.0.1:${this.port}"]
+dataDir: ${this.opts.dataDir ?? path.join(this.dir, 'data')}
+log: { level: debug, format: text }
+${this.opts.extraYaml ?? ''}
+targets:
+  - iqn: ${TEST_IQN}
+${this.opts.targetYaml ?? ''}
+    luns:
+${luns}
+`,
+    );
+    this.output = '';
+    const proc = spawn(this.opts.node ?? process.execPath, [MAIN, 'serve', '--config', this.configFile], {
+      env: { ...process.env, ...this.opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.proc = proc;
+    proc.stdout?.on('data', (d: Buffer) => {
+      this.output += d.toString();
+    });
+    proc.stderr?.on('data', (d: Buffer) => {
+      this.output += d.toString();
+    });
+    const deadline = Date.now() + 20_000;
+    while (!this.output.includes('portal listening')) {
+      if (proc.exitCode !== null) throw new Error(`s3tgt exited ${proc.exitCode}:\n${this.output}`);
+      if (Date.now() > deadline) throw new Error(`s3tgt did not start:\n${this.output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Sends a signal and waits for the exit code. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<number | null> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return p?.exitCode ?? null;
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    p.kill(signal);
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  get alive(): boolean {
+    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+}
