@@ -1,8 +1,15 @@
 import type { Command } from './command';
 import { REPORT_LUNS, REQUEST_SENSE, SYNCHRONIZE_CACHE_10, SYNCHRONIZE_CACHE_16, TEST_UNIT_READY } from './commands/basic';
 import { READ_CAPACITY_10, READ_CAPACITY_16 } from './commands/capacity';
+import { COMPARE_AND_WRITE } from './commands/compare-and-write';
+import { DEVICE_COMMANDS } from './commands/device';
 import { INQUIRY } from './commands/inquiry';
+import { MODE_COMMANDS } from './commands/mode';
+import { PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT } from './commands/persistent-reserve';
 import { READ_WRITE_COMMANDS } from './commands/read-write';
+import { REPORT_SUPPORTED_TMF, reportSupportedOpcodes } from './commands/report-supported';
+import { RESERVE_RELEASE_COMMANDS } from './commands/reserve';
+import { PREFETCH_COMMANDS, VERIFY_COMMANDS } from './commands/verify';
 import type { LogicalUnit } from './logical-unit';
 
 /**
@@ -14,11 +21,21 @@ export const COMMANDS: readonly Command<LogicalUnit>[] = [
   REQUEST_SENSE,
   INQUIRY,
   REPORT_LUNS,
+  ...MODE_COMMANDS,
+  ...RESERVE_RELEASE_COMMANDS,
+  PERSISTENT_RESERVE_IN,
+  PERSISTENT_RESERVE_OUT,
+  reportSupportedOpcodes(() => COMMANDS),
+  REPORT_SUPPORTED_TMF,
+  ...DEVICE_COMMANDS,
   READ_CAPACITY_10,
   READ_CAPACITY_16,
+  ...READ_WRITE_COMMANDS,
+  ...VERIFY_COMMANDS,
+  ...PREFETCH_COMMANDS,
+  COMPARE_AND_WRITE,
   SYNCHRONIZE_CACHE_10,
   SYNCHRONIZE_CACHE_16,
-  ...READ_WRITE_COMMANDS,
 ];
 
 /** Opcodes whose service action is in byte 1 bits 4-0 (SPC-5 §4.2.5.2). */

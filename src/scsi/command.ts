@@ -52,6 +52,16 @@ export interface CommandDef<L, D extends Decoded> {
    */
   readonly usage: readonly number[];
   readonly reservation: ReservationClass;
+  /**
+   * Allowed while another I_T nexus holds an SPC-2 RESERVE: only INQUIRY, REQUEST SENSE,
+   * REPORT LUNS and RELEASE (SPC-2 §5.5.1); everything else conflicts.
+   */
+  readonly spc2Allowed?: boolean;
+  /**
+   * The Data-Out buffer must be exactly what the CDB describes (COMPARE AND WRITE: executing a
+   * different test-and-set than the initiator meant would be worse than failing).
+   */
+  readonly exactDataOut?: { readonly byte: number };
   /** INQUIRY, REPORT LUNS and REQUEST SENSE run despite a pending unit attention (SPC-5 §5.14). */
   readonly skipsUnitAttention?: boolean;
   /** Runs on a LUN that does not exist (INQUIRY, REPORT LUNS, REQUEST SENSE). */
@@ -59,30 +69,37 @@ export interface CommandDef<L, D extends Decoded> {
   /** Nominal timeout in seconds for the timeouts descriptor (SPC-5 §6.35.4). */
   readonly timeout?: number;
   decode(cdb: Buffer, lu: L): D;
+  /**
+   * FCP-4 §9.4.2 a): when the initiator offers less Data-Out than the CDB describes, process
+   * the command on what it offers. Returns the shortened request, or undefined when the
+   * command cannot be shortened (it then fails with INVALID FIELD IN COMMAND INFORMATION UNIT).
+   */
+  shrink?(d: D, dataOutBytes: number, lu: L): D | undefined;
   execute(ctx: CommandContext<L>, d: D): Promise<HandlerResult> | HandlerResult;
 }
 
 /** A command definition with its decoded type erased, as kept in the opcode table. */
 export interface Command<L> {
-  readonly def: Omit<CommandDef<L, Decoded>, 'decode' | 'execute'>;
+  readonly def: Omit<CommandDef<L, Decoded>, 'decode' | 'execute' | 'shrink'>;
   prepare(cdb: Buffer, lu: L): Prepared<L>;
 }
 
 export interface Prepared<L> extends Decoded {
   run(ctx: CommandContext<L>): Promise<HandlerResult>;
+  /** See CommandDef.shrink. */
+  shrink(dataOutBytes: number): Prepared<L> | undefined;
 }
 
 /** Wraps a typed definition so the table can hold commands with different decoded types. */
 export function defineCommand<L, D extends Decoded>(def: CommandDef<L, D>): Command<L> {
-  return {
-    def,
-    prepare(cdb, lu) {
-      const d = def.decode(cdb, lu);
-      return {
-        dataOutLength: d.dataOutLength,
-        transferLength: d.transferLength,
-        run: async (ctx) => def.execute(ctx, d),
-      };
+  const prepared = (d: D, lu: L): Prepared<L> => ({
+    dataOutLength: d.dataOutLength,
+    transferLength: d.transferLength,
+    run: async (ctx) => def.execute(ctx, d),
+    shrink: (bytes) => {
+      const s = def.shrink?.(d, bytes, lu);
+      return s ? prepared(s, lu) : undefined;
     },
-  };
+  });
+  return { def, prepare: (cdb, lu) => prepared(def.decode(cdb, lu), lu) };
 }

@@ -10,6 +10,8 @@ export interface TargetPortInfo {
   readonly iqn: string;
   /** Every LUN number the target exposes, for REPORT LUNS. */
   lunNumbers(): number[];
+  /** The logical units of the target (EXTENDED COPY finds copy targets among them). */
+  logicalUnits(): LogicalUnit[];
 }
 
 /**

@@ -59,6 +59,7 @@ export const SENSE_TABLE = {
   InternalTargetFailure: { key: SenseKey.HardwareError, asc: 0x44, ascq: 0x00 },
   // DATA PROTECT
   WriteProtected: { key: SenseKey.DataProtect, asc: 0x27, ascq: 0x00 },
+  SoftwareWriteProtected: { key: SenseKey.DataProtect, asc: 0x27, ascq: 0x02 },
   // ABORTED COMMAND
   DataPhaseError: { key: SenseKey.AbortedCommand, asc: 0x4b, ascq: 0x00 },
   ProtocolServiceCrcError: { key: SenseKey.AbortedCommand, asc: 0x47, ascq: 0x05 },

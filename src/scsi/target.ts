@@ -2,9 +2,9 @@ import { StorageError } from '../storage/errors';
 import { log } from '../util/log';
 import { unreachable } from '../util/unreachable';
 import type { Command, CommandContext, HandlerResult, Outcome, Prepared } from './command';
-import { lookupCommand } from './command-table';
+import { hasServiceActions, lookupCommand } from './command-table';
 import { absentLunOutcome } from './commands/absent-lun';
-import { ScsiError, ScsiStatusError } from './errors';
+import { invalidCdbField, ScsiError, ScsiStatusError } from './errors';
 import type { LogicalUnit, TargetPortInfo } from './logical-unit';
 import { decodeLun } from './lun-address';
 import type { ITNexus } from './nexus';
@@ -90,14 +90,20 @@ export class ScsiTarget implements TargetPortInfo {
     let prepared: Prepared<LogicalUnit> | undefined;
     let decodeError: unknown;
     if (!command) {
-      decodeError = new ScsiError('InvalidOpcode');
+      // SPC-5 §4.2.5.2: an unknown service action of a known opcode is a field error.
+      decodeError = hasServiceActions(req.cdb[0]) ? invalidCdbField(1, 4) : new ScsiError('InvalidOpcode');
     } else {
       try {
         prepared = command.prepare(req.cdb, lu);
-        // FCP-4 / RFC 7143 §11.4.5.1: an initiator that offers less Data-Out than the CDB
-        // needs gets INVALID FIELD IN COMMAND INFORMATION UNIT, and nothing is written.
+        const exact = command.def.exactDataOut;
+        if (exact && prepared.dataOutLength !== req.dataOutBufferSize) throw invalidCdbField(exact.byte);
+        // FCP-4 §9.4.2 / RFC 7143 §11.4.5.1: less Data-Out than the CDB describes. Writes
+        // go on with what was offered (the residual reports the rest); other commands fail
+        // with INVALID FIELD IN COMMAND INFORMATION UNIT and nothing changes.
         if (prepared.dataOutLength > req.dataOutBufferSize) {
-          decodeError = new ScsiError('InvalidFieldInInformationUnit');
+          const shorter = prepared.shrink(req.dataOutBufferSize);
+          if (shorter) prepared = shorter;
+          else decodeError = new ScsiError('InvalidFieldInInformationUnit');
         }
       } catch (e) {
         decodeError = e;
@@ -278,7 +284,7 @@ class LuTask implements ScsiTask {
     }
     if (this.decodeError !== undefined) throw this.decodeError;
     if (!this.command || !this.prepared) throw new ScsiError('InvalidOpcode');
-    lu.reservations.check(nexus, this.command.def.reservation);
+    lu.reservations.check(nexus, this.command.def);
     const ctx: CommandContext<LogicalUnit> = { lu, nexus, cdb: this.req.cdb, dataOut };
     return toOutcome(await this.prepared.run(ctx));
   }

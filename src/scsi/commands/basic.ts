@@ -50,6 +50,7 @@ export const REPORT_LUNS: Command<LogicalUnit> = defineCommand({
   usage: [0xa0, 0x00, 0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00],
   reservation: 'allowed',
   skipsUnitAttention: true,
+  spc2Allowed: true,
   anyLun: true,
   decode: (cdb) => decodeReportLuns(cdb),
   execute: ({ lu }, r) => reportLuns(lu.target.lunNumbers(), r.select, r.allocationLength),
@@ -63,6 +64,7 @@ export const REQUEST_SENSE: Command<LogicalUnit> = defineCommand({
   usage: [0x03, 0x01, 0, 0, 0xff, 0x00],
   reservation: 'allowed',
   skipsUnitAttention: true,
+  spc2Allowed: true,
   anyLun: true,
   decode(cdb) {
     checkControlByte(cdb.subarray(0, 6));

@@ -56,6 +56,7 @@ export const INQUIRY: Command<LogicalUnit> = defineCommand({
   usage: [0x12, 0x01, 0xff, 0xff, 0xff, 0x00],
   reservation: 'allowed',
   skipsUnitAttention: true,
+  spc2Allowed: true,
   anyLun: true,
   decode: (cdb) => decodeInquiry(cdb),
   execute({ lu }, r) {

@@ -1,7 +1,7 @@
 import { unreachable } from '../../util/unreachable';
 import { type Command, defineCommand } from '../command';
 import type { LogicalUnit } from '../logical-unit';
-import { type CdbSize, decodeRw } from './rw-decode';
+import { type CdbSize, decodeRw, shrinkWrite } from './rw-decode';
 
 /**
  * CDB USAGE DATA for REPORT SUPPORTED OPERATION CODES (SPC-5 §6.35.3): the bits we look at.
@@ -47,6 +47,8 @@ function write(name: string, opcode: number, size: CdbSize): Command<LogicalUnit
     usage: rwUsage(opcode, size),
     reservation: 'write',
     decode: (cdb, lu) => decodeRw(cdb, size, lu, 'out'),
+    // Write only the whole blocks the initiator offered; the residual reports the rest.
+    shrink: (r, bytes, lu) => shrinkWrite(r, bytes, lu.blockSize),
     async execute({ lu, dataOut }, r) {
       if (r.length === 0) return undefined;
       await lu.volume.write(r.offset, dataOut.subarray(0, r.length), { fua: r.fua });

@@ -51,8 +51,7 @@ export function decodeRw(cdb: Buffer, size: CdbSize, lu: LogicalUnit, direction:
     fua = (cdb[1] & 0x08) !== 0;
   }
   checkLbaRange({ lba, blocks }, lu.capacityBlocks);
-  // SBC-4 §4.11: a write to a write-protected medium fails before any data moves.
-  if (direction === 'out' && lu.volume.readOnly) throw new ScsiError('WriteProtected');
+  if (direction === 'out') checkWritable(lu);
   const bs = lu.blockSize;
   if (blocks > BigInt(MAX_TRANSFER_BYTES / bs)) throw invalidCdbField(size === 16 ? 10 : size === 12 ? 6 : size === 10 ? 7 : 4);
   const length = Number(blocks) * bs;
@@ -68,5 +67,21 @@ export function decodeRw(cdb: Buffer, size: CdbSize, lu: LogicalUnit, direction:
   };
 }
 
+/**
+ * SBC-4 §4.11: a write to a write-protected medium fails before any data moves; the Control
+ * mode page's SWP protects it in software (SPC-5 §7.5.8).
+ */
+export function checkWritable(lu: LogicalUnit): void {
+  if (lu.volume.readOnly) throw new ScsiError('WriteProtected');
+  if (lu.mode.softwareWriteProtect) throw new ScsiError('SoftwareWriteProtected');
+}
+
 /** Block Limits VPD MAXIMUM TRANSFER LENGTH, in bytes (SBC-4 §6.6.4). */
 export const MAX_TRANSFER_BYTES = 8 * 1024 * 1024;
+
+/** A write limited to the whole blocks of `bytes` (FCP-4 §9.4.2 a); SPDTL stays for the residual. */
+export function shrinkWrite(r: RwRequest, bytes: number, blockSize: number): RwRequest {
+  const blocks = BigInt(Math.floor(bytes / blockSize));
+  const length = Number(blocks) * blockSize;
+  return { ...r, blocks, length, dataOutLength: length };
+}

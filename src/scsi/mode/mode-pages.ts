@@ -1,11 +1,167 @@
+import { log } from '../../util/log';
 import type { LogicalUnit } from '../logical-unit';
 
-/** Mode parameters of a logical unit (SPC-5 §7.5). Filled out by the command-set issue. */
+/** SPC-5 §7.5.2: page control values of MODE SENSE. */
+export type PageControl = 'current' | 'changeable' | 'default' | 'saved';
+
+/** One mode page we implement: its bytes (with the 2-byte header) and which bits may change. */
+interface PageDef {
+  readonly code: number;
+  readonly name: string;
+  /** The default values, page header included. */
+  defaults(lu: LogicalUnit): Buffer;
+  /** A mask of the bits MODE SELECT may change, same layout. */
+  readonly changeable: Buffer;
+}
+
+function page(code: number, length: number, fill: (b: Buffer) => void = () => undefined): Buffer {
+  const b = Buffer.alloc(2 + length);
+  b[0] = code;
+  b[1] = length;
+  fill(b);
+  return b;
+}
+
+/** Bit positions of the fields we act on. */
+const WCE = { byte: 2, bit: 0x04 }; // Caching page, SBC-4 §6.5.5
+const D_SENSE = { byte: 2, bit: 0x04 }; // Control page, SPC-5 §7.5.8
+const SWP = { byte: 4, bit: 0x08 }; // Control page
+
+/** The pages, in page-code order (MODE SENSE of all pages returns them in this order). */
+export const PAGES: readonly PageDef[] = [
+  {
+    // SBC-4 §6.5.9: Read-Write Error Recovery; AWRE and ARRE set, nothing changeable.
+    code: 0x01,
+    name: 'read-write error recovery',
+    defaults: () => page(0x01, 0x0a, (b) => void (b[2] = 0xc0)),
+    changeable: page(0x01, 0x0a),
+  },
+  {
+    // SBC-4 §6.5.5: Caching; WCE reports (and switches) the LUN's real write cache mode.
+    code: 0x08,
+    name: 'caching',
+    defaults: (lu) => page(0x08, 0x12, (b) => void (b[WCE.byte] = lu.volume.cacheMode === 'write-back' ? WCE.bit : 0)),
+    changeable: page(0x08, 0x12, (b) => void (b[WCE.byte] = WCE.bit)),
+  },
+  {
+    // SPC-5 §7.5.8: Control; QUEUE ALGORITHM MODIFIER 1 (unrestricted reordering of SIMPLE
+    // tasks), TAS 0, D_SENSE and SWP changeable. BUSY TIMEOUT PERIOD unlimited.
+    code: 0x0a,
+    name: 'control',
+    defaults: () =>
+      page(0x0a, 0x0a, (b) => {
+        b[3] = 0x10;
+        b.writeUInt16BE(0xffff, 8);
+      }),
+    changeable: page(0x0a, 0x0a, (b) => {
+      b[D_SENSE.byte] = D_SENSE.bit;
+      b[SWP.byte] = SWP.bit;
+    }),
+  },
+  {
+    // SPC-5 §7.5.10: Informational Exceptions Control; DEXCPT set (we report none), MRIE 0.
+    code: 0x1c,
+    name: 'informational exceptions control',
+    defaults: () => page(0x1c, 0x0a, (b) => void (b[2] = 0x08)),
+    changeable: page(0x1c, 0x0a),
+  },
+];
+
+export function findPage(code: number): PageDef | undefined {
+  return PAGES.find((p) => p.code === code);
+}
+
+interface SavedModeRecord {
+  readonly version: 1;
+  readonly pages: Record<string, string>;
+}
+
+/**
+ * Mode parameters of a logical unit (SPC-5 §7.5): current values, values saved in the store
+ * (they survive restarts, SP=1), defaults and the changeable mask. The Caching page's WCE is
+ * the volume's cache mode; D_SENSE picks the sense format; SWP write-protects the medium.
+ */
 export class ModePages {
-  descriptorSense = false;
+  private readonly current = new Map<number, Buffer>();
+  private saved = new Map<number, Buffer>();
+
   constructor(private readonly lu: LogicalUnit) {}
+
+  get descriptorSense(): boolean {
+    return ((this.current.get(0x0a)?.[D_SENSE.byte] ?? 0) & D_SENSE.bit) !== 0;
+  }
+
+  get softwareWriteProtect(): boolean {
+    return ((this.current.get(0x0a)?.[SWP.byte] ?? 0) & SWP.bit) !== 0;
+  }
+
   get writeCacheEnabled(): boolean {
     return this.lu.volume.cacheMode === 'write-back';
   }
-  async load(): Promise<void> {}
+
+  /** The bytes of a page for a page control value (SPC-5 §7.5.2). */
+  get(def: PageDef, pc: PageControl): Buffer {
+    switch (pc) {
+      case 'changeable':
+        return def.changeable;
+      case 'default':
+        return def.defaults(this.lu);
+      case 'saved':
+        return this.saved.get(def.code) ?? def.defaults(this.lu);
+      case 'current': {
+        const cur = this.current.get(def.code) ?? def.defaults(this.lu);
+        if (def.code === 0x08) {
+          // WCE always tells the truth about the volume.
+          const b = Buffer.from(cur);
+          b[WCE.byte] = (b[WCE.byte] & ~WCE.bit) | (this.writeCacheEnabled ? WCE.bit : 0);
+          return b;
+        }
+        return cur;
+      }
+    }
+  }
+
+  /**
+   * Applies a page from MODE SELECT whose bits have been validated against the mask. Returns
+   * whether anything changed.
+   */
+  async set(def: PageDef, bytes: Buffer, save: boolean): Promise<boolean> {
+    const before = this.get(def, 'current');
+    const next = Buffer.from(before);
+    for (let i = 2; i < next.length; i++) next[i] = (before[i] & ~def.changeable[i]) | (bytes[i] & def.changeable[i]);
+    const changed = !next.equals(before);
+    this.current.set(def.code, next);
+    if (def.code === 0x08 && ((next[WCE.byte] & WCE.bit) !== 0) !== this.writeCacheEnabled) {
+      await this.lu.volume.setCacheMode(next[WCE.byte] & WCE.bit ? 'write-back' : 'write-through');
+    }
+    if (save) {
+      this.saved.set(def.code, next);
+      await this.persist();
+    }
+    return changed;
+  }
+
+  async load(): Promise<void> {
+    const raw = await this.lu.volume.loadRecord('mode-pages');
+    if (!raw) return;
+    try {
+      const rec = JSON.parse(raw.toString('utf8')) as SavedModeRecord;
+      for (const [code, hex] of Object.entries(rec.pages)) {
+        const def = findPage(Number(code));
+        const b = Buffer.from(hex, 'hex');
+        if (!def || b.length !== def.changeable.length) continue;
+        this.saved.set(def.code, b);
+        this.current.set(def.code, Buffer.from(b));
+        if (def.code === 0x08) await this.lu.volume.setCacheMode(b[WCE.byte] & WCE.bit ? 'write-back' : 'write-through');
+      }
+      log.info('saved mode pages restored', { lun: this.lu.lun, pages: Object.keys(rec.pages) });
+    } catch (e) {
+      log.warn('ignoring unreadable saved mode pages', { lun: this.lu.lun, error: (e as Error).message });
+    }
+  }
+
+  private async persist(): Promise<void> {
+    const rec: SavedModeRecord = { version: 1, pages: Object.fromEntries([...this.saved].map(([c, b]) => [String(c), b.toString('hex')])) };
+    await this.lu.volume.saveRecord('mode-pages', Buffer.from(JSON.stringify(rec)));
+  }
 }

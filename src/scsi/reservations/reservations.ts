@@ -1,13 +1,151 @@
-import type { ReservationClass } from '../command';
+import { log } from '../../util/log';
+import type { CommandDef, Decoded } from '../command';
+import { ScsiStatusError } from '../errors';
 import type { LogicalUnit } from '../logical-unit';
 import type { ITNexus } from '../nexus';
+import { ScsiStatus } from '../status';
 
-/** Reservations of a logical unit (SPC-2 RESERVE/RELEASE, SPC-5 persistent reservations). */
+/** SPC-5 §6.17.3 Table 174: persistent reservation types. */
+export const PrType = {
+  WriteExclusive: 1,
+  ExclusiveAccess: 3,
+  WriteExclusiveRegistrantsOnly: 5,
+  ExclusiveAccessRegistrantsOnly: 6,
+  WriteExclusiveAllRegistrants: 7,
+  ExclusiveAccessAllRegistrants: 8,
+} as const;
+export const VALID_PR_TYPES: ReadonlySet<number> = new Set(Object.values(PrType));
+
+export const isAllRegistrants = (t: number): boolean => t === PrType.WriteExclusiveAllRegistrants || t === PrType.ExclusiveAccessAllRegistrants;
+const isRegistrantsOnly = (t: number): boolean => t === PrType.WriteExclusiveRegistrantsOnly || t === PrType.ExclusiveAccessRegistrantsOnly;
+const isExclusiveAccess = (t: number): boolean =>
+  t === PrType.ExclusiveAccess || t === PrType.ExclusiveAccessRegistrantsOnly || t === PrType.ExclusiveAccessAllRegistrants;
+
+export interface Registration {
+  readonly nexusId: string;
+  key: bigint;
+  readonly initiatorPort: string;
+  readonly transportId: Buffer;
+  readonly relativeTargetPortId: number;
+  readonly allTargetPorts: boolean;
+}
+
+export interface PersistentReservation {
+  /** The I_T nexus that holds it (for all-registrants types: the one that reserved). */
+  readonly holder: string;
+  readonly type: number;
+}
+
+interface PrRecord {
+  readonly version: 1;
+  readonly generation: number;
+  readonly aptpl: boolean;
+  readonly registrations: Array<{
+    nexusId: string;
+    key: string;
+    initiatorPort: string;
+    transportId: string;
+    relativeTargetPortId: number;
+    allTargetPorts: boolean;
+  }>;
+  readonly reservation: PersistentReservation | null;
+}
+
+/**
+ * Reservations of a logical unit: the SPC-2 RESERVE/RELEASE kind (lost on reset and nexus
+ * loss) and persistent reservations (SPC-5 §5.13), whose state is saved in the LUN's store on
+ * every change so it survives a restart when APTPL was set (Windows Failover Clustering and
+ * VMware depend on this).
+ */
 export class Reservations {
+  /** SPC-2: the nexus holding a RESERVE(6)/(10), if any. */
+  spc2Holder: string | undefined;
+  generation = 0;
+  aptpl = false;
+  readonly registrations = new Map<string, Registration>();
+  reservation: PersistentReservation | undefined;
+
   constructor(readonly lu: LogicalUnit) {}
-  /** Throws RESERVATION CONFLICT when `nexus` may not run a command of class `cls`. */
-  check(_nexus: ITNexus, _cls: ReservationClass): void {}
-  nexusLost(_nexus: ITNexus): void {}
-  reset(): void {}
-  async load(): Promise<void> {}
+
+  /**
+   * SPC-5 §5.13.1 / SPC-2 §5.5.1: throws RESERVATION CONFLICT when `nexus` may not run `cmd`.
+   * PERSISTENT RESERVE IN/OUT do their own checks.
+   */
+  check(nexus: ITNexus, cmd: Pick<CommandDef<LogicalUnit, Decoded>, 'reservation' | 'spc2Allowed'>): void {
+    if (this.spc2Holder !== undefined && this.spc2Holder !== nexus.id && !cmd.spc2Allowed) {
+      throw new ScsiStatusError(ScsiStatus.ReservationConflict);
+    }
+    const r = this.reservation;
+    if (!r || cmd.reservation === 'allowed' || this.isHolder(nexus.id)) return;
+    const registered = this.registrations.has(nexus.id);
+    // Registrants-only and all-registrants types grant access to every registrant.
+    if ((isRegistrantsOnly(r.type) || isAllRegistrants(r.type)) && registered) return;
+    if (cmd.reservation === 'write' || isExclusiveAccess(r.type)) throw new ScsiStatusError(ScsiStatus.ReservationConflict);
+  }
+
+  isHolder(nexusId: string): boolean {
+    const r = this.reservation;
+    if (!r) return false;
+    if (isAllRegistrants(r.type)) return this.registrations.has(nexusId);
+    return r.holder === nexusId;
+  }
+
+  /** SAM-5 §6.3: LOGICAL UNIT RESET and target resets drop SPC-2 reservations (not persistent ones). */
+  reset(): void {
+    this.spc2Holder = undefined;
+  }
+
+  /** An I_T nexus is gone (session ended): its SPC-2 reservation goes with it. */
+  nexusLost(nexus: ITNexus): void {
+    if (this.spc2Holder === nexus.id) this.spc2Holder = undefined;
+  }
+
+  /** Saves the persistent state (every PR OUT that changes it calls this before returning). */
+  async save(): Promise<void> {
+    const rec: PrRecord = {
+      version: 1,
+      generation: this.generation,
+      aptpl: this.aptpl,
+      registrations: [...this.registrations.values()].map((r) => ({
+        nexusId: r.nexusId,
+        key: r.key.toString(16),
+        initiatorPort: r.initiatorPort,
+        transportId: r.transportId.toString('hex'),
+        relativeTargetPortId: r.relativeTargetPortId,
+        allTargetPorts: r.allTargetPorts,
+      })),
+      reservation: this.reservation ?? null,
+    };
+    await this.lu.volume.saveRecord('persistent-reservations', Buffer.from(JSON.stringify(rec)));
+  }
+
+  /** SPC-5 §5.13.5.4: registrations and the reservation survive a restart only with APTPL. */
+  async load(): Promise<void> {
+    const raw = await this.lu.volume.loadRecord('persistent-reservations');
+    if (!raw) return;
+    try {
+      const rec = JSON.parse(raw.toString('utf8')) as PrRecord;
+      this.generation = rec.generation;
+      if (!rec.aptpl) return;
+      this.aptpl = true;
+      for (const r of rec.registrations) {
+        this.registrations.set(r.nexusId, {
+          nexusId: r.nexusId,
+          key: BigInt(`0x${r.key}`),
+          initiatorPort: r.initiatorPort,
+          transportId: Buffer.from(r.transportId, 'hex'),
+          relativeTargetPortId: r.relativeTargetPortId,
+          allTargetPorts: r.allTargetPorts,
+        });
+      }
+      this.reservation = rec.reservation ?? undefined;
+      log.info('persistent reservations restored (APTPL)', {
+        lun: this.lu.lun,
+        registrations: this.registrations.size,
+        reserved: !!this.reservation,
+      });
+    } catch (e) {
+      log.error('unreadable persistent reservation state; starting without it', { lun: this.lu.lun, error: (e as Error).message });
+    }
+  }
 }
