@@ -33,15 +33,23 @@ export const PAGES: readonly PageDef[] = [
     // SBC-4 §6.5.9: Read-Write Error Recovery; AWRE and ARRE set, nothing changeable.
     code: 0x01,
     name: 'read-write error recovery',
-    defaults: () => page(0x01, 0x0a, (b) => void (b[2] = 0xc0)),
+    defaults: () =>
+      page(0x01, 0x0a, (b) => {
+        b[2] = 0xc0;
+      }),
     changeable: page(0x01, 0x0a),
   },
   {
     // SBC-4 §6.5.5: Caching; WCE reports (and switches) the LUN's real write cache mode.
     code: 0x08,
     name: 'caching',
-    defaults: (lu) => page(0x08, 0x12, (b) => void (b[WCE.byte] = lu.volume.cacheMode === 'write-back' ? WCE.bit : 0)),
-    changeable: page(0x08, 0x12, (b) => void (b[WCE.byte] = WCE.bit)),
+    defaults: (lu) =>
+      page(0x08, 0x12, (b) => {
+        b[WCE.byte] = lu.volume.cacheMode === 'write-back' ? WCE.bit : 0;
+      }),
+    changeable: page(0x08, 0x12, (b) => {
+      b[WCE.byte] = WCE.bit;
+    }),
   },
   {
     // SPC-5 §7.5.8: Control; QUEUE ALGORITHM MODIFIER 1 (unrestricted reordering of SIMPLE
@@ -62,7 +70,10 @@ export const PAGES: readonly PageDef[] = [
     // SPC-5 §7.5.10: Informational Exceptions Control; DEXCPT set (we report none), MRIE 0.
     code: 0x1c,
     name: 'informational exceptions control',
-    defaults: () => page(0x1c, 0x0a, (b) => void (b[2] = 0x08)),
+    defaults: () =>
+      page(0x1c, 0x0a, (b) => {
+        b[2] = 0x08;
+      }),
     changeable: page(0x1c, 0x0a),
   },
 ];
