@@ -5,11 +5,13 @@ import { COMPARE_AND_WRITE } from './commands/compare-and-write';
 import { DEVICE_COMMANDS } from './commands/device';
 import { INQUIRY } from './commands/inquiry';
 import { MODE_COMMANDS } from './commands/mode';
+import { ORWRITE, WRITE_ATOMIC_16 } from './commands/orwrite-atomic';
 import { PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT } from './commands/persistent-reserve';
 import { READ_WRITE_COMMANDS } from './commands/read-write';
 import { REPORT_SUPPORTED_TMF, reportSupportedOpcodes } from './commands/report-supported';
 import { RESERVE_RELEASE_COMMANDS } from './commands/reserve';
 import { PREFETCH_COMMANDS, VERIFY_COMMANDS } from './commands/verify';
+import { WRITE_SAME_COMMANDS } from './commands/write-same';
 import type { LogicalUnit } from './logical-unit';
 
 /**
@@ -34,6 +36,9 @@ export const COMMANDS: readonly Command<LogicalUnit>[] = [
   ...VERIFY_COMMANDS,
   ...PREFETCH_COMMANDS,
   COMPARE_AND_WRITE,
+  ORWRITE,
+  WRITE_ATOMIC_16,
+  ...WRITE_SAME_COMMANDS,
   SYNCHRONIZE_CACHE_10,
   SYNCHRONIZE_CACHE_16,
 ];

@@ -31,10 +31,16 @@ export class Task {
     else this.abortHooks.push(hook);
   }
 
+  /**
+   * Aborts the task. One that has not started its handler ends at once (task management never
+   * waits on queued work); one that is running ends when its handler returns, and its result
+   * is dropped.
+   */
   markAborted(): void {
     if (this.aborted || this.done) return;
     this.aborted = true;
     for (const h of this.abortHooks.splice(0)) h();
+    if (!this.running) this.end();
   }
 
   end(): void {

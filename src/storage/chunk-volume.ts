@@ -335,17 +335,17 @@ export class ChunkVolume implements Volume {
     }
   }
 
-  async compareAndWrite(offset: number, expected: Buffer, data: Buffer, opts: WriteOptions = {}): Promise<number> {
+  async update(offset: number, length: number, fn: (current: Buffer) => Buffer | null, opts: WriteOptions = {}): Promise<void> {
     this.checkWritable();
-    const release = await this.locks.acquire(offset, expected.length, 'exclusive');
+    const release = await this.locks.acquire(offset, length, 'exclusive');
     try {
-      const current = Buffer.allocUnsafe(expected.length);
+      const current = Buffer.allocUnsafe(length);
       await this.readLocked(offset, current);
-      if (!current.equals(expected)) {
-        for (let i = 0; i < current.length; i++) if (current[i] !== expected[i]) return i;
+      const next = fn(current);
+      if (next) {
+        if (next.length !== length) throw new StorageError('internal', `update returned ${next.length} bytes for ${length}`);
+        await this.writeLocked(offset, next, opts);
       }
-      await this.writeLocked(offset, data, opts);
-      return -1;
     } finally {
       release();
     }

@@ -39,11 +39,12 @@ export interface Volume {
   read(offset: number, length: number): Promise<Buffer>;
   write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void>;
   /**
-   * SBC-4 §5.3: atomically compares `expected` with the stored bytes at `offset` and, only if
-   * they are equal, writes `data`. Returns -1 on success or the offset (from `offset`) of the
-   * first differing byte, in which case nothing was written.
+   * Read-modify-write of a range as one atomic step: `fn` sees the current bytes and returns
+   * the bytes to write (same length) or null to write nothing. No other write to the range
+   * can land in between and no reader sees a half-done update. COMPARE AND WRITE (SBC-4 §5.3)
+   * and ORWRITE are built on it.
    */
-  compareAndWrite(offset: number, expected: Buffer, data: Buffer, opts?: WriteOptions): Promise<number>;
+  update(offset: number, length: number, fn: (current: Buffer) => Buffer | null, opts?: WriteOptions): Promise<void>;
   /** Makes every acknowledged write durable in the backing store (SYNCHRONIZE CACHE). */
   flush(range?: ByteRange): Promise<void>;
   /**

@@ -266,15 +266,21 @@ describe('ChunkVolume', () => {
     await v.close();
   });
 
-  it('compare-and-write is atomic and reports the first differing byte', async () => {
+  it('update is an atomic read-modify-write: concurrent increments are never lost', async () => {
     const v = volume(new MemoryObjectStore());
-    await v.write(0, Buffer.alloc(512, 1));
-    const cmp = Buffer.alloc(512, 1);
-    cmp[100] = 9;
-    assert.equal(await v.compareAndWrite(0, cmp, Buffer.alloc(512, 2)), 100);
-    assert.equal((await v.read(0, 512))[0], 1, 'nothing written on a miscompare');
-    assert.equal(await v.compareAndWrite(0, Buffer.alloc(512, 1), Buffer.alloc(512, 2)), -1);
-    assert.equal((await v.read(0, 512))[0], 2);
+    const inc = (cur: Buffer): Buffer => {
+      const next = Buffer.from(cur);
+      next.writeUInt32LE(cur.readUInt32LE(0) + 1, 0);
+      return next;
+    };
+    const ops = [];
+    for (let i = 0; i < 200; i++) {
+      ops.push(v.update(MiB - 256, 512, inc)); // straddles chunks 0 and 1
+      if (i % 10 === 0) ops.push(v.write(MiB + 4096, Buffer.alloc(512, i)), v.flush());
+    }
+    await Promise.all(ops);
+    assert.equal((await v.read(MiB - 256, 4)).readUInt32LE(0), 200);
+    await v.update(0, 512, () => null);
     await v.close();
   });
 

@@ -32,8 +32,24 @@ export const COMPARE_AND_WRITE: Command<LogicalUnit> = defineCommand({
   async execute({ lu, dataOut }, r) {
     const n = r.range.length;
     if (n === 0) return undefined;
-    const at = await lu.volume.compareAndWrite(r.range.offset, dataOut.subarray(0, n), dataOut.subarray(n, 2 * n), { fua: r.fua });
+    const expected = dataOut.subarray(0, n);
+    let at = -1;
+    await lu.volume.update(
+      r.range.offset,
+      n,
+      (current) => {
+        if (current.equals(expected)) return dataOut.subarray(n, 2 * n);
+        at = firstDifference(current, expected);
+        return null;
+      },
+      { fua: r.fua },
+    );
     if (at >= 0) throw new ScsiError('MiscompareDuringVerify', { information: BigInt(at) });
     return undefined;
   },
 });
+
+export function firstDifference(a: Buffer, b: Buffer): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return i;
+  return -1;
+}

@@ -31,6 +31,15 @@ export const BLOCK_LIMITS = {
   maxWriteSameBytes: 1024 * 1024 * 1024,
 };
 
+/**
+ * WRITE ATOMIC limits (SBC-4 §6.6.4): at most 128 KiB, aligned to its own maximum, so an
+ * atomic write never crosses a 1 MiB chunk (an object written with one PUT).
+ */
+export function ATOMIC_LIMITS(blockSize: number): { maxBlocks: number; alignment: number; granularity: number } {
+  const blocks = (128 * 1024) / blockSize;
+  return { maxBlocks: blocks, alignment: blocks, granularity: 1 };
+}
+
 interface VpdPageDef {
   readonly code: number;
   readonly build: (lu: LogicalUnit) => Buffer;
@@ -112,6 +121,10 @@ function blockLimits(lu: LogicalUnit): Buffer {
   b.writeUInt32BE(lu.volume.info.chunkSize / bs, 24);
   b.writeUInt32BE(0x80000000, 28); // UGAVALID, alignment 0
   b.writeBigUInt64BE(BigInt(BLOCK_LIMITS.maxWriteSameBytes / bs), 32);
+  const atomic = ATOMIC_LIMITS(bs);
+  b.writeUInt32BE(atomic.maxBlocks, 40); // MAXIMUM ATOMIC TRANSFER LENGTH
+  b.writeUInt32BE(atomic.alignment, 44); // ATOMIC ALIGNMENT
+  b.writeUInt32BE(atomic.granularity, 48); // ATOMIC TRANSFER LENGTH GRANULARITY
   return b;
 }
 
