@@ -3,6 +3,7 @@ import { REPORT_LUNS, REQUEST_SENSE, SYNCHRONIZE_CACHE_10, SYNCHRONIZE_CACHE_16,
 import { READ_CAPACITY_10, READ_CAPACITY_16 } from './commands/capacity';
 import { COMPARE_AND_WRITE } from './commands/compare-and-write';
 import { DEVICE_COMMANDS } from './commands/device';
+import { EXTENDED_COPY_COMMANDS } from './commands/extended-copy';
 import { INQUIRY } from './commands/inquiry';
 import { MODE_COMMANDS } from './commands/mode';
 import { ORWRITE, WRITE_ATOMIC_16 } from './commands/orwrite-atomic';
@@ -36,6 +37,7 @@ export const COMMANDS: readonly Command<LogicalUnit>[] = [
   ...VERIFY_COMMANDS,
   ...PREFETCH_COMMANDS,
   COMPARE_AND_WRITE,
+  ...EXTENDED_COPY_COMMANDS,
   ORWRITE,
   WRITE_ATOMIC_16,
   ...WRITE_SAME_COMMANDS,

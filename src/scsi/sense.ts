@@ -10,6 +10,7 @@ export const SenseKey = {
   DataProtect: 0x7,
   AbortedCommand: 0xb,
   Miscompare: 0xe,
+  CopyAborted: 0xa,
 } as const;
 
 interface SenseCode {
@@ -65,6 +66,18 @@ export const SENSE_TABLE = {
   ProtocolServiceCrcError: { key: SenseKey.AbortedCommand, asc: 0x47, ascq: 0x05 },
   // MISCOMPARE
   MiscompareDuringVerify: { key: SenseKey.Miscompare, asc: 0x1d, ascq: 0x00 },
+  // EXTENDED COPY parameter list checks (spc4r37 §6.4.3.4, §6.4.3.5, §6.4.5, §6.4.6).
+  TooManyTargetDescriptors: { key: SenseKey.IllegalRequest, asc: 0x26, ascq: 0x06 },
+  UnsupportedTargetDescriptorType: { key: SenseKey.IllegalRequest, asc: 0x26, ascq: 0x07 },
+  TooManySegmentDescriptors: { key: SenseKey.IllegalRequest, asc: 0x26, ascq: 0x08 },
+  UnsupportedSegmentDescriptorType: { key: SenseKey.IllegalRequest, asc: 0x26, ascq: 0x09 },
+  // A copy with the same LIST IDENTIFIER from the same I_T nexus is still running.
+  OperationInProgress: { key: SenseKey.IllegalRequest, asc: 0x00, ascq: 0x16 },
+  // COPY ABORTED: a segment names a CSCD descriptor that is absent or matches no logical unit.
+  UnreachableCopyTarget: { key: SenseKey.CopyAborted, asc: 0x08, ascq: 0x04 },
+  // COPY ABORTED with no more specific code: the segment pointer (sense key specific bytes)
+  // names the offending field, e.g. an LBA range beyond the copy target's capacity.
+  CopySegmentAborted: { key: SenseKey.CopyAborted, asc: 0x00, ascq: 0x00 },
 } as const satisfies Record<string, SenseCode>;
 
 export type SenseReason = keyof typeof SENSE_TABLE;

@@ -1,6 +1,6 @@
 import { log } from '../util/log';
 import { AllocationMap } from './alloc-map';
-import { ChunkCache, type ChunkEntry } from './chunk-cache';
+import { ChunkCache, type ChunkEntry, SECTOR } from './chunk-cache';
 import { isStorageError, StorageError } from './errors';
 import { CRC_META_KEY, segmentAligned, segmentCrcs, verifySegments } from './integrity';
 import type { LunLayout } from './layout';
@@ -130,6 +130,13 @@ export class ChunkVolume implements Volume {
     }
   }
 
+  /** The Volume contract: ranges are whole 512-byte sectors inside the volume. */
+  private checkRange(offset: number, length: number): void {
+    if (offset % SECTOR !== 0 || length % SECTOR !== 0 || offset < 0 || length < 0 || offset + length > this.info.sizeBytes) {
+      throw new StorageError('internal', `range ${offset}+${length} is not sector-aligned inside ${this.info.sizeBytes} bytes`);
+    }
+  }
+
   private checkWritable(): void {
     if (this.fencedError) throw this.fencedError;
     if (this.closed) throw new StorageError('unavailable', `${this.layout.name} is closing`);
@@ -139,6 +146,7 @@ export class ChunkVolume implements Volume {
   // ---------------------------------------------------------------- reads
 
   async read(offset: number, length: number): Promise<Buffer> {
+    this.checkRange(offset, length);
     const release = await this.locks.acquire(offset, length, 'shared');
     try {
       const out = Buffer.allocUnsafe(length);
@@ -306,6 +314,7 @@ export class ChunkVolume implements Volume {
   // ---------------------------------------------------------------- writes
 
   async write(offset: number, data: Buffer, opts: WriteOptions = {}): Promise<void> {
+    this.checkRange(offset, data.length);
     this.checkWritable();
     const release = await this.locks.acquire(offset, data.length, 'exclusive');
     try {
@@ -336,6 +345,7 @@ export class ChunkVolume implements Volume {
   }
 
   async update(offset: number, length: number, fn: (current: Buffer) => Buffer | null, opts: WriteOptions = {}): Promise<void> {
+    this.checkRange(offset, length);
     this.checkWritable();
     const release = await this.locks.acquire(offset, length, 'exclusive');
     try {
@@ -352,6 +362,7 @@ export class ChunkVolume implements Volume {
   }
 
   async writeSame(range: ByteRange, block: Buffer, opts: WriteOptions & { readonly unmap?: boolean } = {}): Promise<void> {
+    this.checkRange(range.offset, range.length);
     this.checkWritable();
     if (block.every((b) => b === 0)) {
       // Zeros: whole chunks become deletions (unmapped blocks read as zeros, LBPRZ=1).
@@ -372,6 +383,7 @@ export class ChunkVolume implements Volume {
   }
 
   async discard(ranges: readonly ByteRange[], opts: WriteOptions = {}): Promise<void> {
+    for (const r of ranges) this.checkRange(r.offset, r.length);
     this.checkWritable();
     for (const r of ranges) {
       if (r.length === 0) continue;

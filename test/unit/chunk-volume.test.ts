@@ -249,7 +249,7 @@ describe('ChunkVolume', () => {
     await assert.rejects(v.flush(), { kind: 'unavailable' });
     store.put = original;
     await v.flush();
-    for (const i of acked) assert.equal((await v.read(i * MiB, 1))[0], i + 1);
+    for (const i of acked) assert.equal((await v.read(i * MiB, 512))[0], i + 1);
     await v.close();
   });
 
@@ -275,12 +275,13 @@ describe('ChunkVolume', () => {
     };
     const ops = [];
     for (let i = 0; i < 200; i++) {
-      ops.push(v.update(MiB - 256, 512, inc)); // straddles chunks 0 and 1
+      ops.push(v.update(MiB - 512, 1024, inc)); // straddles chunks 0 and 1
       if (i % 10 === 0) ops.push(v.write(MiB + 4096, Buffer.alloc(512, i)), v.flush());
     }
     await Promise.all(ops);
-    assert.equal((await v.read(MiB - 256, 4)).readUInt32LE(0), 200);
+    assert.equal((await v.read(MiB - 512, 512)).readUInt32LE(0), 200);
     await v.update(0, 512, () => null);
+    await assert.rejects(v.update(MiB - 256, 512, inc), { code: 'STORE_ERR_INTERNAL' }, 'unaligned ranges are refused');
     await v.close();
   });
 

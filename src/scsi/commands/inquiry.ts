@@ -21,7 +21,7 @@ export function standardInquiry(identity: Pick<LuIdentity, 'vendor' | 'product' 
   d[2] = 0x06; // VERSION: SPC-4
   d[3] = 0x12; // HISUP = 1, RESPONSE DATA FORMAT = 2
   d[4] = d.length - 5; // ADDITIONAL LENGTH
-  d[5] = 0x00; // SCCS, ACC, TPGS = 00b (no ALUA), 3PC, PROTECT all zero
+  d[5] = 0x08; // 3PC: EXTENDED COPY is supported; SCCS, ACC, TPGS = 00b (no ALUA), PROTECT zero
   d[6] = 0x00;
   d[7] = 0x02; // CMDQUE: full task management model
   asciiField(identity.vendor, 8).copy(d, 8);
