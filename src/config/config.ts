@@ -10,10 +10,22 @@ export interface PortalConfig {
   readonly port: number;
 }
 
+export interface S3Config {
+  readonly endpoint: string | undefined;
+  readonly region: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly pathStyle: boolean;
+  readonly concurrency: number;
+  readonly requestTimeoutMs: number;
+  readonly retryDeadlineMs: number;
+  readonly contentMd5: boolean;
+}
+
 export interface LunConfig {
   readonly lun: number;
   readonly name: string;
-  readonly store: 'file';
+  readonly store: 'file' | 's3';
   readonly sizeBytes: number;
   readonly blockSize: 512 | 4096;
   readonly cacheBytes: number;
@@ -45,6 +57,8 @@ export interface Config {
   readonly portals: readonly PortalConfig[];
   /** Root of the local chunk store, resolved against the config file's directory. */
   readonly dataDir: string;
+  /** The S3 connection, required when a LUN uses `store: s3`. */
+  readonly s3: S3Config | undefined;
   readonly log: { readonly level: 'error' | 'warn' | 'info' | 'debug'; readonly format: 'text' | 'json' };
   readonly iscsi: IscsiTuning;
   readonly targets: readonly TargetConfig[];
@@ -72,16 +86,24 @@ export function parseConfig(text: string, file: string): Config {
     throw new ConfigError(file, pos?.line, pos?.col, '', `YAML syntax: ${e.message.split('\n')[0]}`);
   }
   const root = new Reader(new Locator(file, doc, lines), [], doc.toJS() ?? {});
-  root.object(['portals', 'dataDir', 'log', 'iscsi', 'targets']);
+  root.object(['portals', 'dataDir', 's3', 'log', 'iscsi', 'targets']);
   const baseDir = path.dirname(path.resolve(file));
   const portals = root.get('portals').array().map(parsePortal);
   const targets = root.get('targets').required().array().map(parseTarget);
   if (targets.length === 0) root.get('targets').fail('at least one target is required');
   checkUnique(root, targets);
+  const s3 = parseS3(root.get('s3'));
+  targets.forEach((t, ti) => {
+    t.luns.forEach((l, li) => {
+      if (l.store === 's3' && !s3)
+        root.get('targets').at(ti).get('luns').at(li).get('store').fail('store "s3" needs an "s3:" section (endpoint, bucket, ...)');
+    });
+  });
   return {
     file,
     portals: portals.length > 0 ? portals : [{ host: '127.0.0.1', port: 3260 }],
     dataDir: path.resolve(baseDir, root.get('dataDir').string('./data')),
+    s3,
     log: parseLog(root.get('log')),
     iscsi: parseIscsi(root.get('iscsi')),
     targets,
@@ -95,6 +117,32 @@ function parsePortal(r: Reader): PortalConfig {
   const port = Number(m[2]);
   if (port < 1 || port > 65535) r.fail(`port ${port} out of range`);
   return { host: m[1].replace(/^\[|\]$/g, ''), port };
+}
+
+function parseS3(r: Reader): S3Config | undefined {
+  if (!r.present) return undefined;
+  r.object(['endpoint', 'region', 'bucket', 'prefix', 'pathStyle', 'concurrency', 'requestTimeout', 'retryDeadline', 'contentMd5']);
+  const endpointR = r.get('endpoint');
+  const endpoint = endpointR.optionalString();
+  if (endpoint !== undefined && !/^https?:\/\/[^\s/]+(:\d+)?\/?$/.test(endpoint)) endpointR.fail(`expected http(s)://host[:port], got "${endpoint}"`);
+  const bucketR = r.get('bucket').required();
+  const bucket = bucketR.string();
+  // S3 bucket naming rules: 3-63 characters, lower case, digits, dots and hyphens.
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) bucketR.fail(`"${bucket}" is not a valid bucket name`);
+  const prefixR = r.get('prefix');
+  const prefix = prefixR.present ? prefixR.string() : '';
+  if (/(^\/)|(\/\/)|\.\./.test(prefix)) prefixR.fail('the prefix must not start with "/", contain "//" or ".."');
+  return {
+    endpoint,
+    region: r.get('region').string('us-east-1'),
+    bucket,
+    prefix: prefix.replace(/\/+$/, ''),
+    pathStyle: r.get('pathStyle').bool(endpoint !== undefined),
+    concurrency: r.get('concurrency').int(64, 3, 1024),
+    requestTimeoutMs: r.get('requestTimeout').duration(10_000),
+    retryDeadlineMs: r.get('retryDeadline').duration(15_000),
+    contentMd5: r.get('contentMd5').bool(true),
+  };
 }
 
 function parseLog(r: Reader): Config['log'] {
@@ -166,7 +214,7 @@ function parseLun(r: Reader): LunConfig {
   return {
     lun: r.get('lun').int(undefined, 0, 16383),
     name,
-    store: r.get('store').oneOf(['file'] as const, 'file'),
+    store: r.get('store').oneOf(['file', 's3'] as const, 'file'),
     sizeBytes,
     blockSize: blockSize as 512 | 4096,
     cacheBytes,

@@ -1,6 +1,6 @@
 import { log } from '../util/log';
 import type { LunLayout } from './layout';
-import type { ObjectStore } from './object-store';
+import { listAll, type ObjectStore } from './object-store';
 
 const UNKNOWN = 0;
 const PRESENT = 1;
@@ -55,7 +55,7 @@ export class AllocationMap {
 
   private async list(store: ObjectStore, layout: LunLayout): Promise<void> {
     const seen = new Uint8Array(this.chunks);
-    for await (const entry of store.list(layout.chunksPrefix, { lane: 'background' })) {
+    for await (const entry of listAll(store, layout.chunksPrefix, { lane: 'background' })) {
       const i = layout.chunkIndexOf(entry.key);
       if (i !== undefined && i < this.chunks) seen[i] = 1;
     }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { StorageError } from './errors';
-import type { GetResult, ListEntry, ObjectMeta, ObjectStore, PutOptions } from './object-store';
+import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions } from './object-store';
 
 /**
  * The local chunk store: the S3 layout in a directory, one file per object. Writes are atomic
@@ -176,18 +176,21 @@ export class FileObjectStore implements ObjectStore {
     for (const d of dirs) await syncDir(d).catch(() => undefined);
   }
 
-  async *list(prefix: string): AsyncIterable<ListEntry> {
+  /** Pages of 1000 keys; the token is the last key of the previous page (S3 StartAfter). */
+  async listPage(prefix: string, token: string | undefined): Promise<ListPage> {
     const slash = prefix.lastIndexOf('/');
     const baseKey = slash >= 0 ? prefix.slice(0, slash) : '';
     const start = baseKey ? this.pathOf(baseKey) : this.root;
     const keys: string[] = [];
     await walk(start, baseKey, keys);
-    keys.sort();
-    for (const key of keys) {
-      if (!key.startsWith(prefix)) continue;
+    const matching = keys.filter((k) => k.startsWith(prefix) && (token === undefined || k > token)).sort();
+    const page = matching.slice(0, 1000);
+    const entries: ListEntry[] = [];
+    for (const key of page) {
       const meta = await this.head(key);
-      if (meta) yield { key, size: meta.size };
+      if (meta) entries.push({ key, size: meta.size });
     }
+    return matching.length > 1000 ? { entries, next: page[page.length - 1] } : { entries };
   }
 
   async close(): Promise<void> {}

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { StorageError } from './errors';
-import type { GetResult, ListEntry, ObjectMeta, ObjectStore, PutOptions } from './object-store';
+import type { GetResult, ListPage, ObjectMeta, ObjectStore, PutOptions } from './object-store';
 
 interface Entry {
   readonly body: Buffer;
@@ -40,12 +40,11 @@ export class MemoryObjectStore implements ObjectStore {
     for (const k of keys) this.objects.delete(k);
   }
 
-  async *list(prefix: string): AsyncIterable<ListEntry> {
-    const keys = [...this.objects.keys()].filter((k) => k.startsWith(prefix)).sort();
-    for (const key of keys) {
-      const e = this.objects.get(key);
-      if (e) yield { key, size: e.body.length };
-    }
+  async listPage(prefix: string, token: string | undefined): Promise<ListPage> {
+    const keys = [...this.objects.keys()].filter((k) => k.startsWith(prefix) && (token === undefined || k > token)).sort();
+    const page = keys.slice(0, 1000);
+    const entries = page.map((key) => ({ key, size: this.objects.get(key)?.body.length ?? 0 }));
+    return keys.length > 1000 ? { entries, next: page[page.length - 1] } : { entries };
   }
 
   async close(): Promise<void> {}

@@ -35,6 +35,12 @@ export interface ListEntry {
   readonly size: number;
 }
 
+/** One page of a listing; `next` continues it (S3 ListObjectsV2 continuation token). */
+export interface ListPage {
+  readonly entries: readonly ListEntry[];
+  readonly next?: string;
+}
+
 /**
  * The object store contract every backend implements (local directory, S3, memory) and the
  * conformance suite in test/ checks: a put is atomic (a reader sees the old or the new object,
@@ -50,7 +56,17 @@ export interface ObjectStore {
   delete(key: string, opts?: RequestOptions): Promise<void>;
   /** Deletes many keys, batched by the backend (S3 DeleteObjects takes 1000). */
   deleteMany(keys: readonly string[], opts?: RequestOptions): Promise<void>;
-  /** Keys under a prefix in lexicographic order. */
-  list(prefix: string, opts?: RequestOptions): AsyncIterable<ListEntry>;
+  /** One page of the keys under a prefix, in lexicographic order (use `listAll` to walk them). */
+  listPage(prefix: string, token: string | undefined, opts?: RequestOptions): Promise<ListPage>;
   close(): Promise<void>;
+}
+
+/** Every key under a prefix, page by page. */
+export async function* listAll(store: ObjectStore, prefix: string, opts?: RequestOptions): AsyncIterable<ListEntry> {
+  let token: string | undefined;
+  do {
+    const page = await store.listPage(prefix, token, opts);
+    yield* page.entries;
+    token = page.next;
+  } while (token !== undefined);
 }

@@ -1,5 +1,5 @@
 import type { IoPool } from './io-pool';
-import type { GetResult, ListEntry, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
+import type { GetResult, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 /** Decorator: every request of the wrapped store takes a slot of the I/O pool in its lane. */
 export class PooledStore implements ObjectStore {
@@ -32,10 +32,8 @@ export class PooledStore implements ObjectStore {
     return this.pool.run(opts?.lane ?? 'foreground', () => this.inner.deleteMany(keys, opts));
   }
 
-  list(prefix: string, opts?: RequestOptions): AsyncIterable<ListEntry> {
-    // Listing pages are requests too, but the iterator is driven by its consumer; it is
-    // issued on the background lane by its callers and not pooled page by page.
-    return this.inner.list(prefix, opts);
+  listPage(prefix: string, token: string | undefined, opts?: RequestOptions): Promise<ListPage> {
+    return this.pool.run(opts?.lane ?? 'background', () => this.inner.listPage(prefix, token, opts));
   }
 
   close(): Promise<void> {

@@ -1,0 +1,236 @@
+import { createHash } from 'node:crypto';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { StorageError } from './errors';
+import type { GetResult, ListPage, ObjectMeta, ObjectStore, PutOptions } from './object-store';
+
+export interface S3StoreOptions {
+  /** Omit for AWS; set for RGW, MinIO and friends. */
+  readonly endpoint?: string;
+  readonly region: string;
+  readonly bucket: string;
+  readonly pathStyle: boolean;
+  /** Keep-alive sockets to the endpoint (at least the I/O pool's concurrency). */
+  readonly maxSockets: number;
+  /** One request's time limit; the retry layer decides about trying again. */
+  readonly requestTimeoutMs: number;
+  /** Send Content-MD5 with every PUT so the server rejects a body damaged on the way. */
+  readonly contentMd5: boolean;
+  /** Static credentials (tests); otherwise the AWS SDK default chain (env, profile, IMDS). */
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+}
+
+/** Unquoted ETag: RGW compares If-Match on PUT against the bare value. */
+const etagOf = (v: string | undefined): string => (v ?? '').replace(/^"|"$/g, '');
+
+function statusOf(e: unknown): number | undefined {
+  return (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
+function nameOf(e: unknown): string {
+  const o = e as { name?: unknown; Code?: unknown };
+  return String(o.Code ?? o.name ?? '');
+}
+
+/**
+ * Classifies an SDK or socket error (by status and code, not by class name: the SDK reports a
+ * reset as a TimeoutError with code ECONNRESET).
+ */
+export function classify(e: unknown, what: string): StorageError {
+  if (e instanceof StorageError) return e;
+  const status = statusOf(e);
+  const name = nameOf(e);
+  const code = String((e as { code?: unknown }).code ?? '');
+  const msg = `${what}: ${name || code || 'error'}${status ? ` (HTTP ${status})` : ''}: ${(e as Error).message ?? String(e)}`;
+  if (status === 412 || name === 'PreconditionFailed') return new StorageError('precondition', msg, { cause: e });
+  if (status === 404 || name === 'NoSuchKey' || name === 'NotFound') {
+    return new StorageError(name === 'NoSuchBucket' ? 'invalid' : 'not-found', msg, { cause: e });
+  }
+  if (status === 403 || status === 401 || /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|NoSuchBucket|InvalidBucketName/.test(name)) {
+    return new StorageError('invalid', msg, { cause: e });
+  }
+  // 5xx, throttling, timeouts, resets, refused connections, a body cut mid-stream, and a
+  // damaged body the server refused (BadDigest): worth trying again.
+  return new StorageError('unavailable', msg, { cause: e });
+}
+
+/**
+ * The S3 backend on @aws-sdk/client-s3. Settings that real S3-compatible servers need (see
+ * docs): checksums only when required (RGW refuses aws-chunked trailers), Buffer bodies,
+ * path-style addressing, keep-alive sockets, and no SDK retries: the RetryingStore above it
+ * retries everything, including body read failures the SDK does not see.
+ */
+export class S3ObjectStore implements ObjectStore {
+  readonly description: string;
+  private readonly client: S3Client;
+  private readonly agent: http.Agent;
+
+  constructor(private readonly opts: S3StoreOptions) {
+    // Node 20 is supported on purpose (package.json pins an SDK release that runs on it).
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    this.description = `s3://${opts.bucket}${opts.endpoint ? ` at ${opts.endpoint}` : ''}`;
+    const secure = opts.endpoint ? opts.endpoint.startsWith('https:') : true;
+    this.agent = secure
+      ? new https.Agent({ keepAlive: true, maxSockets: opts.maxSockets, keepAliveMsecs: 1000 })
+      : new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets, keepAliveMsecs: 1000 });
+    this.client = new S3Client({
+      ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+      region: opts.region,
+      forcePathStyle: opts.pathStyle,
+      maxAttempts: 1,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      ...(opts.credentials ? { credentials: opts.credentials } : {}),
+      requestHandler: new NodeHttpHandler({
+        ...(secure ? { httpsAgent: this.agent as https.Agent } : { httpAgent: this.agent }),
+        connectionTimeout: 3000,
+        requestTimeout: opts.requestTimeoutMs,
+      }),
+    });
+  }
+
+  /** Fails with an `invalid` StorageError when the bucket is missing or not ours. */
+  async checkBucket(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.opts.bucket }));
+    } catch (e) {
+      const status = statusOf(e);
+      if (status === 404) throw new StorageError('invalid', `bucket "${this.opts.bucket}" does not exist`, { cause: e });
+      throw classify(e, `bucket "${this.opts.bucket}"`);
+    }
+  }
+
+  async get(key: string, range?: { offset: number; length: number }): Promise<GetResult | null> {
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.opts.bucket,
+          Key: key,
+          ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {}),
+        }),
+      );
+      const expected = res.ContentLength ?? 0;
+      const body = await readBody(res.Body as AsyncIterable<Uint8Array> | undefined, expected, key);
+      // Content-Range "bytes a-b/total" gives the object size for a ranged read.
+      const total = res.ContentRange ? Number(res.ContentRange.split('/')[1]) : expected;
+      return { body, meta: { size: Number.isFinite(total) ? total : expected, etag: etagOf(res.ETag), metadata: res.Metadata ?? {} } };
+    } catch (e) {
+      const err = classify(e, `GET ${key}`);
+      if (err.kind === 'not-found') return null;
+      // An unsatisfiable range on a zero-length object is an empty read, not an error.
+      if (statusOf(e) === 416) return { body: Buffer.alloc(0), meta: { size: 0, etag: '', metadata: {} } };
+      throw err;
+    }
+  }
+
+  async head(key: string): Promise<ObjectMeta | null> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.opts.bucket, Key: key }));
+      return { size: res.ContentLength ?? 0, etag: etagOf(res.ETag), metadata: res.Metadata ?? {} };
+    } catch (e) {
+      const err = classify(e, `HEAD ${key}`);
+      if (err.kind === 'not-found') return null;
+      throw err;
+    }
+  }
+
+  async put(key: string, body: Buffer, opts: PutOptions = {}): Promise<{ etag: string }> {
+    try {
+      const res = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.opts.bucket,
+          Key: key,
+          Body: body,
+          ContentLength: body.length,
+          ...(this.opts.contentMd5 ? { ContentMD5: createHash('md5').update(body).digest('base64') } : {}),
+          ...(opts.metadata ? { Metadata: { ...opts.metadata } } : {}),
+          ...(opts.ifNoneMatch ? { IfNoneMatch: opts.ifNoneMatch } : {}),
+          ...(opts.ifMatch !== undefined ? { IfMatch: opts.ifMatch } : {}),
+        }),
+      );
+      return { etag: etagOf(res.ETag) };
+    } catch (e) {
+      throw classify(e, `PUT ${key}`);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: key }));
+    } catch (e) {
+      const err = classify(e, `DELETE ${key}`);
+      if (err.kind !== 'not-found') throw err;
+    }
+  }
+
+  /** DeleteObjects takes at most 1000 keys; a per-key failure fails the whole call. */
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      try {
+        const res = await this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.opts.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+        );
+        const errors = (res.Errors ?? []).filter((x) => x.Code !== 'NoSuchKey');
+        if (errors.length > 0) {
+          throw new StorageError(
+            'unavailable',
+            `DeleteObjects: ${errors.length} keys failed, first ${errors[0].Key}: ${errors[0].Code} ${errors[0].Message}`,
+          );
+        }
+      } catch (e) {
+        throw classify(e, `DeleteObjects (${batch.length} keys)`);
+      }
+    }
+  }
+
+  async listPage(prefix: string, token: string | undefined): Promise<ListPage> {
+    try {
+      const res = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.opts.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }),
+      );
+      const entries = (res.Contents ?? []).map((o) => ({ key: o.Key ?? '', size: o.Size ?? 0 }));
+      return res.IsTruncated && res.NextContinuationToken ? { entries, next: res.NextContinuationToken } : { entries };
+    } catch (e) {
+      throw classify(e, `LIST ${prefix}`);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+    this.agent.destroy();
+  }
+}
+
+/**
+ * Reads a response body into one buffer. The SDK resolves `send` before the body arrives, and
+ * a body cut mid-stream (server died, connection reset) throws here or ends short: both are
+ * transient failures, which the SDK itself would not retry.
+ */
+async function readBody(body: AsyncIterable<Uint8Array> | undefined, expected: number, key: string): Promise<Buffer> {
+  if (!body) return Buffer.alloc(0);
+  const out = Buffer.allocUnsafe(expected);
+  let got = 0;
+  try {
+    for await (const chunk of body) {
+      if (got + chunk.length > expected) throw new StorageError('unavailable', `GET ${key}: body longer than Content-Length`);
+      out.set(chunk, got);
+      got += chunk.length;
+    }
+  } catch (e) {
+    throw classify(e, `GET ${key} (reading the body)`);
+  }
+  if (got !== expected) throw new StorageError('unavailable', `GET ${key}: body cut after ${got} of ${expected} bytes`);
+  return out;
+}

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { listAll, type ObjectStore } from '../../src/storage/object-store';
+
+/**
+ * The ObjectStore contract, run against every backend (object_store's integration.rs idea):
+ * the chunk volume relies on exactly these behaviours.
+ */
+export function storeConformance(name: string, make: () => Promise<ObjectStore>): void {
+  describe(`ObjectStore contract: ${name}`, () => {
+    let n = 0;
+    const prefix = (): string => `conf-${process.pid}-${Date.now()}-${n++}/`;
+
+    it('a missing object is null, not an error', async () => {
+      const s = await make();
+      const p = prefix();
+      assert.equal(await s.get(`${p}nope`), null);
+      assert.equal(await s.get(`${p}nope`, { offset: 0, length: 10 }), null);
+      assert.equal(await s.head(`${p}nope`), null);
+      await s.delete(`${p}nope`); // deleting a missing key succeeds
+    });
+
+    it('put then get returns the bytes, the metadata and an ETag; a ranged get returns exactly the range', async () => {
+      const s = await make();
+      const key = `${prefix()}chunks/0000000000000000`;
+      const body = randomBytes(1024 * 1024);
+      const { etag } = await s.put(key, body, { metadata: { 's3tgt-crc32c': 'abcdef01' } });
+      assert.ok(etag.length > 0);
+      assert.ok(!etag.startsWith('"'), 'ETag without quotes');
+      const got = await s.get(key);
+      assert.ok(got?.body.equals(body));
+      assert.equal(got?.meta.metadata['s3tgt-crc32c'], 'abcdef01');
+      assert.equal(got?.meta.size, body.length);
+      const part = await s.get(key, { offset: 65536, length: 131072 });
+      assert.ok(part?.body.equals(body.subarray(65536, 196608)));
+      assert.equal(part?.meta.size, body.length, 'size is the whole object for a ranged read');
+      const head = await s.head(key);
+      assert.equal(head?.size, body.length);
+      assert.equal(head?.metadata['s3tgt-crc32c'], 'abcdef01');
+    });
+
+    it('an overwrite is seen by the next read; an empty object reads empty', async () => {
+      const s = await make();
+      const key = `${prefix()}k`;
+      for (let i = 0; i < 3; i++) await s.put(key, Buffer.alloc(4096, i));
+      assert.equal((await s.get(key))?.body[0], 2);
+      await s.put(`${key}0`, Buffer.alloc(0));
+      assert.equal((await s.get(`${key}0`))?.body.length, 0);
+    });
+
+    it('conditional puts: If-None-Match: * creates only; If-Match replaces only the version named', async () => {
+      const s = await make();
+      const key = `${prefix()}lease.json`;
+      const first = await s.put(key, Buffer.from('a'), { ifNoneMatch: '*' });
+      await assert.rejects(s.put(key, Buffer.from('b'), { ifNoneMatch: '*' }), { kind: 'precondition' });
+      const second = await s.put(key, Buffer.from('c'), { ifMatch: first.etag });
+      await assert.rejects(s.put(key, Buffer.from('d'), { ifMatch: first.etag }), { kind: 'precondition' });
+      assert.equal((await s.get(key))?.body.toString(), 'c');
+      assert.equal((await s.head(key))?.etag, second.etag);
+      await assert.rejects(s.put(`${key}.missing`, Buffer.from('e'), { ifMatch: first.etag }), { kind: 'precondition' });
+    });
+
+    it('lists a prefix in order across pages, and deleteMany removes more than one batch', async () => {
+      const s = await make();
+      const p = prefix();
+      const keys = Array.from({ length: 1050 }, (_, i) => `${p}chunks/${i.toString(16).padStart(16, '0')}`);
+      for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((k) => s.put(k, Buffer.from(k))));
+      await s.put(`${p}volume.json`, Buffer.from('{}'));
+      const listed: string[] = [];
+      for await (const e of listAll(s, `${p}chunks/`)) listed.push(e.key);
+      assert.deepEqual(listed, keys);
+      await s.deleteMany([...keys, `${p}chunks/ffffffffffffffff`]);
+      const left: string[] = [];
+      for await (const e of listAll(s, p)) left.push(e.key);
+      assert.deepEqual(left, [`${p}volume.json`]);
+    });
+  });
+}
