@@ -142,14 +142,23 @@ export class ChunkCache {
     if (!e.busy && !e.dirty) this.wake();
   }
 
-  /** An entry for writing chunk i, waiting for space when the cache is full of dirty chunks. */
+  /**
+   * An entry for writing chunk i, waiting for space when the cache is full of dirty chunks.
+   * The entry comes back pinned: between this return and the caller's copy another writer may
+   * be evicting, and a new entry is clean (so evictable) until it is written. The caller
+   * unpins it once the data is in.
+   */
   async forWrite(i: number, onFull: () => void, timeoutMs: number): Promise<ChunkEntry> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const existing = this.entries.get(i);
-      if (existing) return existing;
+      if (existing) {
+        existing.pins++;
+        return existing;
+      }
       if (this.entries.size < this.capacity || this.evictOne()) {
         const e = new ChunkEntry(i, Buffer.allocUnsafe(this.chunkSize));
+        e.pins++;
         this.entries.set(i, e);
         return e;
       }

@@ -329,14 +329,18 @@ export class ChunkVolume implements Volume {
     const touched: Array<[ChunkEntry, number]> = [];
     for (const p of pieces(offset, data.length, this.info.chunkSize)) {
       const e = await this.cache.forWrite(p.index, () => this.flushOldest(), this.options.spaceTimeoutMs);
-      const wasDirty = e.dirty;
-      data.copy(e.buf, p.inner, p.pos, p.pos + p.length);
-      e.markValid(p.inner, p.length);
-      e.gen++;
-      e.lastWrite = Date.now();
-      this.cache.noteDirtied(wasDirty, e);
-      this.cache.touch(e);
-      touched.push([e, e.gen]);
+      try {
+        const wasDirty = e.dirty;
+        data.copy(e.buf, p.inner, p.pos, p.pos + p.length);
+        e.markValid(p.inner, p.length);
+        e.gen++;
+        e.lastWrite = Date.now();
+        this.cache.noteDirtied(wasDirty, e);
+        this.cache.touch(e);
+        touched.push([e, e.gen]);
+      } finally {
+        e.pins--;
+      }
     }
     this.stats.bytesWritten += data.length;
     if (opts.fua || this.mode === 'write-through') {

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 
 export interface ExecResult {
   readonly code: number;
@@ -25,4 +25,25 @@ export async function mustRun(cmd: string, args: readonly string[], opts: { time
   const r = await run(cmd, args, opts);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
+}
+
+/** Runs qemu-io on an iSCSI URL with commands fed on stdin (many commands, one session). */
+export function qemuIo(url: string, commands: readonly string[], timeoutMs = 300_000): Promise<ExecResult> {
+  return new Promise((resolve) => {
+    const p = spawn('qemu-io', ['-f', 'raw', url], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, stdout, stderr });
+    });
+    p.stdin.end(`${commands.join('\n')}\n`);
+  });
 }

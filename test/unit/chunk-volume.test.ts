@@ -129,6 +129,47 @@ describe('ChunkVolume', () => {
     await v2.close();
   });
 
+  it('eviction under back-pressure never loses an acknowledged write (slow store, tiny cache, 2 writers)', async () => {
+    class SlowStore extends MemoryObjectStore {
+      override async get(key: string, range?: { offset: number; length: number }): Promise<GetResult | null> {
+        await new Promise((r) => setTimeout(r, Math.random() * 4));
+        return super.get(key, range);
+      }
+      override async put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }> {
+        await new Promise((r) => setTimeout(r, Math.random() * 4));
+        return super.put(key, body, opts);
+      }
+    }
+    const store = new SlowStore();
+    const v = volume(store, { cacheBytes: 4 * MiB, flushDelayMs: 0 });
+    await v.write(0, randomBytes(8 * MiB), { fua: true });
+    const sectors = (8 * MiB) / 512;
+    const pattern = (s: number): number => 1 + ((s * 13) % 254);
+    // Writer w owns sectors of parity w; both walk the 8 chunks round-robin, 64 writes in flight.
+    const writer = async (w: number): Promise<void> => {
+      const inflight = new Set<Promise<void>>();
+      for (let i = 0; i < sectors / 2; i++) {
+        const s = 2 * ((i % 8) * 1024 + Math.floor(i / 8)) + w;
+        const p: Promise<void> = v.write(s * 512, Buffer.alloc(512, pattern(s))).then(() => {
+          inflight.delete(p);
+        });
+        inflight.add(p);
+        if (inflight.size >= 64) await Promise.race(inflight);
+      }
+      await Promise.all(inflight);
+    };
+    await Promise.all([writer(0), writer(1)]);
+    await v.flush();
+    const cold = volume(store);
+    const d = await cold.read(0, 8 * MiB);
+    let lost = 0;
+    for (let s = 0; s < sectors; s++) if (d[s * 512] !== pattern(s)) lost++;
+    assert.equal(lost, 0, `${lost} sectors lost`);
+    assert.ok(v.stats.backPressureWaits > 0, 'the cache really was full');
+    await v.close();
+    await cold.close();
+  });
+
   it('overlapping writes land in submission order', async () => {
     const v = volume(new MemoryObjectStore());
     const ps = [];
