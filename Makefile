@@ -72,3 +72,7 @@ start: build
 
 clean:
 	rm -rf dist $(TOOLS)
+
+# Side-by-side benchmarks (bench/README.md); not part of make test.
+bench: build deps-apt
+	$(NODE) dist/bench/run.js

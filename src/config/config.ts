@@ -141,7 +141,7 @@ function parseS3(r: Reader): S3Config | undefined {
     concurrency: r.get('concurrency').int(64, 3, 1024),
     requestTimeoutMs: r.get('requestTimeout').duration(10_000),
     retryDeadlineMs: r.get('retryDeadline').duration(15_000),
-    contentMd5: r.get('contentMd5').bool(true),
+    contentMd5: r.get('contentMd5').bool(false),
   };
 }
 

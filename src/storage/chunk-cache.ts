@@ -22,10 +22,15 @@ export class ChunkEntry {
   flushing: Promise<void> | undefined;
   filling: Promise<void> | undefined;
   removed = false;
+  /**
+   * The buffer an upload in flight is sending, if any. A write to the entry then first
+   * moves it to a copy (copy-on-write), so uploads need no snapshot copy of their own.
+   */
+  uploading: Buffer | undefined;
 
   constructor(
     readonly index: number,
-    readonly buf: Buffer,
+    public buf: Buffer,
   ) {
     this.valid = new Uint8Array(buf.length / SECTOR);
   }
@@ -56,6 +61,7 @@ export class ChunkEntry {
   /** Fills every sector not yet valid from `base` (zeros when null), then all are valid. */
   mergeBase(base: Buffer | null): void {
     if (this.fullyValid) return;
+    this.prepareWrite();
     let s = 0;
     const n = this.valid.length;
     while (s < n) {
@@ -71,6 +77,11 @@ export class ChunkEntry {
     }
     this.valid.fill(1);
     this.validCount = n;
+  }
+
+  /** Before modifying `buf`: leave the uploading buffer to the upload and take a copy. */
+  prepareWrite(): void {
+    if (this.uploading === this.buf) this.buf = Buffer.from(this.buf);
   }
 
   get busy(): boolean {

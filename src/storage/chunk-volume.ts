@@ -331,6 +331,7 @@ export class ChunkVolume implements Volume {
       const e = await this.cache.forWrite(p.index, () => this.flushOldest(), this.options.spaceTimeoutMs);
       try {
         const wasDirty = e.dirty;
+        e.prepareWrite();
         data.copy(e.buf, p.inner, p.pos, p.pos + p.length);
         e.markValid(p.inner, p.length);
         e.gen++;
@@ -483,10 +484,15 @@ export class ChunkVolume implements Volume {
         }
         this.alloc.set(e.index, false);
       } else {
-        // Snapshot: writes may land in e.buf while the PUT is in flight.
-        const body = Buffer.from(e.buf);
+        // The PUT sends e.buf itself; a write arriving meanwhile copies it first (prepareWrite).
+        const body = e.buf;
+        e.uploading = body;
         const metadata = { [CRC_META_KEY]: segmentCrcs(body) };
-        await this.chunkOps([e.index], () => this.store.put(this.layout.chunkKey(e.index), body, { metadata, lane }));
+        try {
+          await this.chunkOps([e.index], () => this.store.put(this.layout.chunkKey(e.index), body, { metadata, lane }));
+        } finally {
+          if (e.uploading === body) e.uploading = undefined;
+        }
         this.alloc.set(e.index, true);
         this.stats.chunksUploaded++;
         this.stats.bytesUploaded += body.length;

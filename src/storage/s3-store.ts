@@ -25,7 +25,11 @@ export interface S3StoreOptions {
   readonly maxSockets: number;
   /** One request's time limit; the retry layer decides about trying again. */
   readonly requestTimeoutMs: number;
-  /** Send Content-MD5 with every PUT so the server rejects a body damaged on the way. */
+  /**
+   * Also send Content-MD5 with every PUT. Not needed with SigV4 signed payloads (the default),
+   * whose x-amz-content-sha256 the server checks: RGW answers XAmzContentSHA256Mismatch to a
+   * body damaged on the way. Useful for servers that accept unsigned payloads.
+   */
   readonly contentMd5: boolean;
   /** Static credentials (tests); otherwise the AWS SDK default chain (env, profile, IMDS). */
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
@@ -58,6 +62,10 @@ export function classify(e: unknown, what: string): StorageError {
     return new StorageError(name === 'NoSuchBucket' ? 'invalid' : 'not-found', msg, { cause: e });
   }
   if (status === 403 || status === 401 || /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|NoSuchBucket|InvalidBucketName/.test(name)) {
+    return new StorageError('invalid', msg, { cause: e });
+  }
+  // A 400 is permanent unless it says the body was damaged or slow on the way.
+  if (status === 400 && !/BadDigest|XAmzContentSHA256Mismatch|RequestTimeout|IncompleteBody/.test(name)) {
     return new StorageError('invalid', msg, { cause: e });
   }
   // 5xx, throttling, timeouts, resets, refused connections, a body cut mid-stream, and a

@@ -42,6 +42,7 @@ export class Rgw {
   }
 
   async createBucket(name: string): Promise<void> {
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const c = new S3Client({
       endpoint: this.endpoint,
       region: 'us-east-1',

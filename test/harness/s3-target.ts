@@ -10,12 +10,14 @@ export interface S3TargetOptions {
   readonly extraS3?: string;
   readonly extraYaml?: string;
   readonly size?: string;
+  readonly logLevel?: string;
 }
 
 /** An s3tgt process serving LUN 0 ("disk0", 1 GiB by default) from an RGW bucket. */
 export function s3Target(rgw: Rgw, o: S3TargetOptions): TargetProcess {
   return new TargetProcess({
     env: rgw.env(),
+    ...(o.logLevel ? { logLevel: o.logLevel } : {}),
     extraYaml: `s3:
   endpoint: ${o.endpoint ?? rgw.endpoint}
   bucket: ${o.bucket}

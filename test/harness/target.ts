@@ -18,6 +18,16 @@ export async function freePort(): Promise<number> {
   });
 }
 
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}
+
 export interface TargetOptions {
   /** Extra YAML appended at the top level. */
   readonly extraYaml?: string;
@@ -28,6 +38,8 @@ export interface TargetOptions {
   readonly dataDir?: string;
   readonly env?: NodeJS.ProcessEnv;
   readonly node?: string;
+  /** Log level of the target process (default debug: the output helps when a test fails). */
+  readonly logLevel?: string;
 }
 
 /** A real s3tgt process on a free loopback port, with its own config and data directory. */
@@ -62,7 +74,7 @@ export class TargetProcess {
       this.configFile,
       `portals: ["127.0.0.1:${this.port}"]
 dataDir: ${this.opts.dataDir ?? path.join(this.dir, 'data')}
-log: { level: debug, format: text }
+log: { level: ${this.opts.logLevel ?? 'debug'}, format: text }
 ${this.opts.extraYaml ?? ''}
 targets:
   - iqn: ${TEST_IQN}
@@ -83,8 +95,9 @@ ${luns}
     proc.stderr?.on('data', (d: Buffer) => {
       this.output += d.toString();
     });
+    // Ready when the portal accepts connections (whatever the log level).
     const deadline = Date.now() + 20_000;
-    while (!this.output.includes('portal listening')) {
+    while (!(await accepts(this.port))) {
       if (proc.exitCode !== null) throw new Error(`s3tgt exited ${proc.exitCode}:\n${this.output}`);
       if (Date.now() > deadline) throw new Error(`s3tgt did not start:\n${this.output}`);
       await new Promise((r) => setTimeout(r, 50));

@@ -1,0 +1,47 @@
+import { S3ObjectStore } from '../../src/storage/s3-store';
+
+export interface RawResult {
+  readonly putMiBs: number;
+  readonly getMiBs: number;
+}
+
+/**
+ * The baseline: the AWS SDK alone, PUT then GET of `objects` objects of `size` bytes with
+ * `concurrency` requests in flight, against the same server and with the same client settings
+ * s3tgt uses (keep-alive, checksums only when required, Buffer bodies).
+ */
+export async function rawPutGet(
+  conn: { endpoint: string; accessKeyId: string; secretAccessKey: string; bucket: string },
+  opts: { objects: number; size: number; concurrency: number; contentMd5: boolean },
+): Promise<RawResult> {
+  const s3 = new S3ObjectStore({
+    endpoint: conn.endpoint,
+    region: 'us-east-1',
+    bucket: conn.bucket,
+    pathStyle: true,
+    maxSockets: opts.concurrency,
+    requestTimeoutMs: 30_000,
+    contentMd5: opts.contentMd5,
+    credentials: { accessKeyId: conn.accessKeyId, secretAccessKey: conn.secretAccessKey },
+  });
+  const body = Buffer.alloc(opts.size, 0xa5);
+  const key = (i: number): string => `raw-baseline/${i.toString(16).padStart(16, '0')}`;
+  const phase = async (fn: (i: number) => Promise<unknown>): Promise<number> => {
+    let next = 0;
+    const t0 = process.hrtime.bigint();
+    await Promise.all(
+      Array.from({ length: opts.concurrency }, async () => {
+        while (next < opts.objects) await fn(next++);
+      }),
+    );
+    return (opts.objects * opts.size) / 1048576 / (Number(process.hrtime.bigint() - t0) / 1e9);
+  };
+  const putMiBs = await phase((i) => s3.put(key(i), body));
+  const getMiBs = await phase(async (i) => {
+    const r = await s3.get(key(i));
+    if (r?.body.length !== opts.size) throw new Error('short read');
+  });
+  await s3.deleteMany(Array.from({ length: opts.objects }, (_, i) => key(i)));
+  await s3.close();
+  return { putMiBs, getMiBs };
+}

@@ -1,0 +1,78 @@
+import { FaultProxy } from '../test/harness/fault-proxy';
+import type { Rgw } from '../test/harness/rgw';
+import { s3Target } from '../test/harness/s3-target';
+import { TEST_IQN } from '../test/harness/target';
+import { randomWrites } from './lib/pipeline';
+import { qemuBench } from './lib/qemu';
+import { rawPutGet } from './lib/raw-s3';
+
+export interface S3PathResult {
+  readonly latencyMs: number;
+  readonly concurrency: number;
+  readonly mib: number;
+  readonly rawPut: number;
+  readonly rawGet: number;
+  readonly targetWrite: number;
+  readonly targetRead: number;
+  readonly randomWriteIops: number;
+}
+
+/**
+ * The S3 path: sequential 1 MiB-aligned writes and reads through s3tgt (qemu-img bench, the
+ * write timed until SYNCHRONIZE CACHE returns, the read from a cold cache) against the raw
+ * AWS SDK doing PUT/GET of 1 MiB objects at the same concurrency, on the same RGW, in one run;
+ * plus 4 KiB random writes at QD32 (with the final SYNCHRONIZE CACHE). With `latencyMs` both
+ * go through a proxy that adds that much latency to every S3 request.
+ */
+export async function s3PathBench(
+  rgw: Rgw,
+  opts: { mib: number; concurrency: number; latencyMs: number; randomWrites: number },
+): Promise<S3PathResult> {
+  const bucket = `bench-${opts.latencyMs}ms-${Date.now()}`;
+  await rgw.createBucket(bucket);
+  const proxy = new FaultProxy(rgw.port);
+  await proxy.start();
+  proxy.set({ latencyMs: opts.latencyMs });
+  try {
+    // Warm the gateway (bucket index, connections) so neither side pays for a cold start.
+    await rawPutGet(
+      { endpoint: proxy.endpoint, accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey, bucket },
+      { objects: 64, size: 1048576, concurrency: opts.concurrency, contentMd5: false },
+    );
+    const raw = await rawPutGet(
+      { endpoint: proxy.endpoint, accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey, bucket },
+      { objects: opts.mib, size: 1048576, concurrency: opts.concurrency, contentMd5: false },
+    );
+    const target = s3Target(rgw, {
+      bucket,
+      endpoint: proxy.endpoint,
+      size: '4GiB',
+      cache: '{ size: 256MiB, flushDelay: 200ms }',
+      logLevel: 'warn',
+    });
+    await target.start();
+    try {
+      const count = String(opts.mib);
+      const base = ['-t', 'writeback', '-s', '1M', '-d', String(opts.concurrency), '-c', count];
+      const writeS = await qemuBench(target.url(0), ['-w', ...base, '--flush-interval', count, '--pattern', '0xa5']);
+      await target.stop();
+      await target.start();
+      const readS = await qemuBench(target.url(0), base);
+      const iops = await randomWrites(target.port, TEST_IQN, { count: opts.randomWrites, qd: 32, spanBytes: 1024 * 1048576 });
+      return {
+        latencyMs: opts.latencyMs,
+        concurrency: opts.concurrency,
+        mib: opts.mib,
+        rawPut: raw.putMiBs,
+        rawGet: raw.getMiBs,
+        targetWrite: opts.mib / writeS,
+        targetRead: opts.mib / readS,
+        randomWriteIops: iops,
+      };
+    } finally {
+      await target.stop();
+    }
+  } finally {
+    await proxy.stop();
+  }
+}
