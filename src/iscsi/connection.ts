@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { log } from '../util/log';
 import { unreachable } from '../util/unreachable';
+import { ByteBudget } from './budget';
 import { digestOf, writeDigest } from './digest';
 import { PduError, RejectReason } from './errors';
 import { handleLogout } from './ffp/logout';
@@ -55,6 +56,8 @@ export class Connection implements SessionConnection {
   private txDigests = { header: false, data: false };
   /** Solicited Data-Out bytes outstanding on this connection (bounded, see portal options). */
   solicitedBytes = 0;
+  /** Data-In bytes of commands running on this connection (bounded, see portal options). */
+  readonly readBudget: ByteBudget;
 
   constructor(
     private readonly socket: Socket,
@@ -69,6 +72,7 @@ export class Connection implements SessionConnection {
       maxXmitDataSegmentLength: DEFAULT_MAX_RECV_DSL,
     };
     this.login = this.newLogin();
+    this.readBudget = new ByteBudget(ctx.options.maxReadBytes);
     this.loginDeadline = Date.now() + ctx.options.loginTimeoutMs;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);

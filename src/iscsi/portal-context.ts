@@ -15,6 +15,8 @@ export interface PortalOptions {
   readonly loginTimeoutMs: number;
   /** Bytes of Data-Out a connection may have solicited and not yet handed over. */
   readonly maxSolicitedBytes: number;
+  /** Bytes of Data-In the reads running on a connection may hold. */
+  readonly maxReadBytes: number;
 }
 
 export const DEFAULT_PORTAL_OPTIONS: PortalOptions = {
@@ -23,6 +25,7 @@ export const DEFAULT_PORTAL_OPTIONS: PortalOptions = {
   nopTimeoutMs: 30_000,
   loginTimeoutMs: 15_000,
   maxSolicitedBytes: 64 * 1024 * 1024,
+  maxReadBytes: 128 * 1024 * 1024,
 };
 
 /** What every connection of a portal shares. */

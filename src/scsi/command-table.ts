@@ -8,6 +8,7 @@ import { INQUIRY } from './commands/inquiry';
 import { MODE_COMMANDS } from './commands/mode';
 import { ORWRITE, WRITE_ATOMIC_16 } from './commands/orwrite-atomic';
 import { PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT } from './commands/persistent-reserve';
+import { GET_LBA_STATUS, UNMAP } from './commands/provisioning';
 import { READ_WRITE_COMMANDS } from './commands/read-write';
 import { REPORT_SUPPORTED_TMF, reportSupportedOpcodes } from './commands/report-supported';
 import { RESERVE_RELEASE_COMMANDS } from './commands/reserve';
@@ -41,6 +42,8 @@ export const COMMANDS: readonly Command<LogicalUnit>[] = [
   ORWRITE,
   WRITE_ATOMIC_16,
   ...WRITE_SAME_COMMANDS,
+  UNMAP,
+  GET_LBA_STATUS,
   SYNCHRONIZE_CACHE_10,
   SYNCHRONIZE_CACHE_16,
 ];

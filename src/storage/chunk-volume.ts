@@ -369,8 +369,9 @@ export class ChunkVolume implements Volume {
   async writeSame(range: ByteRange, block: Buffer, opts: WriteOptions & { readonly unmap?: boolean } = {}): Promise<void> {
     this.checkRange(range.offset, range.length);
     this.checkWritable();
-    if (block.every((b) => b === 0)) {
-      // Zeros: whole chunks become deletions (unmapped blocks read as zeros, LBPRZ=1).
+    // SBC-4 §5.49 Table 237: with UNMAP the LBAs are deallocated whatever the block holds;
+    // a zero block deallocates too. Either way they read back as zeros (LBPRZ=1).
+    if (opts.unmap || block.every((b) => b === 0)) {
       await this.discard([range], opts);
       return;
     }

@@ -135,8 +135,15 @@ function releaseBudget(conn: Connection, session: Session, task: IscsiTask): voi
 
 function execute(conn: Connection, session: Session, task: IscsiTask, failure?: 'DataPhaseError' | 'ProtocolServiceCrcError'): void {
   task.executing = true;
-  const run = failure ? task.scsi.fail(failure) : task.scsi.execute(task.wanted > 0 ? task.data() : undefined);
+  // Data-In is held in memory until it is sent: reads take their size from the connection's
+  // budget before they run, so one initiator cannot make us hold unbounded read buffers.
+  const readBytes = task.pdu.read ? Math.min(task.pdu.expectedDataLength, Math.max(task.scsi.transferLength, 0)) : 0;
+  const admitted = readBytes > 0 && !failure ? conn.readBudget.acquire(readBytes) : Promise.resolve();
+  const run = admitted.then(() => (failure ? task.scsi.fail(failure) : task.scsi.execute(task.wanted > 0 ? task.data() : undefined)));
   run
+    .finally(() => {
+      if (readBytes > 0 && !failure) conn.readBudget.release(readBytes);
+    })
     .then((outcome) => {
       if (session.tasks.get(task.itt) === task) session.tasks.delete(task.itt);
       releaseBudget(conn, session, task);

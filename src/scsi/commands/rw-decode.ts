@@ -76,8 +76,11 @@ export function checkWritable(lu: LogicalUnit): void {
   if (lu.mode.softwareWriteProtect) throw new ScsiError('SoftwareWriteProtected');
 }
 
-/** Block Limits VPD MAXIMUM TRANSFER LENGTH, in bytes (SBC-4 §6.6.4). */
-export const MAX_TRANSFER_BYTES = 8 * 1024 * 1024;
+/**
+ * Block Limits VPD MAXIMUM TRANSFER LENGTH, in bytes (SBC-4 §6.6.4): 32 MiB, ESXi's largest I/O.
+ * The transport bounds how much of it a connection may hold at once.
+ */
+export const MAX_TRANSFER_BYTES = 32 * 1024 * 1024;
 
 /** A write limited to the whole blocks of `bytes` (FCP-4 §9.4.2 a); SPDTL stays for the residual. */
 export function shrinkWrite(r: RwRequest, bytes: number, blockSize: number): RwRequest {

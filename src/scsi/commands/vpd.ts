@@ -11,13 +11,13 @@ export const NAA_COMPANY_ID = 0x0a5374;
 /** Thin-provisioning facts reported in READ CAPACITY(16) and VPD B0h/B2h (SBC-4 §4.7). */
 export const PROVISIONING = {
   /** Logical block provisioning management enabled (LBPME). */
-  lbpme: false,
+  lbpme: true,
   /** Unmapped blocks read as zeros (LBPRZ = 001b). */
-  lbprz: false,
+  lbprz: true,
   /** UNMAP supported (LBPU). */
-  unmap: false,
+  unmap: true,
   /** WRITE SAME(16)/(10) with UNMAP supported (LBPWS/LBPWS10). */
-  writeSameUnmap: false,
+  writeSameUnmap: true,
 };
 
 /** Block Limits (SBC-4 §6.6.4): what our command paths accept. */
@@ -26,7 +26,8 @@ export const BLOCK_LIMITS = {
   maxTransferBytes: MAX_TRANSFER_BYTES,
   /** One chunk: the unit of an S3 object. */
   optimalTransferBytes: 1024 * 1024,
-  maxUnmapBytes: 1024 * 1024 * 1024,
+  /** 512 MiB: 2^20 blocks on 512e (libiscsi and initiators expect at most that many LBAs). */
+  maxUnmapBytes: 512 * 1024 * 1024,
   maxUnmapDescriptors: 256,
   maxWriteSameBytes: 1024 * 1024 * 1024,
 };
