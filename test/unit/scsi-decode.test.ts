@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { MAX_TRANSFER_BYTES } from '../../src/scsi/commands/rw-decode';
 import { cdb10, cdb16, MiB, nexus, ScsiFixture, sense } from '../lib/scsi-fixture';
 
 const I1 = nexus('one');
@@ -42,7 +43,7 @@ describe('CDB decoding edge cases, per command family (SBC-4 / SPC-5)', () => {
       assert.equal(sense(await fx.run(I1, c)), INVALID_CDB);
     });
     it('a transfer above MAXIMUM TRANSFER LENGTH is refused', async () => {
-      assert.equal(sense(await fx.run(I1, cdb16(0x88, 0n, 16385))), INVALID_CDB);
+      assert.equal(sense(await fx.run(I1, cdb16(0x88, 0n, MAX_TRANSFER_BYTES / 512 + 1))), INVALID_CDB);
     });
     it('VERIFY with BYTCHK=10b is refused, BYTCHK=11b compares one block against each', async () => {
       assert.equal(sense(await fx.run(I1, cdb10(0x2f, 0, 1, 0x04))), INVALID_CDB);
