@@ -6,9 +6,12 @@ import { DEFAULT_PRODUCT, DEFAULT_VENDOR, PRODUCT_REVISION } from '../scsi/ident
 import { LogicalUnit } from '../scsi/logical-unit';
 import { ScsiTarget } from '../scsi/target';
 import type { ChunkVolume } from '../storage/chunk-volume';
+import { defrag } from '../storage/defrag';
+import type { Lease } from '../storage/lease';
 import { configureLogging, log } from '../util/log';
 import { MutableDirectory, targetEntry } from './directory';
-import { openVolume } from './open-volume';
+import { HttpEndpoint } from './http-server';
+import { type OpenLun, openLun } from './open-volume';
 import { Backends } from './stores';
 
 export interface Running {
@@ -26,14 +29,27 @@ export async function serve(config: Config): Promise<Running> {
   const backends = new Backends(config);
   await backends.open();
   const volumes = new Map<string, ChunkVolume>();
+  const leases = new Map<string, Lease>();
   const directory = new MutableDirectory(config.portals);
   try {
+    // Leases first, all at once: a stale one makes us wait for its expiry.
+    const opened = new Map<string, OpenLun>();
+    await Promise.all(
+      config.targets.flatMap((t) =>
+        t.luns.map(async (l) => {
+          const { backend, layout } = backends.for(l);
+          const o = await openLun(backend.store, layout, l, config.lease);
+          opened.set(l.name, o);
+          volumes.set(l.name, o.volume);
+          leases.set(l.name, o.lease);
+        }),
+      ),
+    );
     for (const t of config.targets) {
       const scsi = new ScsiTarget(t.iqn);
       for (const l of t.luns) {
-        const { backend, layout } = backends.for(l);
-        const volume = await openVolume(backend.store, layout, l);
-        volumes.set(l.name, volume);
+        const { backend } = backends.for(l);
+        const volume = (opened.get(l.name) as OpenLun).volume;
         const lu = new LogicalUnit(
           l.lun,
           volume,
@@ -48,6 +64,7 @@ export async function serve(config: Config): Promise<Running> {
     }
   } catch (e) {
     await Promise.all([...volumes.values()].map((v) => v.close().catch(() => undefined)));
+    await Promise.all([...leases.values()].map((l) => l.release()));
     await backends.close();
     throw e;
   }
@@ -69,6 +86,23 @@ export async function serve(config: Config): Promise<Running> {
     },
   });
   const portals = await server.listen();
+  const http = config.metrics.listen ? new HttpEndpoint(config.metrics.listen) : undefined;
+  if (http) {
+    http.route('GET', '/healthz', async () => ({ status: 200, type: 'text/plain', body: 'ok\n' }));
+    // The admin trigger of `s3tgt defrag --online`: defrag through the live volume, so it is
+    // safe while initiators write.
+    http.route('POST', '/admin/defrag/:name', async (_req, url) => {
+      const name = decodeURIComponent(url.pathname.split('/').pop() ?? '');
+      const lun = config.targets.flatMap((t) => t.luns).find((l) => l.name === name);
+      const volume = volumes.get(name);
+      if (!lun || !volume) return { status: 404, type: 'application/json', body: `${JSON.stringify({ error: `no LUN ${name}` })}\n` };
+      const { backend, layout } = backends.for(lun);
+      const report = await defrag(volume, backend.store, layout, { dryRun: url.searchParams.get('dryRun') === '1' });
+      log.info('online defrag', { lun: name, reclaimed: report.reclaimed, corrupt: report.corrupt.length });
+      return { status: 200, type: 'application/json', body: `${JSON.stringify(report)}\n` };
+    });
+    await http.start();
+  }
   let stopping: Promise<void> | undefined;
   return {
     server,
@@ -77,6 +111,7 @@ export async function serve(config: Config): Promise<Running> {
     backends,
     stop(graceMs = 10_000) {
       stopping ??= (async () => {
+        await http?.close();
         await server.drain(Math.ceil(graceMs / 1000));
         const quiet = await server.quiesce(graceMs);
         if (!quiet) log.warn('commands still running at shutdown; aborting them');
@@ -89,6 +124,8 @@ export async function serve(config: Config): Promise<Running> {
             log.error('LUN could not be flushed at shutdown', { name, error: (e as Error).message });
             throw e;
           }
+          // Only once its data is safe does the LUN's lease go.
+          await leases.get(name)?.release();
         }
         await backends.close();
       })();

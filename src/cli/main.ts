@@ -3,10 +3,12 @@ import { Command } from 'commander';
 import { serve } from '../app/serve';
 import { loadConfig } from '../config/config';
 import { ConfigError } from '../config/errors';
-import { log } from '../util/log';
+import { LeaseError } from '../storage/lease';
+import { configureLogging, log } from '../util/log';
+import { defragOffline, defragOnline, formatReport } from './defrag';
 
 /** Exit codes (documented in the README). */
-export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, findings: 4, lease: 5 } as const;
 
 const program = new Command();
 program.name('s3tgt').description('iSCSI target whose disks live in S3').version('0.1.0');
@@ -35,6 +37,25 @@ program
     process.on('SIGINT', onSignal);
   });
 
+program
+  .command('defrag')
+  .description('compact a LUN: delete all-zero chunks and orphans, verify checksums, rebuild the allocation map')
+  .argument('<lun>', 'LUN name (targets[].luns[].name)')
+  .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+  .option('-n, --dry-run', 'report what would be done, change nothing')
+  .option('--json', 'print the summary as JSON')
+  .option('--online', 'ask the running server (its metrics.listen endpoint) to do it; safe while it serves the LUN')
+  .action(async (lun: string, opts: { config: string; dryRun?: boolean; json?: boolean; online?: boolean }) => {
+    const config = loadConfig(opts.config);
+    configureLogging('warn', config.log.format);
+    const report = opts.online
+      ? await defragOnline(config, lun, opts.dryRun === true)
+      : await defragOffline(config, lun, { dryRun: opts.dryRun === true });
+    process.stdout.write(`${opts.json ? JSON.stringify(report, null, 2) : formatReport(report)}\n`);
+    // Corrupt chunks are a finding the admin must act on.
+    process.exitCode = report.corrupt.length > 0 ? EXIT.findings : EXIT.ok;
+  });
+
 program.exitOverride((err) => {
   process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
 });
@@ -45,5 +66,5 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     process.exit(EXIT.config);
   }
   process.stderr.write(`s3tgt: ${e instanceof Error ? e.message : String(e)}\n`);
-  process.exit(EXIT.failure);
+  process.exit(e instanceof LeaseError ? EXIT.lease : EXIT.failure);
 });

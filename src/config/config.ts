@@ -61,6 +61,10 @@ export interface Config {
   readonly s3: S3Config | undefined;
   readonly log: { readonly level: 'error' | 'warn' | 'info' | 'debug'; readonly format: 'text' | 'json' };
   readonly iscsi: IscsiTuning;
+  /** The HTTP endpoint for Prometheus metrics, health and admin requests; undefined = off. */
+  readonly metrics: { readonly listen: PortalConfig | undefined };
+  /** Single-writer lease of every LUN (see src/storage/lease.ts). */
+  readonly lease: { readonly ttlMs: number; readonly renewEveryMs: number; readonly marginMs: number };
   readonly targets: readonly TargetConfig[];
 }
 
@@ -86,7 +90,7 @@ export function parseConfig(text: string, file: string): Config {
     throw new ConfigError(file, pos?.line, pos?.col, '', `YAML syntax: ${e.message.split('\n')[0]}`);
   }
   const root = new Reader(new Locator(file, doc, lines), [], doc.toJS() ?? {});
-  root.object(['portals', 'dataDir', 's3', 'log', 'iscsi', 'targets']);
+  root.object(['portals', 'dataDir', 's3', 'lease', 'metrics', 'log', 'iscsi', 'targets']);
   const baseDir = path.dirname(path.resolve(file));
   const portals = root.get('portals').array().map(parsePortal);
   const targets = root.get('targets').required().array().map(parseTarget);
@@ -106,6 +110,8 @@ export function parseConfig(text: string, file: string): Config {
     s3,
     log: parseLog(root.get('log')),
     iscsi: parseIscsi(root.get('iscsi')),
+    lease: parseLease(root.get('lease')),
+    metrics: parseMetrics(root.get('metrics')),
     targets,
   };
 }
@@ -143,6 +149,26 @@ function parseS3(r: Reader): S3Config | undefined {
     retryDeadlineMs: r.get('retryDeadline').duration(15_000),
     contentMd5: r.get('contentMd5').bool(false),
   };
+}
+
+function parseMetrics(r: Reader): Config['metrics'] {
+  if (!r.present) return { listen: { host: '127.0.0.1', port: 9470 } };
+  r.object(['listen']);
+  const l = r.get('listen');
+  if (l.value === false) return { listen: undefined };
+  return { listen: l.present ? parsePortal(l) : { host: '127.0.0.1', port: 9470 } };
+}
+
+function parseLease(r: Reader): Config['lease'] {
+  if (r.present) r.object(['ttl', 'renewInterval']);
+  const ttlR = r.present ? r.get('ttl') : undefined;
+  const ttlMs = ttlR ? ttlR.duration(20_000) : 20_000;
+  const renewR = r.present ? r.get('renewInterval') : undefined;
+  const renewEveryMs = renewR ? renewR.duration(3_000) : 3_000;
+  // A holder suspends its writes after ttl/2 without a renewal: it must get several tries.
+  if (renewEveryMs * 3 > ttlMs / 2) (renewR ?? ttlR ?? r).fail('lease.renewInterval must be at most a sixth of lease.ttl');
+  if (ttlMs < 2_000) ttlR?.fail('lease.ttl must be at least 2s');
+  return { ttlMs, renewEveryMs, marginMs: Math.max(1_000, Math.round(ttlMs / 4)) };
 }
 
 function parseLog(r: Reader): Config['log'] {

@@ -65,6 +65,19 @@ export class AllocationMap {
     this.loadedFlag = true;
   }
 
+  /**
+   * Folds a fresh listing in (defrag rebuilds the map with it). Only evidence that an object
+   * exists is trusted: a listing page may predate a PUT, so absence never turns a chunk into
+   * a hole here (a wrong "present" costs one GET, a wrong "hole" would read zeros).
+   */
+  reconcile(present: ReadonlySet<number>): void {
+    for (const i of present) if (i < this.chunks && this.state[i] !== HOLE) this.state[i] = PRESENT;
+    if (!this.loadedFlag) {
+      for (let i = 0; i < this.chunks; i++) if (this.state[i] === UNKNOWN) this.state[i] = present.has(i) ? PRESENT : HOLE;
+      this.loadedFlag = true;
+    }
+  }
+
   /** Chunks currently known present (for statistics and defrag). */
   presentCount(): number {
     let n = 0;

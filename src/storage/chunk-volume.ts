@@ -86,6 +86,9 @@ export class ChunkVolume implements Volume {
   private flusherTimer: NodeJS.Timeout | undefined;
   private backgroundFlushes = 0;
   private fencedError: StorageError | undefined;
+  private suspendedError: StorageError | undefined;
+  /** Signal carried by every store mutation: aborted when writes must stop (lease). */
+  private writeGate = new AbortController();
   private closed = false;
   private mode: CacheMode;
 
@@ -122,12 +125,39 @@ export class ChunkVolume implements Volume {
     return this.cache.size * this.info.chunkSize;
   }
 
-  /** Stops all writes: the single-writer lease is gone (fencing). */
+  /**
+   * The single-writer lease is gone (fencing): no store write ever again, requests in flight
+   * are aborted, and reads fail too (another writer may be changing the chunks).
+   */
   fence(reason: string): void {
     if (!this.fencedError) {
       this.fencedError = new StorageError('fenced', reason);
+      this.writeGate.abort(reason);
       log.error('volume fenced: no more writes', { lun: this.layout.name, reason });
     }
+  }
+
+  /**
+   * The lease could not be renewed for a while: store writes stop (and those in flight are
+   * aborted) until `resume`. Writes still land in the cache; flushes fail retryably.
+   */
+  suspend(reason: string): void {
+    if (this.fencedError || this.suspendedError) return;
+    this.suspendedError = new StorageError('unavailable', `writes suspended: ${reason}`);
+    this.writeGate.abort(reason);
+  }
+
+  resume(): void {
+    if (this.fencedError || !this.suspendedError) return;
+    this.suspendedError = undefined;
+    this.writeGate = new AbortController();
+  }
+
+  /** Options for a store mutation, after checking it may happen at all. */
+  private mutation(lane: Lane): { lane: Lane; signal: AbortSignal } {
+    if (this.fencedError) throw this.fencedError;
+    if (this.suspendedError) throw this.suspendedError;
+    return { lane, signal: this.writeGate.signal };
   }
 
   /** The Volume contract: ranges are whole 512-byte sectors inside the volume. */
@@ -147,6 +177,7 @@ export class ChunkVolume implements Volume {
 
   async read(offset: number, length: number): Promise<Buffer> {
     this.checkRange(offset, length);
+    if (this.fencedError) throw this.fencedError;
     const release = await this.locks.acquire(offset, length, 'shared');
     try {
       const out = Buffer.allocUnsafe(length);
@@ -441,6 +472,7 @@ export class ChunkVolume implements Volume {
 
   async flush(range?: ByteRange): Promise<void> {
     if (this.fencedError) throw this.fencedError;
+    if (this.suspendedError && this.cache.dirtyEntries > 0) throw this.suspendedError;
     const cs = this.info.chunkSize;
     const first = range ? Math.floor(range.offset / cs) : 0;
     const last = range ? Math.ceil((range.offset + range.length) / cs) : this.chunkCount;
@@ -480,7 +512,8 @@ export class ChunkVolume implements Volume {
       const zero = e.buf.equals(this.zeroChunk);
       if (zero) {
         if (this.alloc.mayExist(e.index)) {
-          await this.chunkOps([e.index], () => this.store.delete(this.layout.chunkKey(e.index), { lane }));
+          const opts = this.mutation(lane);
+          await this.chunkOps([e.index], () => this.store.delete(this.layout.chunkKey(e.index), opts));
           this.stats.chunksDeleted++;
         }
         this.alloc.set(e.index, false);
@@ -489,8 +522,9 @@ export class ChunkVolume implements Volume {
         const body = e.buf;
         e.uploading = body;
         const metadata = { [CRC_META_KEY]: segmentCrcs(body) };
+        const opts = this.mutation(lane);
         try {
-          await this.chunkOps([e.index], () => this.store.put(this.layout.chunkKey(e.index), body, { metadata, lane }));
+          await this.chunkOps([e.index], () => this.store.put(this.layout.chunkKey(e.index), body, { metadata, ...opts }));
         } finally {
           if (e.uploading === body) e.uploading = undefined;
         }
@@ -529,7 +563,7 @@ export class ChunkVolume implements Volume {
 
   /** The background flusher: uploads chunks that settled, and more when the cache fills up. */
   private flushTick(): void {
-    if (this.fencedError || this.cache.dirtyEntries === 0) return;
+    if (this.fencedError || this.suspendedError || this.cache.dirtyEntries === 0) return;
     const now = Date.now();
     const pressure = this.cache.dirtyEntries >= this.cache.capacity / 2;
     const maxParallel = 16;
@@ -585,6 +619,39 @@ export class ChunkVolume implements Volume {
     return out;
   }
 
+  /**
+   * One defrag step (SBC has no such command; this is `s3tgt defrag`): under an exclusive
+   * lock on the chunk, read its object whole and verify it. An all-zero chunk is deleted
+   * (unless dryRun); a chunk with dirty or in-flight cached data is left to its flush.
+   */
+  async defragChunk(index: number, dryRun: boolean): Promise<'mapped' | 'zero' | 'corrupt' | 'busy' | 'hole'> {
+    const cs = this.info.chunkSize;
+    const release = await this.locks.acquire(index * cs, cs, 'exclusive');
+    try {
+      const e = this.cache.get(index);
+      if (e && (e.dirty || e.busy)) return 'busy';
+      let got: { body: Buffer } | null;
+      try {
+        got = await this.fetchChunk(index, { offset: 0, length: cs }, 'background');
+      } catch (err) {
+        if (isStorageError(err, 'data')) return 'corrupt';
+        throw err;
+      }
+      if (!got) return 'hole';
+      if (!got.body.equals(this.zeroChunk)) return 'mapped';
+      if (!dryRun) {
+        const opts = this.mutation('background');
+        await this.chunkOps([index], () => this.store.delete(this.layout.chunkKey(index), opts));
+        this.alloc.set(index, false);
+        if (e) this.cache.remove(e);
+        this.stats.chunksDeleted++;
+      }
+      return 'zero';
+    } finally {
+      release();
+    }
+  }
+
   /** Waits for the allocation map (defrag, statistics). */
   async allocationMap(): Promise<AllocationMap> {
     await this.alloc.load(this.store, this.layout);
@@ -601,8 +668,7 @@ export class ChunkVolume implements Volume {
   }
 
   async saveRecord(name: string, data: Buffer): Promise<void> {
-    if (this.fencedError) throw this.fencedError;
-    await this.store.put(this.layout.recordKey(name), data);
+    await this.store.put(this.layout.recordKey(name), data, this.mutation('foreground'));
   }
 
   /** Drops clean cached chunks (tests: force reads to go to the store). */

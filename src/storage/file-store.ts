@@ -193,7 +193,37 @@ export class FileObjectStore implements ObjectStore {
     return matching.length > 1000 ? { entries, next: page[page.length - 1] } : { entries };
   }
 
+  /**
+   * Temporary files of writes a crash interrupted (older than a minute, so a write in flight
+   * is never touched) and stale lock files: keys under `prefix` that `delete` removes.
+   */
+  async listLeftovers(prefix: string): Promise<ListEntry[]> {
+    const slash = prefix.lastIndexOf('/');
+    const baseKey = slash >= 0 ? prefix.slice(0, slash) : '';
+    const out: ListEntry[] = [];
+    await walkAll(baseKey ? this.pathOf(baseKey) : this.root, baseKey, async (key, full) => {
+      if (!key.startsWith(prefix) || !(key.includes(TEMP_MARK) || key.endsWith(LOCK_SUFFIX))) return;
+      const st = await fs.stat(full).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > 60_000) out.push({ key, size: st.size });
+    });
+    return out;
+  }
+
   async close(): Promise<void> {}
+}
+
+async function walkAll(dir: string, keyPrefix: string, visit: (key: string, full: string) => Promise<void>): Promise<void> {
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const ent of entries) {
+    const key = keyPrefix ? `${keyPrefix}/${ent.name}` : ent.name;
+    if (ent.isDirectory()) await walkAll(path.join(dir, ent.name), key, visit);
+    else await visit(key, path.join(dir, ent.name));
+  }
 }
 
 async function walk(dir: string, keyPrefix: string, out: string[]): Promise<void> {

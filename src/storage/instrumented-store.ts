@@ -1,5 +1,5 @@
 import { StorageError } from './errors';
-import type { GetResult, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
+import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 export type StoreOp = 'get' | 'head' | 'put' | 'delete' | 'deleteMany' | 'list';
 
@@ -77,6 +77,10 @@ export class InstrumentedStore implements ObjectStore {
       () => this.inner.listPage(prefix, token, opts),
       () => 0,
     );
+  }
+
+  listLeftovers(prefix: string): Promise<ListEntry[]> {
+    return this.inner.listLeftovers?.(prefix) ?? Promise.resolve([]);
   }
 
   close(): Promise<void> {

@@ -6,6 +6,8 @@ export type Lane = 'foreground' | 'flush' | 'background';
 
 export interface RequestOptions {
   readonly lane?: Lane;
+  /** Aborts the request and any retry of it (a fenced volume must not write anymore). */
+  readonly signal?: AbortSignal;
 }
 
 export interface ObjectMeta {
@@ -58,6 +60,11 @@ export interface ObjectStore {
   deleteMany(keys: readonly string[], opts?: RequestOptions): Promise<void>;
   /** One page of the keys under a prefix, in lexicographic order (use `listAll` to walk them). */
   listPage(prefix: string, token: string | undefined, opts?: RequestOptions): Promise<ListPage>;
+  /**
+   * Leftovers of interrupted operations a backend may keep outside the listing (the local
+   * store's temporary files); deletable with `delete`. Optional.
+   */
+  listLeftovers?(prefix: string): Promise<ListEntry[]>;
   close(): Promise<void>;
 }
 

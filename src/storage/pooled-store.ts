@@ -1,5 +1,5 @@
 import type { IoPool } from './io-pool';
-import type { GetResult, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
+import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 /** Decorator: every request of the wrapped store takes a slot of the I/O pool in its lane. */
 export class PooledStore implements ObjectStore {
@@ -34,6 +34,10 @@ export class PooledStore implements ObjectStore {
 
   listPage(prefix: string, token: string | undefined, opts?: RequestOptions): Promise<ListPage> {
     return this.pool.run(opts?.lane ?? 'background', () => this.inner.listPage(prefix, token, opts));
+  }
+
+  listLeftovers(prefix: string): Promise<ListEntry[]> {
+    return this.inner.listLeftovers?.(prefix) ?? Promise.resolve([]);
   }
 
   close(): Promise<void> {

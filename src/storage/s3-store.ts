@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { StorageError } from './errors';
-import type { GetResult, ListPage, ObjectMeta, ObjectStore, PutOptions } from './object-store';
+import type { GetResult, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 export interface S3StoreOptions {
   /** Omit for AWS; set for RGW, MinIO and friends. */
@@ -33,6 +33,11 @@ export interface S3StoreOptions {
   readonly contentMd5: boolean;
   /** Static credentials (tests); otherwise the AWS SDK default chain (env, profile, IMDS). */
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+}
+
+/** The SDK's per-call options: an abort signal cancels the HTTP request itself. */
+function sendOptions(ro?: RequestOptions): { abortSignal?: AbortSignal } {
+  return ro?.signal ? { abortSignal: ro.signal } : {};
 }
 
 /** Unquoted ETag: RGW compares If-Match on PUT against the bare value. */
@@ -119,7 +124,7 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async get(key: string, range?: { offset: number; length: number }): Promise<GetResult | null> {
+  async get(key: string, range?: { offset: number; length: number }, ro?: RequestOptions): Promise<GetResult | null> {
     try {
       const res = await this.client.send(
         new GetObjectCommand({
@@ -127,6 +132,7 @@ export class S3ObjectStore implements ObjectStore {
           Key: key,
           ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {}),
         }),
+        sendOptions(ro),
       );
       const expected = res.ContentLength ?? 0;
       const body = await readBody(res.Body as AsyncIterable<Uint8Array> | undefined, expected, key);
@@ -142,9 +148,9 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async head(key: string): Promise<ObjectMeta | null> {
+  async head(key: string, ro?: RequestOptions): Promise<ObjectMeta | null> {
     try {
-      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.opts.bucket, Key: key }));
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.opts.bucket, Key: key }), sendOptions(ro));
       return { size: res.ContentLength ?? 0, etag: etagOf(res.ETag), metadata: res.Metadata ?? {} };
     } catch (e) {
       const err = classify(e, `HEAD ${key}`);
@@ -166,6 +172,7 @@ export class S3ObjectStore implements ObjectStore {
           ...(opts.ifNoneMatch ? { IfNoneMatch: opts.ifNoneMatch } : {}),
           ...(opts.ifMatch !== undefined ? { IfMatch: opts.ifMatch } : {}),
         }),
+        sendOptions(opts),
       );
       return { etag: etagOf(res.ETag) };
     } catch (e) {
@@ -173,9 +180,9 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, ro?: RequestOptions): Promise<void> {
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: key }));
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.opts.bucket, Key: key }), sendOptions(ro));
     } catch (e) {
       const err = classify(e, `DELETE ${key}`);
       if (err.kind !== 'not-found') throw err;
@@ -183,12 +190,13 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /** DeleteObjects takes at most 1000 keys; a per-key failure fails the whole call. */
-  async deleteMany(keys: readonly string[]): Promise<void> {
+  async deleteMany(keys: readonly string[], ro?: RequestOptions): Promise<void> {
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
       try {
         const res = await this.client.send(
           new DeleteObjectsCommand({ Bucket: this.opts.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+          sendOptions(ro),
         );
         const errors = (res.Errors ?? []).filter((x) => x.Code !== 'NoSuchKey');
         if (errors.length > 0) {
@@ -203,10 +211,11 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async listPage(prefix: string, token: string | undefined): Promise<ListPage> {
+  async listPage(prefix: string, token: string | undefined, ro?: RequestOptions): Promise<ListPage> {
     try {
       const res = await this.client.send(
         new ListObjectsV2Command({ Bucket: this.opts.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }),
+        sendOptions(ro),
       );
       const entries = (res.Contents ?? []).map((o) => ({ key: o.Key ?? '', size: o.Size ?? 0 }));
       return res.IsTruncated && res.NextContinuationToken ? { entries, next: res.NextContinuationToken } : { entries };

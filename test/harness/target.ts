@@ -49,6 +49,8 @@ export class TargetProcess {
   readonly dir: string;
   readonly configFile: string;
   port = 0;
+  /** The metrics/admin HTTP endpoint of this target. */
+  metricsPort = 0;
 
   constructor(private readonly opts: TargetOptions = {}) {
     this.dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-test-'));
@@ -65,6 +67,7 @@ export class TargetProcess {
 
   async start(): Promise<void> {
     if (this.port === 0) this.port = await freePort();
+    if (this.metricsPort === 0) this.metricsPort = await freePort();
     const luns =
       this.opts.lunsYaml ??
       `      - lun: 0
@@ -75,6 +78,7 @@ export class TargetProcess {
       `portals: ["127.0.0.1:${this.port}"]
 dataDir: ${this.opts.dataDir ?? path.join(this.dir, 'data')}
 log: { level: ${this.opts.logLevel ?? 'debug'}, format: text }
+metrics: { listen: "127.0.0.1:${this.metricsPort}" }
 ${this.opts.extraYaml ?? ''}
 targets:
   - iqn: ${TEST_IQN}

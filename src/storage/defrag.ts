@@ -1,0 +1,105 @@
+import type { ChunkVolume } from './chunk-volume';
+import type { LunLayout } from './layout';
+import { listAll, type ObjectStore } from './object-store';
+
+export interface DefragReport {
+  readonly lun: string;
+  readonly dryRun: boolean;
+  readonly objectsScanned: number;
+  /** Chunk objects that hold data and verify. */
+  readonly mappedChunks: number;
+  /** All-zero chunk objects: deleted (or, in a dry run, to be deleted). */
+  readonly zeroChunks: { readonly count: number; readonly bytes: number };
+  /** Objects that are no chunk of this LUN: beyond its size, bad names, leftovers of crashes. */
+  readonly orphans: { readonly count: number; readonly bytes: number; readonly keys: readonly string[] };
+  /** Keys under the LUN that are neither ours nor chunk keys: reported, left alone. */
+  readonly unknown: readonly string[];
+  /** Chunks whose checksum does not verify: reported, never deleted. */
+  readonly corrupt: readonly string[];
+  /** Chunks with cached writes not yet uploaded: left to the flusher. */
+  readonly busy: number;
+  readonly reclaimed: { readonly objects: number; readonly bytes: number };
+  readonly durationMs: number;
+}
+
+export type Progress = (done: number, total: number) => void;
+
+/** Keys that belong to a LUN without being chunks. */
+const KNOWN = /\/(volume\.json|lease\.json|records\/[a-z0-9-]+\.json)$/;
+
+/**
+ * `s3tgt defrag`: scans every object of a LUN and
+ * - deletes chunks that are entirely zero (through the volume, so a chunk with cached writes
+ *   is never deleted under them and a DELETE never overtakes a PUT of the same chunk);
+ * - deletes orphans: chunk keys beyond the LUN size or with bad names, and leftovers of
+ *   interrupted writes;
+ * - verifies every chunk's checksums and reports the corrupt ones (never deletes them);
+ * - rebuilds the allocation map from what it found.
+ * With dryRun it reports the same without changing anything.
+ */
+export async function defrag(
+  volume: ChunkVolume,
+  store: ObjectStore,
+  layout: LunLayout,
+  opts: { dryRun: boolean; onProgress?: Progress; parallel?: number },
+): Promise<DefragReport> {
+  const t0 = Date.now();
+  const chunks: number[] = [];
+  const orphans: Array<{ key: string; size: number }> = [];
+  const unknown: string[] = [];
+  let scanned = 0;
+  for await (const e of listAll(store, `${layout.root}/`, { lane: 'background' })) {
+    scanned++;
+    const index = layout.chunkIndexOf(e.key);
+    if (index !== undefined && index < Math.ceil(volume.info.sizeBytes / volume.info.chunkSize)) chunks.push(index);
+    else if (index !== undefined || e.key.startsWith(layout.chunksPrefix)) orphans.push(e);
+    else if (!KNOWN.test(e.key)) unknown.push(e.key);
+  }
+  for (const l of (await store.listLeftovers?.(`${layout.root}/`)) ?? []) orphans.push(l);
+
+  const total = chunks.length + orphans.length;
+  let done = 0;
+  const tick = (): void => opts.onProgress?.(++done, total);
+  const counts = { mapped: 0, zero: 0, busy: 0 };
+  const corrupt: string[] = [];
+  const present = new Set<number>();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < chunks.length) {
+      const index = chunks[next++];
+      const r = await volume.defragChunk(index, opts.dryRun);
+      if (r === 'mapped' || r === 'busy' || r === 'corrupt' || (r === 'zero' && opts.dryRun)) present.add(index);
+      if (r === 'corrupt') corrupt.push(layout.chunkKey(index));
+      else if (r !== 'hole') counts[r]++;
+      tick();
+    }
+  };
+  await Promise.all(Array.from({ length: opts.parallel ?? 8 }, worker));
+
+  const orphanBytes = orphans.reduce((n, o) => n + o.size, 0);
+  if (!opts.dryRun && orphans.length > 0) {
+    for (let i = 0; i < orphans.length; i += 1000) {
+      await store.deleteMany(
+        orphans.slice(i, i + 1000).map((o) => o.key),
+        { lane: 'background' },
+      );
+    }
+  }
+  for (let i = 0; i < orphans.length; i++) tick();
+  (await volume.allocationMap()).reconcile(present);
+
+  const zeroBytes = counts.zero * volume.info.chunkSize;
+  return {
+    lun: layout.name,
+    dryRun: opts.dryRun,
+    objectsScanned: scanned,
+    mappedChunks: counts.mapped,
+    zeroChunks: { count: counts.zero, bytes: zeroBytes },
+    orphans: { count: orphans.length, bytes: orphanBytes, keys: orphans.slice(0, 50).map((o) => o.key) },
+    unknown,
+    corrupt,
+    busy: counts.busy,
+    reclaimed: opts.dryRun ? { objects: 0, bytes: 0 } : { objects: counts.zero + orphans.length, bytes: zeroBytes + orphanBytes },
+    durationMs: Date.now() - t0,
+  };
+}
