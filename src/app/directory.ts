@@ -1,18 +1,29 @@
-import type { TargetConfig } from '../config/config';
-import { NONE_AUTH } from '../iscsi/login/security';
+import type { ChapConfig, TargetConfig } from '../config/config';
+import { InitiatorAcl } from '../iscsi/acl';
+import { chapPolicy } from '../iscsi/login/chap';
+import { type AuthPolicy, NONE_AUTH } from '../iscsi/login/security';
 import type { IscsiTargetEntry, PortalAddress, TargetDirectory } from '../iscsi/target-entry';
 import type { ScsiTarget } from '../scsi/target';
 
-/** Builds the iSCSI view of a configured target. */
+/** The login policy of a CHAP setting: CHAP required, or AuthMethod None. */
+export function authPolicy(chap: ChapConfig | undefined): AuthPolicy {
+  return chap
+    ? chapPolicy({ initiator: { username: chap.username, secret: chap.secret }, ...(chap.mutual ? { target: chap.mutual } : {}) })
+    : NONE_AUTH;
+}
+
+/** Builds the iSCSI view of a configured target: its LUNs, CHAP policy and ACL. */
 export function targetEntry(t: TargetConfig, scsi: ScsiTarget): IscsiTargetEntry {
+  const acl = new InitiatorAcl(t.acl.initiators, t.acl.networks);
   return {
     iqn: t.iqn,
     ...(t.alias ? { alias: t.alias } : {}),
     portalGroupTag: t.portalGroupTag,
     scsi,
-    auth: NONE_AUTH,
-    authorize: () => true,
-    visibleTo: () => true,
+    auth: authPolicy(t.chap),
+    authorize: (name, address) => acl.allows(name, address),
+    // A disallowed initiator does not even learn that the target exists.
+    visibleTo: (name, address) => acl.allows(name, address),
   };
 }
 

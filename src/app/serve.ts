@@ -2,6 +2,7 @@ import type { Config } from '../config/config';
 import { DEFAULT_TARGET_LIMITS } from '../iscsi/login/params';
 import { IscsiServer } from '../iscsi/server';
 import type { PortalAddress } from '../iscsi/target-entry';
+import { buildRegistry } from '../metrics/registry';
 import { DEFAULT_PRODUCT, DEFAULT_VENDOR, PRODUCT_REVISION } from '../scsi/identity';
 import { LogicalUnit } from '../scsi/logical-unit';
 import { ScsiTarget } from '../scsi/target';
@@ -9,7 +10,7 @@ import type { ChunkVolume } from '../storage/chunk-volume';
 import { defrag } from '../storage/defrag';
 import type { Lease } from '../storage/lease';
 import { configureLogging, log } from '../util/log';
-import { MutableDirectory, targetEntry } from './directory';
+import { authPolicy, MutableDirectory, targetEntry } from './directory';
 import { HttpEndpoint } from './http-server';
 import { type OpenLun, openLun } from './open-volume';
 import { Backends } from './stores';
@@ -23,6 +24,15 @@ export interface Running {
   stop(graceMs?: number): Promise<void>;
 }
 
+/** One LUN being served: where it is exported and its volume. */
+interface ServedLun {
+  readonly target: string;
+  readonly lun: number;
+  readonly name: string;
+  readonly lu: LogicalUnit;
+  readonly volume: ChunkVolume;
+}
+
 /** Composes the service from its configuration: stores → volumes → logical units → portal. */
 export async function serve(config: Config): Promise<Running> {
   configureLogging(config.log.level, config.log.format);
@@ -31,6 +41,7 @@ export async function serve(config: Config): Promise<Running> {
   const volumes = new Map<string, ChunkVolume>();
   const leases = new Map<string, Lease>();
   const directory = new MutableDirectory(config.portals);
+  const served: ServedLun[] = [];
   try {
     // Leases first, all at once: a stale one makes us wait for its expiry.
     const opened = new Map<string, OpenLun>();
@@ -47,6 +58,7 @@ export async function serve(config: Config): Promise<Running> {
     );
     for (const t of config.targets) {
       const scsi = new ScsiTarget(t.iqn);
+
       for (const l of t.luns) {
         const { backend } = backends.for(l);
         const volume = (opened.get(l.name) as OpenLun).volume;
@@ -58,6 +70,7 @@ export async function serve(config: Config): Promise<Running> {
         );
         await lu.load();
         scsi.addLun(lu);
+        served.push({ target: t.iqn, lun: l.lun, name: l.name, lu, volume });
         log.info('LUN ready', { target: t.iqn, lun: l.lun, name: l.name, size: volume.info.sizeBytes, store: backend.store.description });
       }
       directory.set(targetEntry(t, scsi));
@@ -71,12 +84,15 @@ export async function serve(config: Config): Promise<Running> {
   const server = new IscsiServer({
     listen: config.portals,
     directory,
+    discoveryAuth: authPolicy(config.discovery.chap),
     limits: {
       ...DEFAULT_TARGET_LIMITS,
       maxRecvDataSegmentLength: config.iscsi.maxRecvDataSegmentLength,
       maxBurstLength: config.iscsi.maxBurstLength,
       firstBurstLength: config.iscsi.firstBurstLength,
       maxOutstandingR2T: config.iscsi.maxOutstandingR2T,
+      headerDigests: config.iscsi.headerDigests,
+      dataDigests: config.iscsi.dataDigests,
     },
     portal: {
       queueDepth: config.iscsi.queueDepth,
@@ -88,6 +104,27 @@ export async function serve(config: Config): Promise<Running> {
   const portals = await server.listen();
   const http = config.metrics.listen ? new HttpEndpoint(config.metrics.listen) : undefined;
   if (http) {
+    const registry = buildRegistry({
+      iscsi: { stats: server.stats, sessions: () => server.sessions.size, connections: () => server.connections.size },
+      *luns() {
+        for (const s of served) {
+          const v = s.volume;
+          yield {
+            target: s.target,
+            lun: s.lun,
+            name: s.name,
+            commands: s.lu.stats,
+            volume: v.stats,
+            dirtyBytes: v.dirtyBytes,
+            cachedBytes: v.cachedBytes,
+          };
+        }
+      },
+      *backends() {
+        for (const b of backends.all()) yield { kind: b.kind, stats: b.stats, pool: b.pool.stats() };
+      },
+    });
+    http.route('GET', '/metrics', async () => ({ status: 200, type: registry.contentType, body: await registry.metrics() }));
     http.route('GET', '/healthz', async () => ({ status: 200, type: 'text/plain', body: 'ok\n' }));
     // The admin trigger of `s3tgt defrag --online`: defrag through the live volume, so it is
     // safe while initiators write.

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
+import { validCidr } from '../iscsi/acl';
 import { validLunName } from '../storage/layout';
 import { ConfigError } from './errors';
 import { Locator, Reader } from './reader';
@@ -34,10 +35,25 @@ export interface LunConfig {
   readonly readOnly: boolean;
 }
 
+export interface ChapConfig {
+  readonly username: string;
+  readonly secret: string;
+  /** Mutual CHAP: what the target answers with when the initiator challenges it. */
+  readonly mutual: { readonly username: string; readonly secret: string } | undefined;
+}
+
+export interface AclConfig {
+  readonly initiators: readonly string[];
+  readonly networks: readonly string[];
+}
+
 export interface TargetConfig {
   readonly iqn: string;
   readonly alias: string | undefined;
   readonly portalGroupTag: number;
+  /** CHAP required to log in (the target's own, else `auth.chap`); undefined = AuthMethod None. */
+  readonly chap: ChapConfig | undefined;
+  readonly acl: AclConfig;
   readonly luns: readonly LunConfig[];
 }
 
@@ -50,7 +66,20 @@ export interface IscsiTuning {
   readonly nopIntervalMs: number;
   readonly nopTimeoutMs: number;
   readonly loginTimeoutMs: number;
+  /** RFC 7143 §13.1: digests we accept, in our order of preference. */
+  readonly headerDigests: readonly string[];
+  readonly dataDigests: readonly string[];
 }
+
+/**
+ * `allowed` (default): whichever the initiator lists first (RFC 7143 §6.2: the responder takes
+ * the first offered value it may use); `required`: CRC32C or no login; `off`: never CRC32C.
+ */
+const DIGEST_MODES: Record<string, readonly string[]> = {
+  allowed: ['CRC32C', 'None'],
+  required: ['CRC32C'],
+  off: ['None'],
+};
 
 export interface Config {
   readonly file: string;
@@ -63,6 +92,8 @@ export interface Config {
   readonly iscsi: IscsiTuning;
   /** The HTTP endpoint for Prometheus metrics, health and admin requests; undefined = off. */
   readonly metrics: { readonly listen: PortalConfig | undefined };
+  /** CHAP required on discovery sessions; undefined = AuthMethod None. */
+  readonly discovery: { readonly chap: ChapConfig | undefined };
   /** Single-writer lease of every LUN (see src/storage/lease.ts). */
   readonly lease: { readonly ttlMs: number; readonly renewEveryMs: number; readonly marginMs: number };
   readonly targets: readonly TargetConfig[];
@@ -90,10 +121,19 @@ export function parseConfig(text: string, file: string): Config {
     throw new ConfigError(file, pos?.line, pos?.col, '', `YAML syntax: ${e.message.split('\n')[0]}`);
   }
   const root = new Reader(new Locator(file, doc, lines), [], doc.toJS() ?? {});
-  root.object(['portals', 'dataDir', 's3', 'lease', 'metrics', 'log', 'iscsi', 'targets']);
+  root.object(['portals', 'dataDir', 's3', 'lease', 'metrics', 'log', 'iscsi', 'auth', 'discovery', 'targets']);
   const baseDir = path.dirname(path.resolve(file));
   const portals = root.get('portals').array().map(parsePortal);
-  const targets = root.get('targets').required().array().map(parseTarget);
+  const auth = root.get('auth');
+  if (auth.present) auth.object(['chap']);
+  const defaultChap = auth.present ? parseChap(auth.get('chap')) : undefined;
+  const targets = root
+    .get('targets')
+    .required()
+    .array()
+    .map((t) => parseTarget(t, defaultChap));
+  const disc = root.get('discovery');
+  if (disc.present) disc.object(['chap']);
   if (targets.length === 0) root.get('targets').fail('at least one target is required');
   checkUnique(root, targets);
   const s3 = parseS3(root.get('s3'));
@@ -111,6 +151,7 @@ export function parseConfig(text: string, file: string): Config {
     log: parseLog(root.get('log')),
     iscsi: parseIscsi(root.get('iscsi')),
     lease: parseLease(root.get('lease')),
+    discovery: { chap: disc.present ? parseChap(disc.get('chap')) : undefined },
     metrics: parseMetrics(root.get('metrics')),
     targets,
   };
@@ -187,6 +228,8 @@ function parseIscsi(r: Reader): IscsiTuning {
     'nopInterval',
     'nopTimeout',
     'loginTimeout',
+    'headerDigest',
+    'dataDigest',
   ];
   if (r.present) r.object(keys);
   const g = (k: string): Reader => (r.present ? r.get(k) : new Reader(new Locator('', undefined, undefined), [k], undefined));
@@ -200,11 +243,67 @@ function parseIscsi(r: Reader): IscsiTuning {
     nopIntervalMs: g('nopInterval').duration(10_000),
     nopTimeoutMs: g('nopTimeout').duration(30_000),
     loginTimeoutMs: g('loginTimeout').duration(15_000),
+    headerDigests: DIGEST_MODES[g('headerDigest').oneOf(['allowed', 'required', 'off'], 'allowed')],
+    dataDigests: DIGEST_MODES[g('dataDigest').oneOf(['allowed', 'required', 'off'], 'allowed')],
   };
 }
 
-function parseTarget(r: Reader): TargetConfig {
-  r.object(['iqn', 'alias', 'portalGroupTag', 'luns']);
+/**
+ * CHAP credentials. The secret is given inline (`secret`) or read from an environment variable
+ * (`secretEnv`), so it need not sit in the file. RFC 7143 §12.1.3 and the initiators: at least
+ * 12 bytes (Windows also wants at most 16). Mutual CHAP with the same secret both ways would
+ * let an attacker reflect challenges, so it is refused.
+ */
+function parseChap(r: Reader): ChapConfig | undefined {
+  if (!r.present || r.value === false) return undefined;
+  r.object(['username', 'secret', 'secretEnv', 'mutual']);
+  const cred = (c: Reader): { username: string; secret: string } => {
+    const username = c.get('username').required().string();
+    const inline = c.get('secret');
+    const env = c.get('secretEnv');
+    if (inline.present === env.present) c.fail('give exactly one of "secret" or "secretEnv"', 'key', [...c.path, 'secret']);
+    let secret: string;
+    if (env.present) {
+      const name = env.string();
+      const v = process.env[name];
+      secret = v ? v : env.fail(`environment variable ${name} is not set`);
+    } else secret = inline.string();
+    const at = env.present ? env : inline;
+    if (Buffer.byteLength(secret) < 12) at.fail('CHAP secrets must be at least 12 bytes (RFC 7143 §12.1.3; Windows and open-iscsi refuse shorter)');
+    if (Buffer.byteLength(secret) > 255) at.fail('CHAP secrets must be at most 255 bytes');
+    return { username, secret };
+  };
+  const initiator = cred(r);
+  const m = r.get('mutual');
+  let mutual: ChapConfig['mutual'];
+  if (m.present) {
+    m.object(['username', 'secret', 'secretEnv']);
+    mutual = cred(m);
+    if (mutual.secret === initiator.secret) m.fail('the mutual CHAP secret must differ from the initiator secret (reflection attacks)');
+  }
+  return { ...initiator, mutual };
+}
+
+function parseAcl(r: Reader): AclConfig {
+  if (!r.present) return { initiators: [], networks: [] };
+  r.object(['initiators', 'networks']);
+  const initiators = r
+    .get('initiators')
+    .array()
+    .map((x) => x.string());
+  const networks = r
+    .get('networks')
+    .array()
+    .map((x) => {
+      const v = x.string();
+      if (!validCidr(v)) x.fail(`"${v}" is not an address or CIDR network`);
+      return v;
+    });
+  return { initiators, networks };
+}
+
+function parseTarget(r: Reader, defaultChap: ChapConfig | undefined): TargetConfig {
+  r.object(['iqn', 'alias', 'portalGroupTag', 'chap', 'acl', 'luns']);
   const iqnR = r.get('iqn');
   const iqn = iqnR.string();
   if (!IQN_RE.test(iqn)) iqnR.fail(`"${iqn}" is not an iSCSI name (iqn.YYYY-MM.reverse.domain[:id], lower case)`);
@@ -214,10 +313,14 @@ function parseTarget(r: Reader): TargetConfig {
     if (seen.has(l.lun)) r.get('luns').at(i).fail(`LUN ${l.lun} is defined twice`);
     seen.add(l.lun);
   });
+  const chapR = r.get('chap');
   return {
     iqn,
     alias: r.get('alias').optionalString(),
     portalGroupTag: r.get('portalGroupTag').int(1, 1, 65535),
+    // `chap: false` turns a global default off for this target.
+    chap: chapR.present ? parseChap(chapR) : defaultChap,
+    acl: parseAcl(r.get('acl')),
     luns,
   };
 }

@@ -58,10 +58,9 @@ export class Framer {
     if (hd) {
       const got = this.consume(4).readUInt32LE(0);
       if (got !== digestOf(bhs, ahs)) {
-        // RFC 7143 §7.8: the lengths in a header with a bad digest cannot be trusted.
-        const e = new PduError('ISCSI_ERR_HEADER_DIGEST', 'header digest mismatch', RejectReason.ProtocolError, true);
-        e.header = Buffer.from(bhs);
-        throw e;
+        // RFC 7143 §7.8: the lengths in a header with a bad digest cannot be trusted, so the
+        // PDU is discarded without a Reject and, having no sync layer, the connection closed.
+        throw new PduError('ISCSI_ERR_HEADER_DIGEST', 'header digest mismatch', RejectReason.ProtocolError, true);
       }
     }
     let data: Buffer = Buffer.alloc(0);

@@ -1,4 +1,5 @@
 import type { Volume } from '../storage/volume';
+import { CommandStats } from './command-stats';
 import type { LuIdentity } from './identity';
 import { ModePages } from './mode/mode-pages';
 import { Reservations } from './reservations/reservations';
@@ -23,6 +24,7 @@ export class LogicalUnit {
   readonly ua = new UnitAttentions();
   readonly mode: ModePages;
   readonly reservations: Reservations;
+  readonly stats = new CommandStats();
 
   constructor(
     readonly lun: number,

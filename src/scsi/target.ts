@@ -9,7 +9,7 @@ import type { LogicalUnit, TargetPortInfo } from './logical-unit';
 import { decodeLun } from './lun-address';
 import type { ITNexus } from './nexus';
 import { buildSense, type SenseDetail, type SenseReason } from './sense';
-import { ScsiStatus, type TaskAttribute } from './status';
+import { ScsiStatus, statusName, type TaskAttribute } from './status';
 import type { Task } from './task-set';
 
 /** A command as the transport hands it over (SAM-5 §5.1 Execute Command arguments). */
@@ -226,6 +226,8 @@ function toOutcome(r: HandlerResult): Outcome {
 class LuTask implements ScsiTask {
   readonly dataOutLength: number;
   readonly transferLength: number;
+  /** Arrival time, for the command latency metric (from arrival to status, data phases included). */
+  private readonly arrived = performance.now();
 
   constructor(
     private readonly lu: LogicalUnit,
@@ -256,6 +258,10 @@ class LuTask implements ScsiTask {
     if (!this.task.running) this.task.end();
   }
 
+  private get commandName(): string {
+    return this.command?.def.name ?? `opcode 0x${this.req.cdb[0].toString(16).padStart(2, '0')}`;
+  }
+
   private async runOrdered(body: () => Promise<Outcome>): Promise<Outcome | null> {
     const t = this.task;
     if (t.blocker) await t.blocker;
@@ -268,10 +274,15 @@ class LuTask implements ScsiTask {
     try {
       outcome = await body();
     } catch (e) {
-      outcome = outcomeOfError(e, this.lu.descriptorSense, this.command?.def.name ?? `opcode 0x${this.req.cdb[0].toString(16)}`);
+      outcome = outcomeOfError(e, this.lu.descriptorSense, this.commandName);
     }
     t.end();
-    return t.aborted ? null : outcome;
+    if (t.aborted) {
+      this.lu.stats.aborted++;
+      return null;
+    }
+    this.lu.stats.record(this.commandName, statusName(outcome.status), (performance.now() - this.arrived) / 1000);
+    return outcome;
   }
 
   /** SPC-5 §5.14 / LIO order: unit attention, then CDB errors, then reservations, then the handler. */

@@ -535,7 +535,7 @@ export class ChunkVolume implements Volume {
       if (gen > e.flushedGen) e.flushedGen = gen;
       e.failures = 0;
       this.cache.noteCleaned(e);
-      this.stats.flushLatency.push(Date.now() - started);
+      this.stats.flushLatency.observe((Date.now() - started) / 1000);
     } catch (err) {
       e.failures++;
       e.failedAt = Date.now();

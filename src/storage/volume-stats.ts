@@ -1,3 +1,5 @@
+import { LatencyHistogram } from '../util/histogram';
+
 /**
  * Counters a volume keeps about itself; the metrics module reads them (pull), so the data path
  * does not depend on the metrics library.
@@ -17,19 +19,6 @@ export class VolumeStats {
   flushErrors = 0;
   checksumErrors = 0;
   backPressureWaits = 0;
-  /** Flush latencies in ms since the last drain (bounded). */
-  readonly flushLatency = new BoundedSamples(4096);
-}
-
-export class BoundedSamples {
-  private samples: number[] = [];
-  constructor(private readonly max: number) {}
-  push(v: number): void {
-    if (this.samples.length < this.max) this.samples.push(v);
-  }
-  drain(): number[] {
-    const s = this.samples;
-    this.samples = [];
-    return s;
-  }
+  /** Time to upload (or delete) one dirty chunk, seconds. */
+  readonly flushLatency = new LatencyHistogram();
 }

@@ -35,6 +35,8 @@ export interface TargetOptions {
   readonly lunsYaml?: string;
   /** Extra YAML inside the test target mapping. */
   readonly targetYaml?: string;
+  /** More targets, appended to the `targets:` list (each item indented two spaces). */
+  readonly moreTargetsYaml?: string;
   readonly dataDir?: string;
   readonly env?: NodeJS.ProcessEnv;
   readonly node?: string;
@@ -85,6 +87,7 @@ targets:
 ${this.opts.targetYaml ?? ''}
     luns:
 ${luns}
+${this.opts.moreTargetsYaml ?? ''}
 `,
     );
     this.output = '';

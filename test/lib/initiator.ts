@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import { digestOf, writeDigest } from '../../src/iscsi/digest';
 import { Framer } from '../../src/iscsi/framer';
 import { parseText, serializeText } from '../../src/iscsi/login/text-codec';
 import {
@@ -25,11 +26,28 @@ export class TestInitiator {
   itt = 1;
   cmdSN = 1;
   expStatSN = 0;
+  /** CRC32C digests in use (after a login that negotiated them). */
+  private digests = { header: false, data: false };
+  /** Test hooks: corrupt the next PDU's header or data digest. */
+  corruptNext: 'header' | 'data' | undefined;
+  /** Digest mismatches seen in what the target sent (must stay 0). */
+  digestErrors = 0;
+  failure: unknown;
 
   private constructor(private readonly socket: net.Socket) {
     socket.on('data', (chunk: Buffer) => {
       this.framer.push(chunk);
-      for (let f = this.framer.next(); f; f = this.framer.next()) this.queue.push(decodeTargetPdu(f));
+      try {
+        for (let f = this.framer.next(); f; f = this.framer.next()) {
+          if (f.dataDigestError) this.digestErrors++;
+          this.queue.push(decodeTargetPdu(f));
+        }
+      } catch (e) {
+        // A header digest error from the target (or an undecodable PDU): the stream is lost.
+        this.digestErrors++;
+        this.failure = e;
+        socket.destroy();
+      }
       this.wake();
     });
     socket.on('close', () => {
@@ -58,7 +76,14 @@ export class TestInitiator {
 
   send(f: OutFrame): void {
     const data = f.data ?? Buffer.alloc(0);
-    this.socket.write(Buffer.concat([f.bhs, data, Buffer.alloc(pad4(data.length) - data.length)]));
+    const padded = Buffer.concat([data, Buffer.alloc(pad4(data.length) - data.length)]);
+    const parts = [f.bhs];
+    const corrupt = this.corruptNext;
+    this.corruptNext = undefined;
+    if (this.digests.header) parts.push(writeDigest(digestOf(f.bhs) ^ (corrupt === 'header' ? 1 : 0)));
+    parts.push(padded);
+    if (this.digests.data && data.length > 0) parts.push(writeDigest(digestOf(padded) ^ (corrupt === 'data' ? 1 : 0)));
+    this.socket.write(Buffer.concat(parts));
   }
 
   /** The next PDU, or 'closed' once the target closed, or 'timeout'. */
@@ -84,8 +109,9 @@ export class TestInitiator {
   }
 
   async login(
-    opts: { initiatorName?: string; target?: string; keys?: Array<[string, string]>; isid?: Buffer } = {},
+    opts: { initiatorName?: string; target?: string; keys?: Array<[string, string]>; isid?: Buffer; digests?: boolean } = {},
   ): Promise<Record<string, string>> {
+    const digest = opts.digests ? 'CRC32C' : 'None';
     const pairs: Array<[string, string]> = [
       ['InitiatorName', opts.initiatorName ?? 'iqn.2026-11.test:raw-initiator'],
       ...(opts.target
@@ -94,8 +120,8 @@ export class TestInitiator {
             ['SessionType', 'Normal'],
           ] as Array<[string, string]>)
         : ([['SessionType', 'Discovery']] as Array<[string, string]>)),
-      ['HeaderDigest', 'None'],
-      ['DataDigest', 'None'],
+      ['HeaderDigest', digest],
+      ['DataDigest', digest],
       ['InitialR2T', 'Yes'],
       ['ImmediateData', 'Yes'],
       ['MaxRecvDataSegmentLength', '65536'],
@@ -121,7 +147,45 @@ export class TestInitiator {
     const r = await this.recv();
     if (r === 'closed' || r === 'timeout' || r.kind !== 'login-response') throw new Error(`login: got ${typeof r === 'string' ? r : r.kind}`);
     if (r.statusClass !== 0) throw new Error(`login failed: status 0x${((r.statusClass << 8) | r.statusDetail).toString(16)}`);
-    return Object.fromEntries(parseText(r.data));
+    const answers = Object.fromEntries(parseText(r.data));
+    // RFC 7143 §13.1: digests start with the first PDU after the final Login Response.
+    this.digests = { header: answers.HeaderDigest === 'CRC32C', data: answers.DataDigest === 'CRC32C' };
+    this.framer.headerDigest = this.digests.header;
+    this.framer.dataDigest = this.digests.data;
+    return answers;
+  }
+
+  /**
+   * One Login Request/Response exchange (for security-stage tests); returns the response's
+   * status (class << 8 | detail), its stage bits and its text.
+   */
+  async loginStep(
+    csg: 0 | 1,
+    nsg: 0 | 1 | 3,
+    transit: boolean,
+    pairs: Array<[string, string]>,
+    isid = Buffer.from('400000000002', 'hex'),
+  ): Promise<{ status: number; transit: boolean; nsg: number; text: Record<string, string> }> {
+    this.send(
+      encodeLoginRequest({
+        transit,
+        cont: false,
+        csg,
+        nsg: transit ? nsg : 0,
+        versionMax: 0,
+        versionMin: 0,
+        isid,
+        tsih: 0,
+        itt: this.itt,
+        cid: 0,
+        cmdSN: this.cmdSN,
+        expStatSN: this.expStatSN,
+        data: serializeText(pairs),
+      }),
+    );
+    const r = await this.recv();
+    if (r === 'closed' || r === 'timeout' || r.kind !== 'login-response') throw new Error(`login: got ${typeof r === 'string' ? r : r.kind}`);
+    return { status: (r.statusClass << 8) | r.statusDetail, transit: r.transit, nsg: r.nsg, text: Object.fromEntries(parseText(r.data)) };
   }
 
   /** A SCSI command with all its data as immediate data (keep it below FirstBurstLength). */

@@ -51,8 +51,12 @@ export function handleScsiCommand(conn: Connection, session: Session, pdu: ScsiC
       scsi.cancel();
       throw e;
     }
-    // RFC 7143 §7.8: bad immediate data ends the command with a CRC error once its data is in.
-    if (frame.dataDigestError) task.digestFailed = true;
+    // RFC 7143 §7.8: bad immediate data is answered with a Reject (Data-Digest-Error); the
+    // command itself is kept and ends with a CRC error once all its data is in (option b).
+    if (frame.dataDigestError) {
+      conn.reject(RejectReason.DataDigestError, frame.bhs);
+      task.digestFailed = true;
+    }
     session.tasks.set(pdu.itt, task);
     scsi.onAbort(() => abortTransport(conn, session, task));
     progress(conn, session, task);

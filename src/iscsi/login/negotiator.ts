@@ -41,8 +41,18 @@ export class Negotiator {
     return out;
   }
 
-  /** Applies the cross-key rule of §13.14 once negotiation is over. */
+  /**
+   * Applies the cross-key rule of §13.14 once negotiation is over, and refuses a connection
+   * that did not settle on a digest the target requires (§13.1: None is the default when the
+   * initiator never offered the key).
+   */
   finish(): void {
+    if (!this.limits.headerDigests.includes('None') && !this.connection.headerDigest) {
+      throw new LoginFailure(LoginStatus.InitiatorError, 'this target requires HeaderDigest=CRC32C');
+    }
+    if (!this.limits.dataDigests.includes('None') && !this.connection.dataDigest) {
+      throw new LoginFailure(LoginStatus.InitiatorError, 'this target requires DataDigest=CRC32C');
+    }
     if (this.session.firstBurstLength > this.session.maxBurstLength) {
       this.session.firstBurstLength = this.session.maxBurstLength;
     }

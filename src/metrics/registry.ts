@@ -1,0 +1,210 @@
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { IscsiStats } from '../iscsi/stats';
+import type { CommandStats } from '../scsi/command-stats';
+import type { IoPoolStats } from '../storage/io-pool';
+import type { StoreStats } from '../storage/store-stats';
+import type { VolumeStats } from '../storage/volume-stats';
+import type { LatencyHistogram } from '../util/histogram';
+import { pulledCounter, pulledGauge, pulledHistogram } from './exported';
+
+/** What the metrics read at scrape time; serve.ts provides it. */
+export interface MetricsSources {
+  readonly iscsi: { readonly stats: IscsiStats; sessions(): number; connections(): number };
+  luns(): Iterable<LunSource>;
+  backends(): Iterable<BackendSource>;
+}
+
+export interface LunSource {
+  readonly target: string;
+  readonly lun: number;
+  /** The LUN's name in the configuration (its prefix in the store). */
+  readonly name: string;
+  readonly commands: CommandStats;
+  readonly volume: VolumeStats;
+  readonly dirtyBytes: number;
+  readonly cachedBytes: number;
+}
+
+export interface BackendSource {
+  readonly kind: string;
+  readonly stats: StoreStats;
+  readonly pool: IoPoolStats;
+}
+
+type Row<V> = [Record<string, string | number>, V];
+
+/**
+ * The Prometheus registry of a running target (docs/metrics in README; dashboard in
+ * config/grafana-dashboard.json). Names follow Prometheus conventions: s3tgt_ prefix, _total
+ * counters, _seconds and _bytes units.
+ */
+export function buildRegistry(src: MetricsSources): Registry {
+  const r = new Registry();
+  collectDefaultMetrics({ register: r, prefix: 's3tgt_' });
+  const lunRows = function* <V>(pick: (l: LunSource) => Iterable<Row<V>>): Iterable<Row<V>> {
+    for (const l of src.luns()) {
+      for (const [labels, v] of pick(l)) yield [{ target: l.target, lun: l.lun, name: l.name, ...labels }, v];
+    }
+  };
+  const lun =
+    (v: (l: LunSource) => number): (() => Iterable<Row<number>>) =>
+    () =>
+      lunRows((l) => [[{}, v(l)]]);
+  const LUN = ['target', 'lun', 'name'];
+
+  // iSCSI transport
+  const is = src.iscsi.stats;
+  pulledGauge(r, 's3tgt_iscsi_sessions', 'iSCSI sessions logged in', [], () => [[{}, src.iscsi.sessions()]]);
+  pulledGauge(r, 's3tgt_iscsi_connections', 'TCP connections to the portals', [], () => [[{}, src.iscsi.connections()]]);
+  pulledCounter(r, 's3tgt_iscsi_logins_total', 'Successful logins', [], () => [[{}, is.loginsSucceeded]]);
+  pulledCounter(r, 's3tgt_login_failures_total', 'Failed logins by reason (authentication, authorization, ...)', ['reason'], () =>
+    [...is.loginFailures].map(([reason, n]) => [{ reason }, n]),
+  );
+  pulledCounter(r, 's3tgt_iscsi_rejects_total', 'Reject PDUs sent', [], () => [[{}, is.rejectsSent]]);
+  pulledCounter(r, 's3tgt_iscsi_digest_errors_total', 'PDUs received with a bad CRC32C digest', [], () => [[{}, is.digestErrors]]);
+  pulledCounter(r, 's3tgt_iscsi_ping_timeouts_total', 'Connections closed because NOP-In pings went unanswered', [], () => [[{}, is.pingTimeouts]]);
+
+  // SCSI, per LUN
+  pulledCounter(r, 's3tgt_scsi_commands_total', 'SCSI commands completed, by command and status', [...LUN, 'command', 'status'], () =>
+    lunRows((l) =>
+      [...l.commands.outcomes].map(([k, n]): Row<number> => {
+        const cut = k.lastIndexOf(' ');
+        return [{ command: k.slice(0, cut), status: k.slice(cut + 1) }, n];
+      }),
+    ),
+  );
+  pulledHistogram(r, 's3tgt_scsi_command_seconds', 'SCSI command latency from arrival to status', [...LUN, 'command'], () =>
+    lunRows((l) => [...l.commands.latency.map].map(([command, h]): Row<LatencyHistogram> => [{ command }, h])),
+  );
+  pulledCounter(
+    r,
+    's3tgt_scsi_aborted_total',
+    'SCSI commands ended by task management',
+    LUN,
+    lun((l) => l.commands.aborted),
+  );
+  pulledCounter(
+    r,
+    's3tgt_lun_read_bytes_total',
+    'Bytes read by initiators',
+    LUN,
+    lun((l) => l.volume.bytesRead),
+  );
+  pulledCounter(
+    r,
+    's3tgt_lun_written_bytes_total',
+    'Bytes written by initiators',
+    LUN,
+    lun((l) => l.volume.bytesWritten),
+  );
+  pulledCounter(
+    r,
+    's3tgt_lun_discarded_bytes_total',
+    'Bytes unmapped or zeroed by UNMAP / WRITE SAME',
+    LUN,
+    lun((l) => l.volume.bytesDiscarded),
+  );
+
+  // Chunk cache and flusher, per LUN
+  pulledCounter(
+    r,
+    's3tgt_cache_hits_total',
+    'Chunk reads served from the cache',
+    LUN,
+    lun((l) => l.volume.cacheHits),
+  );
+  pulledCounter(
+    r,
+    's3tgt_cache_misses_total',
+    'Chunk reads that went to the store',
+    LUN,
+    lun((l) => l.volume.cacheMisses),
+  );
+  pulledCounter(
+    r,
+    's3tgt_hole_reads_total',
+    'Chunk reads answered with zeros (chunk absent)',
+    LUN,
+    lun((l) => l.volume.holeReads),
+  );
+  pulledGauge(
+    r,
+    's3tgt_cache_dirty_bytes',
+    'Bytes written but not yet in the store',
+    LUN,
+    lun((l) => l.dirtyBytes),
+  );
+  pulledGauge(
+    r,
+    's3tgt_cache_bytes',
+    'Bytes held by the chunk cache',
+    LUN,
+    lun((l) => l.cachedBytes),
+  );
+  pulledCounter(
+    r,
+    's3tgt_chunks_uploaded_total',
+    'Chunks written to the store',
+    LUN,
+    lun((l) => l.volume.chunksUploaded),
+  );
+  pulledCounter(
+    r,
+    's3tgt_chunks_deleted_total',
+    'Chunks deleted (all-zero or unmapped)',
+    LUN,
+    lun((l) => l.volume.chunksDeleted),
+  );
+  pulledCounter(
+    r,
+    's3tgt_flush_errors_total',
+    'Chunk uploads that failed after retries',
+    LUN,
+    lun((l) => l.volume.flushErrors),
+  );
+  pulledCounter(
+    r,
+    's3tgt_checksum_errors_total',
+    'Chunks that failed their CRC32C check on read',
+    LUN,
+    lun((l) => l.volume.checksumErrors),
+  );
+  pulledCounter(
+    r,
+    's3tgt_backpressure_waits_total',
+    'Writes that waited for the flusher (cache full of dirty data)',
+    LUN,
+    lun((l) => l.volume.backPressureWaits),
+  );
+  pulledHistogram(r, 's3tgt_flush_seconds', 'Time to upload one dirty chunk', LUN, () => lunRows((l) => [[{}, l.volume.flushLatency]]));
+
+  // Backends: object store requests and the bounded pool
+  const backendRows = function* <V>(pick: (b: BackendSource) => Iterable<Row<V>>): Iterable<Row<V>> {
+    for (const b of src.backends()) for (const [labels, v] of pick(b)) yield [{ backend: b.kind, ...labels }, v];
+  };
+  pulledCounter(r, 's3tgt_store_requests_total', 'Object store requests by operation and outcome', ['backend', 'op', 'outcome'], () =>
+    backendRows((b) =>
+      [...b.stats.requests].map(([k, n]): Row<number> => {
+        const [op, outcome] = k.split(' ');
+        return [{ op, outcome }, n];
+      }),
+    ),
+  );
+  pulledHistogram(r, 's3tgt_store_request_seconds', 'Object store request latency by operation', ['backend', 'op'], () =>
+    backendRows((b) => [...b.stats.latency.map].map(([op, h]): Row<LatencyHistogram> => [{ op }, h])),
+  );
+  pulledCounter(r, 's3tgt_store_retries_total', 'Object store requests retried after a transient failure', ['backend', 'op'], () =>
+    backendRows((b) => [...b.stats.retries].map(([op, n]): Row<number> => [{ op }, n])),
+  );
+  pulledCounter(r, 's3tgt_store_received_bytes_total', 'Bytes received from the object store', ['backend'], () =>
+    backendRows((b) => [[{}, b.stats.bytesIn]]),
+  );
+  pulledCounter(r, 's3tgt_store_sent_bytes_total', 'Bytes sent to the object store', ['backend'], () => backendRows((b) => [[{}, b.stats.bytesOut]]));
+  pulledGauge(r, 's3tgt_pool_in_flight', 'Object store requests in flight, by lane', ['backend', 'lane'], () =>
+    backendRows((b) => Object.entries(b.pool.inFlight).map(([lane, n]): Row<number> => [{ lane }, n])),
+  );
+  pulledGauge(r, 's3tgt_pool_queued', 'Object store requests waiting for a pool slot, by lane', ['backend', 'lane'], () =>
+    backendRows((b) => Object.entries(b.pool.queued).map(([lane, n]): Row<number> => [{ lane }, n])),
+  );
+  return r;
+}

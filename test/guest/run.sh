@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Runs the Linux kernel iSCSI initiator (open-iscsi + iscsi_tcp + sd_mod) in a throw-away qemu
+# guest against a target listening on this host's loopback, and reports one line per check:
+#
+#   RESULT <check> PASS|FAIL key=value...
+#
+# Exit status: 0 every check passed, 1 a check failed, 2 usage or setup error, 3 timed out.
+# See README.md beside this file for the options and what each mode checks.
+set -uo pipefail
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cache=${GUEST_CACHE_DIR:-$here/../../.cache/guest}
+
+usage() {
+  cat <<'EOF'
+usage: run.sh --portal 127.0.0.1:PORT --target IQN [options]
+  --lun N                  LUN to test (default 0)
+  --mode LIST              comma-separated checks: smoke, fs, fio, or all (default smoke)
+  --chap-user U --chap-secret S          CHAP, the initiator authenticating to the target
+  --mutual-user U --mutual-secret S      mutual CHAP (node.session.auth.username_in/password_in)
+  --discovery-chap         use the same CHAP settings for SendTargets discovery
+  --digest none|crc32c     HeaderDigest and DataDigest to insist on (default none)
+  --fs-mib N               size of the big file of the fs check (default 16)
+  --fio-seconds N          run time of the fio check (default 10)
+  --timeout S              hard limit of the guest's run (default from the modes)
+  -v, --verbose            show the whole guest console
+EOF
+}
+die() { echo "RESULT setup FAIL reason=$1"; [ -z "${2:-}" ] || echo "$2" >&2; exit 2; }
+
+portal='' target='' lun=0 modes=smoke digest=none verbose=0 limit=0
+chap_user='' chap_secret='' mutual_user='' mutual_secret='' discovery_chap=0
+fs_mib=16 fio_seconds=10
+while [ $# -gt 0 ]; do
+  case $1 in
+    --portal) portal=${2:-}; shift 2 ;;
+    --target) target=${2:-}; shift 2 ;;
+    --lun) lun=${2:-}; shift 2 ;;
+    --mode) modes=${2:-}; shift 2 ;;
+    --chap-user) chap_user=${2:-}; shift 2 ;;
+    --chap-secret) chap_secret=${2:-}; shift 2 ;;
+    --mutual-user) mutual_user=${2:-}; shift 2 ;;
+    --mutual-secret) mutual_secret=${2:-}; shift 2 ;;
+    --discovery-chap) discovery_chap=1; shift ;;
+    --digest) digest=${2:-}; shift 2 ;;
+    --fs-mib) fs_mib=${2:-}; shift 2 ;;
+    --fio-seconds) fio_seconds=${2:-}; shift 2 ;;
+    --timeout) limit=${2:-}; shift 2 ;;
+    -v | --verbose) verbose=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die bad_argument "unknown argument: $1" ;;
+  esac
+done
+
+# ---- validation
+[[ $portal =~ ^(127\.0\.0\.1|localhost):([0-9]{1,5})$ ]] || die bad_portal "--portal must be 127.0.0.1:PORT (the guest reaches only the host loopback)"
+port=${BASH_REMATCH[2]}
+[ -n "$target" ] || die no_target "--target IQN is required"
+[[ $lun =~ ^[0-9]+$ ]] || die bad_lun "--lun must be a number"
+[ "$modes" = all ] && modes=smoke,fs,fio
+for m in ${modes//,/ }; do
+  case $m in smoke | fs | fio) ;; *) die bad_mode "unknown mode $m" ;; esac
+done
+case $digest in none | crc32c) ;; *) die bad_digest "--digest must be none or crc32c" ;; esac
+for n in fs_mib fio_seconds limit; do [[ ${!n} =~ ^[0-9]+$ ]] || die bad_number "--${n//_/-} must be a number"; done
+[ -z "$chap_user" ] || [ -n "$chap_secret" ] || die bad_chap "--chap-user needs --chap-secret"
+[ -z "$mutual_user" ] || [ -n "$chap_user" ] || die bad_chap "mutual CHAP needs --chap-user too"
+[ -z "$mutual_user" ] || [ -n "$mutual_secret" ] || die bad_chap "--mutual-user needs --mutual-secret"
+[ "$discovery_chap" = 0 ] || [ -n "$chap_user" ] || die bad_chap "--discovery-chap needs --chap-user"
+command -v qemu-system-x86_64 >/dev/null || die no_qemu "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
+
+# Fail before the boot when nothing listens: a guest run takes a while to say the same.
+if ! timeout 2 bash -c ": </dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+  echo "RESULT precheck FAIL reason=nothing_listening portal=127.0.0.1:$port"
+  exit 1
+fi
+
+started=$EPOCHREALTIME
+images=$("$here/build.sh" "$cache") || die build_failed "see build.sh's message above"
+
+# ---- time budget: software emulation (no usable KVM here) is slow; a guest-side watchdog
+# reports before the host-side limit kills qemu.
+if [ "$limit" = 0 ]; then
+  limit=120
+  for m in ${modes//,/ }; do
+    case $m in smoke) limit=$((limit + 30)) ;; fs) limit=$((limit + 90 + 4 * fs_mib)) ;; fio) limit=$((limit + 60 + fio_seconds)) ;; esac
+  done
+fi
+watchdog=$((limit - 15))
+[ "$watchdog" -ge 30 ] || die bad_timeout "--timeout must be at least 45"
+
+runs=$cache/runs
+mkdir -p "$runs"
+run_dir=$(mktemp -d "$runs/$(date +%Y%m%d-%H%M%S)-XXXX")
+# Keep the console logs of the last 10 runs for post-mortems.
+ls -1dt "$runs"/*/ | tail -n +11 | xargs -r rm -rf
+console=$run_dir/console.log
+
+quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; } # for the guest's `. params`
+for v in "$target" "$chap_user" "$chap_secret" "$mutual_user" "$mutual_secret"; do
+  [[ $v != *$'\n'* ]] || die bad_argument "values must be one line"
+done
+(
+  umask 077
+  cat >"$run_dir/params" <<EOF
+G_PORTAL=10.0.2.2:$port
+G_TARGET=$(quote "$target")
+G_LUN=$lun
+G_MODES='${modes//,/ }'
+G_INITIATOR=iqn.2026-11.io.s3tgt:guest
+G_CHAP_USER=$(quote "$chap_user")
+G_CHAP_SECRET=$(quote "$chap_secret")
+G_MUTUAL_USER=$(quote "$mutual_user")
+G_MUTUAL_SECRET=$(quote "$mutual_secret")
+G_DISCOVERY_CHAP=$discovery_chap
+G_DIGEST=$digest
+G_FS_MIB=$fs_mib
+G_FIO_SECONDS=$fio_seconds
+G_WATCHDOG=$watchdog
+EOF
+)
+
+# Every guest TCP connection to 10.0.2.2:PORT becomes one relay process to the portal. slirp
+# runs it in a session of its own, so qemu's death does not reach it: record its pid to end it.
+cat >"$run_dir/relay" <<EOF
+#!/bin/sh
+echo \$\$ >>'$run_dir/relays'
+exec /bin/busybox nc 127.0.0.1 $port
+EOF
+chmod 755 "$run_dir/relay"
+
+# restrict=on: slirp drops every guest packet except those to the guestfwd address, so the guest
+# can reach nothing but the portal, whatever it tries. slirp keeps its own host address and DNS
+# off 10.0.2.2 because a guestfwd must not use them.
+netdev="user,id=net0,ipv6=off,restrict=on,net=10.0.2.0/24,host=10.0.2.1,dns=10.0.2.3"
+netdev+=",guestfwd=tcp:10.0.2.2:$port-cmd:$run_dir/relay"
+qemu=(qemu-system-x86_64 -name s3tgt-guest -machine q35 -accel tcg,thread=multi -cpu max -smp 2 -m 1024
+  -nodefaults -no-user-config -display none -no-reboot
+  -kernel "$images/vmlinux" -initrd "$images/initramfs.img"
+  -append "console=ttyS0 quiet loglevel=1 panic=-1 ipv6.disable=1 mitigations=off tsc=reliable"
+  -fw_cfg "name=opt/s3tgt/params,file=$run_dir/params"
+  -netdev "$netdev" -device virtio-net-pci,netdev=net0
+  -device virtio-rng-pci
+  -serial stdio -monitor none)
+
+qemu_pid=''
+stop_all() {
+  # `timeout` forwards the signal to qemu; the relays are ended one by one, by pid.
+  [ -z "$qemu_pid" ] || kill "$qemu_pid" 2>/dev/null
+  [ -z "$qemu_pid" ] || wait "$qemu_pid" 2>/dev/null
+  local pid
+  if [ -f "$run_dir/relays" ]; then
+    while read -r pid; do
+      [[ $(cat "/proc/$pid/cmdline" 2>/dev/null | tr '\0' ' ') == "/bin/busybox nc 127.0.0.1 $port "* ]] && kill "$pid" 2>/dev/null
+    done <"$run_dir/relays"
+  fi
+  rm -f "$run_dir/params"
+}
+trap stop_all EXIT
+trap 'echo "RESULT host FAIL reason=interrupted"; exit 3' INT TERM HUP
+
+echo "INFO run_dir=$run_dir portal=127.0.0.1:$port guest_portal=10.0.2.2:$port modes=${modes} digest=$digest kernel=$(cat "$images/kver") timeout_s=$limit"
+# `timeout` bounds qemu even when this script is killed with SIGKILL.
+exec 3< <(exec timeout -k 5 "$limit" "${qemu[@]}" </dev/null 2>&1)
+qemu_pid=$!
+boot_deadline=$((SECONDS + 120))
+booted=''
+line=''
+# The guest console, line by line. A read that times out keeps its partial line in $part.
+while :; do
+  IFS= read -r -t 1 -u 3 part
+  rc=$?
+  line+=$part
+  if [ $rc -gt 128 ]; then
+    if [ -z "$booted" ] && [ $SECONDS -ge $boot_deadline ]; then
+      echo "RESULT boot FAIL reason=init_not_reached_in_120s"
+      kill "$qemu_pid" 2>/dev/null
+      boot_deadline=$((SECONDS + 3600))
+    fi
+    continue
+  fi
+  [ $rc = 0 ] || [ -n "$line" ] || break
+  line=${line%$'\r'}
+  printf '%s\n' "$line" >>"$console"
+  [[ $line != "STEP init "* ]] || booted=$EPOCHREALTIME
+  case $line in
+    RESULT\ * | INFO\ * | LOG\|*) echo "$line" ;;
+    *) [ "$verbose" = 0 ] || echo "console| $line" ;;
+  esac
+  line=''
+  [ $rc = 0 ] || break
+done
+wait "$qemu_pid"
+qemu_rc=$?
+qemu_pid=''
+ended=$EPOCHREALTIME
+
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+[ -z "$booted" ] || echo "RESULT boot PASS to_init_s=$(secs "$started" "$booted")"
+failed=$(grep '^RESULT [^ ]* FAIL' "$console" | grep -vc '^RESULT guest ')
+summary="failed_checks=$failed total_s=$(secs "$started" "$ended") qemu_rc=$qemu_rc log=$console"
+if [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
+  echo "RESULT host FAIL reason=timeout_after_${limit}s $summary"
+  exit 3
+fi
+if [ "$qemu_rc" = 0 ] && [ "$failed" = 0 ] && grep -q '^RESULT guest PASS' "$console"; then
+  echo "RESULT host PASS $summary"
+  exit 0
+fi
+# What the lines above do not show yet: kernel messages such as a panic.
+[ "$verbose" = 1 ] || grep -vE '^(RESULT |INFO |LOG\||KLOG\|)' "$console" | tail -n 20 | sed 's/^/console| /'
+echo "RESULT host FAIL $summary"
+exit 1

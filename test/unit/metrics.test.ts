@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { IscsiStats } from '../../src/iscsi/stats';
+import { buildRegistry } from '../../src/metrics/registry';
+import { CommandStats } from '../../src/scsi/command-stats';
+import { StorageError } from '../../src/storage/errors';
+import { StoreStats } from '../../src/storage/store-stats';
+import { VolumeStats } from '../../src/storage/volume-stats';
+
+describe('Prometheus exposition', () => {
+  const iscsi = new IscsiStats();
+  const commands = new CommandStats();
+  const volume = new VolumeStats();
+  const store = new StoreStats();
+  const registry = buildRegistry({
+    iscsi: { stats: iscsi, sessions: () => 2, connections: () => 3 },
+    luns: () => [{ target: 'iqn.2026-11.t:x', lun: 0, name: 'x0', commands, volume, dirtyBytes: 4096, cachedBytes: 1 << 20 }],
+    backends: () => [
+      {
+        kind: 's3',
+        stats: store,
+        pool: { inFlight: { foreground: 1, flush: 2, background: 0 }, queued: { foreground: 0, flush: 5, background: 0 } },
+      },
+    ],
+  });
+
+  it('exports counters, gauges and histograms from the layers counters', async () => {
+    iscsi.loginFailed('authentication');
+    iscsi.loginFailed('authentication');
+    commands.record('READ(10)', 'good', 0.0003);
+    commands.record('READ(10)', 'good', 0.002);
+    commands.record('READ(10)', 'check-condition', 70);
+    store.request('put', 'ok', 0.02, 1 << 20);
+    store.retried('put', new StorageError('unavailable', 'slow down'));
+    volume.flushLatency.observe(0.5);
+    const text = await registry.metrics();
+    const line = (re: RegExp): void => assert.match(text, re);
+    line(/^s3tgt_iscsi_sessions 2$/m);
+    line(/^s3tgt_iscsi_connections 3$/m);
+    line(/^s3tgt_login_failures_total\{reason="authentication"\} 2$/m);
+    line(/^# TYPE s3tgt_scsi_command_seconds histogram$/m);
+    const L = 'target="iqn.2026-11.t:x",lun="0",name="x0"';
+    line(new RegExp(`^s3tgt_scsi_commands_total\\{${L},command="READ\\(10\\)",status="good"\\} 2$`, 'm'));
+    // Cumulative buckets: 0.0003 s falls in le=0.0005, 0.002 s in le=0.0025, 70 s only in +Inf.
+    line(new RegExp(`^s3tgt_scsi_command_seconds_bucket\\{${L},command="READ\\(10\\)",le="0.00025"\\} 0$`, 'm'));
+    line(new RegExp(`^s3tgt_scsi_command_seconds_bucket\\{${L},command="READ\\(10\\)",le="0.0005"\\} 1$`, 'm'));
+    line(new RegExp(`^s3tgt_scsi_command_seconds_bucket\\{${L},command="READ\\(10\\)",le="0.0025"\\} 2$`, 'm'));
+    line(new RegExp(`^s3tgt_scsi_command_seconds_bucket\\{${L},command="READ\\(10\\)",le="60"\\} 2$`, 'm'));
+    line(new RegExp(`^s3tgt_scsi_command_seconds_bucket\\{${L},command="READ\\(10\\)",le="\\+Inf"\\} 3$`, 'm'));
+    line(new RegExp(`^s3tgt_scsi_command_seconds_count\\{${L},command="READ\\(10\\)"\\} 3$`, 'm'));
+    line(new RegExp(`^s3tgt_cache_dirty_bytes\\{${L}\\} 4096$`, 'm'));
+    line(new RegExp(`^s3tgt_flush_seconds_count\\{${L}\\} 1$`, 'm'));
+    line(/^s3tgt_store_requests_total\{backend="s3",op="put",outcome="ok"\} 1$/m);
+    line(/^s3tgt_store_request_seconds_bucket\{backend="s3",op="put",le="0.025"\} 1$/m);
+    line(/^s3tgt_store_retries_total\{backend="s3",op="put"\} 1$/m);
+    line(/^s3tgt_store_sent_bytes_total\{backend="s3"\} 1048576$/m);
+    line(/^s3tgt_pool_queued\{backend="s3",lane="flush"\} 5$/m);
+    line(/^s3tgt_process_resident_memory_bytes \d+/m);
+  });
+
+  it('counters follow the source between scrapes', async () => {
+    iscsi.loginFailed('authorization');
+    const text = await registry.metrics();
+    assert.match(text, /^s3tgt_login_failures_total\{reason="authorization"\} 1$/m);
+    assert.match(text, /^s3tgt_login_failures_total\{reason="authentication"\} 2$/m);
+  });
+});
