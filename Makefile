@@ -18,7 +18,7 @@ INTEGRATION_TESTS = $(shell find dist/test/store dist/test/integration -name '*.
 TEST_FLAGS := --test-reporter=spec --test-timeout=600000
 export S3TGT_LOG_LEVEL ?= error
 
-.PHONY: build deps deps-apt deps-npm deps-node-versions lint test test-unit test-integration test-node-versions bench clean start
+.PHONY: build deps deps-apt deps-npm deps-node-versions lint test test-unit test-integration test-node-versions bench clean start fuzz-long
 
 build: deps-npm
 	npx tsc -p .
@@ -61,10 +61,11 @@ test-integration: build deps-apt
 # The unit suites and the end-to-end qemu/libiscsi suites again on Node 22 and 24:
 # the target itself runs on that Node version (TargetProcess uses process.execPath).
 test-node-versions: build deps-apt deps-node-versions
-	for n in $(NODE22) $(NODE24); do \
+	set -e; for n in $(NODE22) $(NODE24); do \
 	  echo "== $$($$n --version)"; \
 	  $$n --test $(TEST_FLAGS) $(UNIT_TESTS); \
-	  $$n --test $(TEST_FLAGS) --test-concurrency=1 dist/test/integration/qemu-roundtrip.test.js dist/test/integration/malformed.test.js; \
+	  $$n --test $(TEST_FLAGS) --test-concurrency=1 dist/test/integration/qemu-roundtrip.test.js dist/test/integration/malformed.test.js \
+	    dist/test/integration/security.test.js dist/test/integration/hostile.test.js; \
 	done
 
 start: build
@@ -72,6 +73,10 @@ start: build
 
 clean:
 	rm -rf dist $(TOOLS)
+
+# The long fuzz campaign (issue 6): 1e6 inputs against a fresh target, about 3 minutes here.
+fuzz-long: build
+	$(NODE) dist/test/fuzz/long-run.js $(or $(FUZZ_INPUTS),1000000)
 
 # Side-by-side benchmarks (bench/README.md); not part of make test.
 bench: build deps-apt

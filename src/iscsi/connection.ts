@@ -28,6 +28,9 @@ type ConnState = 'login' | 'full-feature' | 'logged-out' | 'closed';
 
 const PAD = Buffer.alloc(4);
 
+/** Bytes queued in the socket past which we stop reading from the initiator. */
+const SEND_HIGH_WATER = 16 * 1024 * 1024;
+
 /**
  * One TCP connection (RFC 7143 §4.1): framing, the login phase, then dispatch of full feature
  * phase PDUs to their handlers in ffp/. The receive path is an explicit state machine; the
@@ -56,6 +59,8 @@ export class Connection implements SessionConnection {
   private txDigests = { header: false, data: false };
   /** Solicited Data-Out bytes outstanding on this connection (bounded, see portal options). */
   solicitedBytes = 0;
+  /** Reading is paused until the socket drains (see throttle). */
+  private readPaused = false;
   /** Data-In bytes of commands running on this connection (bounded, see portal options). */
   readonly readBudget: ByteBudget;
 
@@ -358,6 +363,7 @@ export class Connection implements SessionConnection {
   send(out: OutFrame): void {
     if (this.socket.destroyed || !this.socket.writable) return;
     const s = this.socket;
+    this.throttle();
     s.write(out.bhs);
     if (this.txDigests.header) s.write(writeDigest(digestOf(out.bhs)));
     const data = out.data;
@@ -367,6 +373,24 @@ export class Connection implements SessionConnection {
       if (pad > 0) s.write(PAD.subarray(0, pad));
       if (this.txDigests.data) s.write(writeDigest(digestOf(data, PAD.subarray(0, pad))));
     }
+  }
+
+  /**
+   * Back-pressure: an initiator that does not read what we send must not make us queue
+   * unbounded Data-In in the socket. Past the high-water mark we stop reading its PDUs (no new
+   * commands) until the socket drains; commands already running finish within their budgets.
+   */
+  private throttle(): void {
+    const s = this.socket;
+    if (this.readPaused || s.writableLength < SEND_HIGH_WATER) return;
+    this.readPaused = true;
+    s.pause();
+    s.once('drain', () => {
+      this.readPaused = false;
+      // Time spent waiting for the initiator to read is not idleness (NOP-In pings).
+      this.lastReceived = Date.now();
+      if (this.state !== 'closed') s.resume();
+    });
   }
 
   /** Batches the writes of `fn` into as few TCP segments as possible. */

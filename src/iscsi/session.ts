@@ -60,9 +60,21 @@ export class Session {
    * is silently ignored; ahead of ExpCmdSN it waits for the gap to fill.
    */
   classify(cmdSN: number): 'in-order' | 'early' | 'outside' {
+    // A closed window (MaxCmdSN = ExpCmdSN - 1) refuses even the next CmdSN: this is what
+    // bounds the commands one initiator can have running.
+    if (!sn.lte(cmdSN, this.maxCmdSN)) return 'outside';
     if (cmdSN === this.expCmdSN) return 'in-order';
-    if (sn.lt(this.expCmdSN, cmdSN) && sn.lte(cmdSN, this.maxCmdSN)) return 'early';
+    if (sn.lt(this.expCmdSN, cmdSN)) return 'early';
     return 'outside';
+  }
+
+  /**
+   * Immediate commands bypass the CmdSN window (RFC 7143 §3.2.2.1); past this many running
+   * tasks they are refused with Reject reason 0x06 (§11.17.1) so they cannot be used to run
+   * an unbounded number of commands.
+   */
+  get immediateRoom(): boolean {
+    return this.tasks.size < this.queueDepth * 2;
   }
 
   /**

@@ -70,6 +70,15 @@ export class TestInitiator {
     for (const r of w) r();
   }
 
+  /** Stops reading from the socket (an initiator that does not read what the target sends). */
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    this.socket.resume();
+  }
+
   sendRaw(bytes: Buffer): void {
     this.socket.write(bytes);
   }

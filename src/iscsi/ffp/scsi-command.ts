@@ -28,6 +28,10 @@ export function handleScsiCommand(conn: Connection, session: Session, pdu: ScsiC
       conn.reject(RejectReason.WaitingForLogout, frame.bhs);
       return;
     }
+    if (pdu.immediate && !session.immediateRoom) {
+      conn.reject(RejectReason.ImmediateCommandReject, frame.bhs);
+      return;
+    }
     if (session.tasks.has(pdu.itt)) {
       conn.reject(RejectReason.InvalidPduField, frame.bhs);
       return;
