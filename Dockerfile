@@ -13,11 +13,16 @@ WORKDIR /opt/s3tgt
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
 COPY package.json ./
-COPY config/ /etc/s3tgt/
+COPY config/docker.yaml /etc/s3tgt/s3tgt.yaml
+COPY config/s3.yaml /etc/s3tgt/examples/s3.yaml
 USER s3tgt
-EXPOSE 3260
-# The portal must accept a TCP connection.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
-  CMD node -e "require('net').connect(3260,'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))"
+VOLUME /var/lib/s3tgt
+# 3260: iSCSI portal; 9470: /metrics and /healthz.
+EXPOSE 3260 9470
+# Healthy when the service answers /healthz (it listens once every LUN is open).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
+  CMD node -e "fetch('http://127.0.0.1:9470/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# SIGTERM: graceful stop (logout requests, flush, lease release); give it time to flush.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "dist/src/cli/main.js"]
 CMD ["serve", "--config", "/etc/s3tgt/s3tgt.yaml"]

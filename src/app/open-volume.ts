@@ -1,5 +1,4 @@
 import type { LunConfig } from '../config/config';
-import { formatSize } from '../config/units';
 import { ChunkVolume } from '../storage/chunk-volume';
 import { StorageError } from '../storage/errors';
 import type { LunLayout } from '../storage/layout';
@@ -7,6 +6,7 @@ import { Lease, type LeaseTiming } from '../storage/lease';
 import type { ObjectStore } from '../storage/object-store';
 import type { VolumeInfo } from '../storage/volume';
 import { createVolume, readVolumeInfo } from '../storage/volume-meta';
+import { log } from '../util/log';
 
 export interface OpenLun {
   readonly volume: ChunkVolume;
@@ -39,13 +39,30 @@ export async function openLun(store: ObjectStore, layout: LunLayout, lun: LunCon
     readAheadChunks: 8,
     spaceTimeoutMs: 20_000,
   });
+  // The store holds the LUN's size; a larger configured size grows it, a smaller one is
+  // ignored with a warning (LUNs never shrink: the data past the new end would be lost).
+  if (lun.sizeBytes > info.sizeBytes) {
+    try {
+      await volume.grow(lun.sizeBytes);
+    } catch (e) {
+      await volume.close().catch(() => undefined);
+      await lease.release();
+      throw e;
+    }
+  } else if (lun.sizeBytes < info.sizeBytes) {
+    log.warn('the configured size is smaller than the LUN; serving the LUN as it is (LUNs never shrink)', {
+      lun: layout.name,
+      configured: lun.sizeBytes,
+      size: info.sizeBytes,
+    });
+  }
   return { volume, lease };
 }
 
 /**
- * The LUN's volume.json, created on first use. An existing volume whose size or block
- * size differs from the configuration is refused: silently serving the wrong geometry would
- * corrupt the initiator's view of the disk.
+ * The LUN's volume.json, created on first use. An existing volume whose block size differs
+ * from the configuration is refused: serving another geometry would corrupt the initiator's
+ * view of the disk.
  */
 async function volumeInfo(store: ObjectStore, layout: LunLayout, lun: LunConfig): Promise<VolumeInfo> {
   let info = await readVolumeInfo(store, layout);
@@ -58,12 +75,6 @@ async function volumeInfo(store: ObjectStore, layout: LunLayout, lun: LunConfig)
       info = await readVolumeInfo(store, layout);
       if (!info) throw e;
     }
-  }
-  if (info.sizeBytes !== lun.sizeBytes) {
-    throw new StorageError(
-      'invalid',
-      `LUN ${layout.name} is ${formatSize(info.sizeBytes)} in the store but ${formatSize(lun.sizeBytes)} in the configuration (use "s3tgt lun resize")`,
-    );
   }
   if (info.logicalBlockSize !== lun.blockSize) {
     throw new StorageError(

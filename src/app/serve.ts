@@ -1,4 +1,4 @@
-import type { Config } from '../config/config';
+import type { Config, LunConfig, TargetConfig } from '../config/config';
 import { DEFAULT_TARGET_LIMITS } from '../iscsi/login/params';
 import { IscsiServer } from '../iscsi/server';
 import type { PortalAddress } from '../iscsi/target-entry';
@@ -7,166 +7,216 @@ import { DEFAULT_PRODUCT, DEFAULT_VENDOR, PRODUCT_REVISION } from '../scsi/ident
 import { LogicalUnit } from '../scsi/logical-unit';
 import { ScsiTarget } from '../scsi/target';
 import type { ChunkVolume } from '../storage/chunk-volume';
-import { defrag } from '../storage/defrag';
 import type { Lease } from '../storage/lease';
 import { configureLogging, log } from '../util/log';
+import { adminRoutes } from './admin';
 import { authPolicy, MutableDirectory, targetEntry } from './directory';
 import { HttpEndpoint } from './http-server';
-import { type OpenLun, openLun } from './open-volume';
+import { openLun } from './open-volume';
+import { describeReload, planReload, type ReloadPlan } from './reload';
 import { Backends } from './stores';
 
-export interface Running {
-  readonly server: IscsiServer;
-  readonly portals: readonly PortalAddress[];
-  readonly volumes: ReadonlyMap<string, ChunkVolume>;
-  readonly backends: Backends;
-  /** Graceful stop: no new logins, ask initiators to log out, finish commands, flush, close. */
-  stop(graceMs?: number): Promise<void>;
-}
-
-/** One LUN being served: where it is exported and its volume. */
-interface ServedLun {
+/** One LUN being served: where it is exported, its volume and its lease. */
+export interface ServedLun {
   readonly target: string;
   readonly lun: number;
-  readonly name: string;
+  readonly config: LunConfig;
   readonly lu: LogicalUnit;
   readonly volume: ChunkVolume;
+  readonly lease: Lease;
 }
 
-/** Composes the service from its configuration: stores → volumes → logical units → portal. */
-export async function serve(config: Config): Promise<Running> {
-  configureLogging(config.log.level, config.log.format);
-  const backends = new Backends(config);
-  await backends.open();
-  const volumes = new Map<string, ChunkVolume>();
-  const leases = new Map<string, Lease>();
-  const directory = new MutableDirectory(config.portals);
-  const served: ServedLun[] = [];
-  try {
-    // Leases first, all at once: a stale one makes us wait for its expiry.
-    const opened = new Map<string, OpenLun>();
-    await Promise.all(
-      config.targets.flatMap((t) =>
-        t.luns.map(async (l) => {
-          const { backend, layout } = backends.for(l);
-          const o = await openLun(backend.store, layout, l, config.lease);
-          opened.set(l.name, o);
-          volumes.set(l.name, o.volume);
-          leases.set(l.name, o.lease);
-        }),
-      ),
-    );
-    for (const t of config.targets) {
-      const scsi = new ScsiTarget(t.iqn);
+/**
+ * The running service, composed from its configuration: stores → volumes (each under its
+ * lease) → logical units → targets → portal, plus the HTTP endpoint. It can take a new
+ * configuration at run time (SIGHUP) and grow a LUN online.
+ */
+export class Service {
+  readonly luns = new Map<string, ServedLun>();
+  private readonly targets = new Map<string, ScsiTarget>();
+  private readonly directory: MutableDirectory;
+  private http: HttpEndpoint | undefined;
+  private stopping: Promise<void> | undefined;
+  portals: readonly PortalAddress[] = [];
+  readonly server: IscsiServer;
 
-      for (const l of t.luns) {
-        const { backend } = backends.for(l);
-        const volume = (opened.get(l.name) as OpenLun).volume;
+  private constructor(
+    private config: Config,
+    readonly backends: Backends,
+  ) {
+    this.directory = new MutableDirectory(config.portals);
+    this.server = new IscsiServer({
+      listen: config.portals,
+      directory: this.directory,
+      discoveryAuth: authPolicy(config.discovery.chap),
+      limits: {
+        ...DEFAULT_TARGET_LIMITS,
+        maxRecvDataSegmentLength: config.iscsi.maxRecvDataSegmentLength,
+        maxBurstLength: config.iscsi.maxBurstLength,
+        firstBurstLength: config.iscsi.firstBurstLength,
+        maxOutstandingR2T: config.iscsi.maxOutstandingR2T,
+        headerDigests: config.iscsi.headerDigests,
+        dataDigests: config.iscsi.dataDigests,
+      },
+      portal: {
+        queueDepth: config.iscsi.queueDepth,
+        nopIntervalMs: config.iscsi.nopIntervalMs,
+        nopTimeoutMs: config.iscsi.nopTimeoutMs,
+        loginTimeoutMs: config.iscsi.loginTimeoutMs,
+      },
+    });
+  }
+
+  static async start(config: Config): Promise<Service> {
+    configureLogging(config.log.level, config.log.format);
+    const backends = new Backends(config);
+    await backends.open();
+    const s = new Service(config, backends);
+    try {
+      // Leases first, all at once: a stale one makes us wait for its expiry.
+      await s.openLuns(config.targets.flatMap((t) => t.luns.map((l) => ({ target: t.iqn, lun: l }))));
+      for (const t of config.targets) s.addTarget(t);
+    } catch (e) {
+      await s.closeLuns();
+      await backends.close();
+      throw e;
+    }
+    s.portals = await s.server.listen();
+    if (config.metrics.listen) await s.startHttp(config.metrics.listen);
+    return s;
+  }
+
+  get currentConfig(): Config {
+    return this.config;
+  }
+
+  /** The LUN served under `name`, if any. */
+  lun(name: string): ServedLun | undefined {
+    return this.luns.get(name);
+  }
+
+  private async openLuns(list: ReadonlyArray<{ target: string; lun: LunConfig }>): Promise<void> {
+    const results = await Promise.allSettled(
+      list.map(async ({ target, lun }) => {
+        const { backend, layout } = this.backends.for(lun);
+        const o = await openLun(backend.store, layout, lun, this.config.lease);
+        const scsi = this.targets.get(target) ?? this.newScsiTarget(target);
+        const volume = o.volume;
         const lu = new LogicalUnit(
-          l.lun,
+          lun.lun,
           volume,
           { vendor: DEFAULT_VENDOR, product: DEFAULT_PRODUCT, revision: PRODUCT_REVISION, uuid: volume.info.uuid },
           scsi,
         );
         await lu.load();
-        scsi.addLun(lu);
-        served.push({ target: t.iqn, lun: l.lun, name: l.name, lu, volume });
-        log.info('LUN ready', { target: t.iqn, lun: l.lun, name: l.name, size: volume.info.sizeBytes, store: backend.store.description });
-      }
-      directory.set(targetEntry(t, scsi));
-    }
-  } catch (e) {
-    await Promise.all([...volumes.values()].map((v) => v.close().catch(() => undefined)));
-    await Promise.all([...leases.values()].map((l) => l.release()));
-    await backends.close();
-    throw e;
+        this.luns.set(lun.name, { target, lun: lun.lun, config: lun, lu, volume, lease: o.lease });
+        log.info('LUN ready', { target, lun: lun.lun, name: lun.name, size: volume.info.sizeBytes, store: backend.store.description });
+      }),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
-  const server = new IscsiServer({
-    listen: config.portals,
-    directory,
-    discoveryAuth: authPolicy(config.discovery.chap),
-    limits: {
-      ...DEFAULT_TARGET_LIMITS,
-      maxRecvDataSegmentLength: config.iscsi.maxRecvDataSegmentLength,
-      maxBurstLength: config.iscsi.maxBurstLength,
-      firstBurstLength: config.iscsi.firstBurstLength,
-      maxOutstandingR2T: config.iscsi.maxOutstandingR2T,
-      headerDigests: config.iscsi.headerDigests,
-      dataDigests: config.iscsi.dataDigests,
-    },
-    portal: {
-      queueDepth: config.iscsi.queueDepth,
-      nopIntervalMs: config.iscsi.nopIntervalMs,
-      nopTimeoutMs: config.iscsi.nopTimeoutMs,
-      loginTimeoutMs: config.iscsi.loginTimeoutMs,
-    },
-  });
-  const portals = await server.listen();
-  const http = config.metrics.listen ? new HttpEndpoint(config.metrics.listen) : undefined;
-  if (http) {
+
+  private newScsiTarget(iqn: string): ScsiTarget {
+    const scsi = new ScsiTarget(iqn);
+    this.targets.set(iqn, scsi);
+    return scsi;
+  }
+
+  /** Exports a target whose LUNs are open: SCSI LUNs first, then the portal entry. */
+  private addTarget(t: TargetConfig): void {
+    const scsi = this.targets.get(t.iqn) ?? this.newScsiTarget(t.iqn);
+    for (const l of t.luns) {
+      const served = this.luns.get(l.name);
+      if (served && served.target === t.iqn && !scsi.logicalUnits().includes(served.lu)) scsi.addLun(served.lu);
+    }
+    this.directory.set(targetEntry(t, scsi));
+  }
+
+  private async startHttp(listen: NonNullable<Config['metrics']['listen']>): Promise<void> {
+    const http = new HttpEndpoint(listen);
     const registry = buildRegistry({
-      iscsi: { stats: server.stats, sessions: () => server.sessions.size, connections: () => server.connections.size },
-      *luns() {
-        for (const s of served) {
-          const v = s.volume;
-          yield {
-            target: s.target,
-            lun: s.lun,
-            name: s.name,
-            commands: s.lu.stats,
-            volume: v.stats,
-            dirtyBytes: v.dirtyBytes,
-            cachedBytes: v.cachedBytes,
-          };
-        }
-      },
-      *backends() {
-        for (const b of backends.all()) yield { kind: b.kind, stats: b.stats, pool: b.pool.stats() };
-      },
+      iscsi: { stats: this.server.stats, sessions: () => this.server.sessions.size, connections: () => this.server.connections.size },
+      luns: () =>
+        [...this.luns.entries()].map(([name, s]) => ({
+          target: s.target,
+          lun: s.lun,
+          name,
+          commands: s.lu.stats,
+          volume: s.volume.stats,
+          dirtyBytes: s.volume.dirtyBytes,
+          cachedBytes: s.volume.cachedBytes,
+        })),
+      backends: () => this.backends.all().map((b) => ({ kind: b.kind, stats: b.stats, pool: b.pool.stats() })),
     });
     http.route('GET', '/metrics', async () => ({ status: 200, type: registry.contentType, body: await registry.metrics() }));
     http.route('GET', '/healthz', async () => ({ status: 200, type: 'text/plain', body: 'ok\n' }));
-    // The admin trigger of `s3tgt defrag --online`: defrag through the live volume, so it is
-    // safe while initiators write.
-    http.route('POST', '/admin/defrag/:name', async (_req, url) => {
-      const name = decodeURIComponent(url.pathname.split('/').pop() ?? '');
-      const lun = config.targets.flatMap((t) => t.luns).find((l) => l.name === name);
-      const volume = volumes.get(name);
-      if (!lun || !volume) return { status: 404, type: 'application/json', body: `${JSON.stringify({ error: `no LUN ${name}` })}\n` };
-      const { backend, layout } = backends.for(lun);
-      const report = await defrag(volume, backend.store, layout, { dryRun: url.searchParams.get('dryRun') === '1' });
-      log.info('online defrag', { lun: name, reclaimed: report.reclaimed, corrupt: report.corrupt.length });
-      return { status: 200, type: 'application/json', body: `${JSON.stringify(report)}\n` };
-    });
+    adminRoutes(http, this);
     await http.start();
+    this.http = http;
   }
-  let stopping: Promise<void> | undefined;
-  return {
-    server,
-    portals,
-    volumes,
-    backends,
-    stop(graceMs = 10_000) {
-      stopping ??= (async () => {
-        await http?.close();
-        await server.drain(Math.ceil(graceMs / 1000));
-        const quiet = await server.quiesce(graceMs);
-        if (!quiet) log.warn('commands still running at shutdown; aborting them');
-        server.closeAll('shutdown');
-        for (const [name, v] of volumes) {
-          try {
-            await v.close();
-            log.info('LUN flushed and closed', { name });
-          } catch (e) {
-            log.error('LUN could not be flushed at shutdown', { name, error: (e as Error).message });
-            throw e;
-          }
-          // Only once its data is safe does the LUN's lease go.
-          await leases.get(name)?.release();
+
+  /**
+   * Grows a served LUN online (s3tgt lun resize, or a larger size on reload): the volume
+   * grows in the store, then every initiator gets CAPACITY DATA HAS CHANGED (SBC-4 §4.10)
+   * and re-reads the capacity.
+   */
+  async grow(name: string, sizeBytes: number): Promise<void> {
+    const s = this.luns.get(name);
+    if (!s) throw new Error(`no LUN named "${name}" is served`);
+    await s.volume.grow(sizeBytes);
+    s.lu.ua.establish('CapacityDataChanged');
+  }
+
+  /**
+   * SIGHUP: applies what can change without dropping a session (new targets and LUNs, CHAP,
+   * ACLs, discovery CHAP, larger LUN sizes) and logs what needs a restart. A configuration
+   * that does not load leaves everything as it was.
+   */
+  async reload(next: Config): Promise<ReloadPlan> {
+    const plan = planReload(this.config, next, (name) => this.luns.get(name)?.volume.info.sizeBytes);
+    configureLogging(next.log.level, next.log.format);
+    for (const why of plan.needsRestart) log.warn('reload: needs a restart, left as it was', { change: why });
+    if (plan.newLuns.length > 0 || plan.grown.length > 0 || plan.changedTargets.length > 0) await this.backends.open(next);
+    await this.openLuns(plan.newLuns);
+    for (const g of plan.grown) await this.grow(g.name, g.sizeBytes);
+    for (const t of plan.changedTargets) this.addTarget(t);
+    this.server.discoveryAuth = authPolicy(next.discovery.chap);
+    this.config = next;
+    log.info('configuration reloaded', { changes: describeReload(plan) });
+    return plan;
+  }
+
+  /** Start failed: nothing was written yet, so the LUNs close and their leases go. */
+  private async closeLuns(): Promise<void> {
+    for (const s of this.luns.values()) {
+      await s.volume.close().catch(() => undefined);
+      await s.lease.release();
+    }
+  }
+
+  /** Graceful stop: no new logins, ask initiators to log out, finish commands, flush, close. */
+  stop(graceMs = 10_000): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.http?.close();
+      await this.server.drain(Math.ceil(graceMs / 1000));
+      const quiet = await this.server.quiesce(graceMs);
+      if (!quiet) log.warn('commands still running at shutdown; aborting them');
+      this.server.closeAll('shutdown');
+      let failed: unknown;
+      for (const [name, s] of this.luns) {
+        try {
+          await s.volume.close();
+          log.info('LUN flushed and closed', { name });
+          await s.lease.release();
+        } catch (e) {
+          log.error('LUN could not be flushed at shutdown; its lease is kept until it expires', { name, error: (e as Error).message });
+          failed ??= e;
         }
-        await backends.close();
-      })();
-      return stopping;
-    },
-  };
+      }
+      await this.backends.close();
+      if (failed) throw failed;
+    })();
+    return this.stopping;
+  }
 }

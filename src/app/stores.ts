@@ -36,10 +36,13 @@ export class Backends {
 
   constructor(private readonly config: Config) {}
 
-  /** Opens the S3 backend if any LUN needs it and checks the bucket (fail fast, clear message). */
-  async open(): Promise<void> {
-    const c = this.config.s3;
-    if (c && this.config.targets.some((t) => t.luns.some((l) => l.store === 's3'))) {
+  /**
+   * Opens the S3 backend if any LUN needs it and checks the bucket (fail fast, clear message).
+   * A reload passes the new configuration: a first S3 LUN opens the backend then.
+   */
+  async open(config: Config = this.config): Promise<void> {
+    const c = config.s3;
+    if (!this.s3 && c && config.targets.some((t) => t.luns.some((l) => l.store === 's3'))) {
       const raw = new S3ObjectStore({
         endpoint: c.endpoint,
         region: c.region,

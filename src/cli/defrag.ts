@@ -1,53 +1,24 @@
-import { Backends } from '../app/stores';
 import type { Config } from '../config/config';
-import { ChunkVolume } from '../storage/chunk-volume';
 import { type DefragReport, defrag } from '../storage/defrag';
-import { Lease } from '../storage/lease';
-import { readVolumeInfo } from '../storage/volume-meta';
 import { ProgressBar } from '../util/progress';
 import { CliError } from './errors';
+import { withLun } from './offline';
 
 /**
- * `s3tgt defrag <lun>` offline: takes the LUN's lease (so no server writes meanwhile; a LUN
- * being served is refused), runs the defrag through a volume, releases the lease.
+ * `s3tgt defrag <lun>` offline: under the LUN's lease (so no server writes meanwhile; a LUN
+ * being served is refused), through a volume.
  */
 export async function defragOffline(config: Config, lunName: string, opts: { dryRun: boolean }): Promise<DefragReport> {
-  const lun = config.targets.flatMap((t) => t.luns).find((l) => l.name === lunName);
-  if (!lun) throw new CliError('CLI_ERR_NO_LUN', `no LUN named "${lunName}" in ${config.file}`);
-  const backends = new Backends(config);
-  await backends.open();
-  const { backend, layout } = backends.for(lun);
-  try {
-    const info = await readVolumeInfo(backend.store, layout);
-    if (!info) throw new CliError('CLI_ERR_NO_LUN', `LUN "${lunName}" has no volume.json in ${backend.store.description}`);
-    let volume: ChunkVolume | undefined;
-    const lease = await Lease.acquire(
-      backend.store,
-      layout.leaseKey,
-      'defrag',
-      { suspended: (r) => volume?.suspend(r), resumed: () => volume?.resume(), lost: (r) => volume?.fence(r) },
-      config.lease,
-    );
-    try {
-      volume = new ChunkVolume(backend.store, layout, info, {
-        cacheBytes: 16 << 20,
-        cacheMode: 'write-through',
-        readOnly: false,
-        flushDelayMs: 0,
-        readAheadChunks: 0,
-        spaceTimeoutMs: 20_000,
-      });
-      const bar = new ProgressBar(`defrag ${lunName}`, 'objects');
-      const report = await defrag(volume, backend.store, layout, { dryRun: opts.dryRun, onProgress: (d, t) => bar.update(d, t) });
-      bar.done();
-      await volume.close();
-      return report;
-    } finally {
-      await lease.release();
-    }
-  } finally {
-    await backends.close();
-  }
+  return withLun(config, lunName, 'defrag', async (l) => {
+    if (!l.info) throw new CliError('CLI_ERR_NO_LUN', `LUN "${lunName}" has no volume.json in ${l.store.description}`);
+    const bar = new ProgressBar(`defrag ${lunName}`, 'objects');
+    const report = await defrag(l.volume(l.info, { cacheBytes: 16 << 20 }), l.store, l.layout, {
+      dryRun: opts.dryRun,
+      onProgress: (d, t) => bar.update(d, t),
+    });
+    bar.done();
+    return report;
+  });
 }
 
 export function formatReport(r: DefragReport): string {

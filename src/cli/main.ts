@@ -1,56 +1,187 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
-import { serve } from '../app/serve';
+import { Command, Option } from 'commander';
+import { Service } from '../app/serve';
 import { loadConfig } from '../config/config';
 import { ConfigError } from '../config/errors';
+import { formatSize, parseSize } from '../config/units';
 import { LeaseError } from '../storage/lease';
 import { configureLogging, log } from '../util/log';
 import { defragOffline, defragOnline, formatReport } from './defrag';
+import { CliError } from './errors';
+import { exportImage, importImage } from './image';
+import { formatInfo, formatList, lunCreate, lunDelete, lunResize, lunStatus } from './lun';
 
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, findings: 4, lease: 5 } as const;
 
 const program = new Command();
-program.name('s3tgt').description('iSCSI target whose disks live in S3').version('0.1.0');
+program
+  .name('s3tgt')
+  .description('iSCSI target whose disks live in S3')
+  .version('0.1.0')
+  .addHelpText(
+    'after',
+    '\nExit codes: 0 ok, 1 failure, 2 usage, 3 configuration error, 4 findings (defrag found corrupt chunks), 5 the LUN is in use (lease).',
+  );
+
+const configOption = (): Option => new Option('-c, --config <file>', 'configuration file (YAML)').makeOptionMandatory();
+
+/** Loads the configuration for a command that is not `serve`: logs stay quiet. */
+function configFor(file: string) {
+  const config = loadConfig(file);
+  configureLogging('warn', config.log.format);
+  return config;
+}
 
 program
   .command('serve')
-  .description('run the iSCSI target')
-  .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+  .description('run the iSCSI target (SIGTERM/SIGINT: graceful stop; SIGHUP: reload the configuration)')
+  .addOption(configOption())
   .action(async (opts: { config: string }) => {
-    const config = loadConfig(opts.config);
-    const running = await serve(config);
+    const service = await Service.start(loadConfig(opts.config));
     let signals = 0;
-    const onSignal = (sig: NodeJS.Signals): void => {
+    const stop = (sig: NodeJS.Signals): void => {
       signals++;
       if (signals > 1) {
-        log.warn('second signal: exiting now', { signal: sig });
+        log.warn('second signal: exiting now, without waiting for the flush', { signal: sig });
         process.exit(EXIT.failure);
       }
       log.info('stopping', { signal: sig });
-      running.stop().then(
+      service.stop().then(
         () => process.exit(EXIT.ok),
         () => process.exit(EXIT.failure),
       );
     };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    let reloading = Promise.resolve();
+    process.on('SIGHUP', () => {
+      reloading = reloading.then(async () => {
+        try {
+          await service.reload(loadConfig(opts.config));
+        } catch (e) {
+          // A bad file or a LUN that cannot open leaves the running configuration as it was.
+          log.error('reload failed; the running configuration is unchanged', { error: (e as Error).message });
+        }
+      });
+    });
+  });
+
+program
+  .command('check-config')
+  .description('validate a configuration file and print what it declares')
+  .argument('<file>', 'configuration file (YAML)')
+  .action((file: string) => {
+    const c = loadConfig(file);
+    const luns = c.targets.flatMap((t) => t.luns.map((l) => `  ${t.iqn} LUN ${l.lun}: "${l.name}" ${formatSize(l.sizeBytes)} on ${l.store}`));
+    process.stdout.write(
+      `${file}: OK\n  portals: ${c.portals.map((p) => `${p.host}:${p.port}`).join(', ')}\n  metrics: ${
+        c.metrics.listen ? `${c.metrics.listen.host}:${c.metrics.listen.port}` : 'off'
+      }\n${luns.join('\n')}\n`,
+    );
+  });
+
+const lun = program.command('lun').description('create, list, inspect, grow and delete LUNs in their store');
+
+lun
+  .command('list')
+  .description('every LUN of the configuration with its state in the store')
+  .addOption(configOption())
+  .option('--json', 'print JSON')
+  .action(async (opts: { config: string; json?: boolean }) => {
+    const rows = await lunStatus(configFor(opts.config), undefined, false);
+    process.stdout.write(`${opts.json ? JSON.stringify(rows, null, 2) : formatList(rows)}\n`);
+  });
+
+lun
+  .command('info')
+  .description('size, UUID, allocation and lease of one LUN')
+  .argument('<name>', 'LUN name (targets[].luns[].name)')
+  .addOption(configOption())
+  .option('--json', 'print JSON')
+  .action(async (name: string, opts: { config: string; json?: boolean }) => {
+    const config = configFor(opts.config);
+    const [row] = await lunStatus(config, [name], true);
+    if (!row) throw new CliError('CLI_ERR_NO_LUN', `no LUN named "${name}" in ${config.file}`);
+    process.stdout.write(`${opts.json ? JSON.stringify(row, null, 2) : formatInfo(row)}\n`);
+  });
+
+lun
+  .command('create')
+  .description('create a LUN in its store with the configured size and block size (serve also does this on first use)')
+  .argument('<name>', 'LUN name')
+  .addOption(configOption())
+  .action(async (name: string, opts: { config: string }) => {
+    const info = await lunCreate(configFor(opts.config), name);
+    process.stdout.write(`created LUN "${name}": ${formatSize(info.sizeBytes)}, ${info.logicalBlockSize}-byte blocks, uuid ${info.uuid}\n`);
+  });
+
+lun
+  .command('resize')
+  .description('grow a LUN (online through the running server when it serves the LUN); set the same size in the configuration')
+  .argument('<name>', 'LUN name')
+  .requiredOption('-s, --size <size>', 'new size, e.g. 20GiB (multiple of 1 MiB; never smaller)')
+  .addOption(configOption())
+  .action(async (name: string, opts: { config: string; size: string }) => {
+    const size = parseSize(opts.size);
+    if (typeof size === 'string') throw new CliError('CLI_ERR_USAGE', `--size: ${size}`);
+    const r = await lunResize(configFor(opts.config), name, size);
+    process.stdout.write(
+      `LUN "${name}": ${formatSize(r.from)} -> ${formatSize(r.to)}${r.online ? ' (online: initiators were told the capacity changed)' : ''}\n`,
+    );
+  });
+
+lun
+  .command('delete')
+  .description('delete every object of a LUN (refused while it is served)')
+  .argument('<name>', 'LUN name')
+  .addOption(configOption())
+  .option('--yes', 'really delete (required)')
+  .action(async (name: string, opts: { config: string; yes?: boolean }) => {
+    if (!opts.yes) throw new CliError('CLI_ERR_USAGE', `deleting LUN "${name}" destroys its data: add --yes`);
+    const n = await lunDelete(configFor(opts.config), name);
+    process.stdout.write(`deleted LUN "${name}" (${n} objects)\n`);
+  });
+
+program
+  .command('import')
+  .description('copy a raw image file into a LUN (sparse: zero chunks become holes; progress bar on a terminal)')
+  .argument('<name>', 'LUN name')
+  .argument('<file>', 'raw image')
+  .addOption(configOption())
+  .action(async (name: string, file: string, opts: { config: string }) => {
+    const r = await importImage(configFor(opts.config), name, file);
+    process.stdout.write(
+      `imported ${formatSize(r.bytes)} into "${name}" in ${r.seconds.toFixed(1)} s: ${r.dataChunks} chunks with data, ${r.holeChunks} holes\n`,
+    );
+  });
+
+program
+  .command('export')
+  .description('copy a LUN into a raw image file (sparse: holes are not read and stay holes; progress bar on a terminal)')
+  .argument('<name>', 'LUN name')
+  .argument('<file>', 'raw image to write')
+  .addOption(configOption())
+  .action(async (name: string, file: string, opts: { config: string }) => {
+    const r = await exportImage(configFor(opts.config), name, file);
+    process.stdout.write(
+      `exported "${name}" (${formatSize(r.bytes)}) to ${file} in ${r.seconds.toFixed(1)} s: ${r.dataChunks} chunks with data, ${r.holeChunks} holes\n`,
+    );
   });
 
 program
   .command('defrag')
   .description('compact a LUN: delete all-zero chunks and orphans, verify checksums, rebuild the allocation map')
   .argument('<lun>', 'LUN name (targets[].luns[].name)')
-  .requiredOption('-c, --config <file>', 'configuration file (YAML)')
+  .addOption(configOption())
   .option('-n, --dry-run', 'report what would be done, change nothing')
   .option('--json', 'print the summary as JSON')
   .option('--online', 'ask the running server (its metrics.listen endpoint) to do it; safe while it serves the LUN')
-  .action(async (lun: string, opts: { config: string; dryRun?: boolean; json?: boolean; online?: boolean }) => {
-    const config = loadConfig(opts.config);
-    configureLogging('warn', config.log.format);
+  .action(async (name: string, opts: { config: string; dryRun?: boolean; json?: boolean; online?: boolean }) => {
+    const config = configFor(opts.config);
     const report = opts.online
-      ? await defragOnline(config, lun, opts.dryRun === true)
-      : await defragOffline(config, lun, { dryRun: opts.dryRun === true });
+      ? await defragOnline(config, name, opts.dryRun === true)
+      : await defragOffline(config, name, { dryRun: opts.dryRun === true });
     process.stdout.write(`${opts.json ? JSON.stringify(report, null, 2) : formatReport(report)}\n`);
     // Corrupt chunks are a finding the admin must act on.
     process.exitCode = report.corrupt.length > 0 ? EXIT.findings : EXIT.ok;
@@ -66,5 +197,6 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     process.exit(EXIT.config);
   }
   process.stderr.write(`s3tgt: ${e instanceof Error ? e.message : String(e)}\n`);
-  process.exit(e instanceof LeaseError ? EXIT.lease : EXIT.failure);
+  if (e instanceof LeaseError) process.exit(EXIT.lease);
+  process.exit(e instanceof CliError && e.code === 'CLI_ERR_USAGE' ? EXIT.usage : EXIT.failure);
 });

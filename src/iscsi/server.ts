@@ -64,11 +64,15 @@ export class IscsiServer implements PortalContext {
   }
 
   /**
-   * Graceful stop, step one: refuse new logins and ask every initiator to log out
-   * (RFC 7143 §11.9.1, AsyncEvent 1), then stop listening.
+   * Graceful stop, step one: stop listening, refuse new logins and ask every initiator to log
+   * out within the given time (RFC 7143 §11.9.1, AsyncEvent 1, Parameter3); resolves when
+   * every normal session has logged out or that time has passed. An initiator that ignores
+   * the request cannot hold the shutdown: its sessions end in closeAll.
    */
   async drain(logoutWithinSeconds: number): Promise<void> {
     this.draining = true;
+    // net.Server.close only stops accepting; its callback would wait for every connection.
+    for (const srv of this.servers) srv.close();
     for (const s of this.sessions.all()) {
       const c = s.connection;
       if (!(c instanceof Connection) || c.state !== 'full-feature') continue;
@@ -87,7 +91,10 @@ export class IscsiServer implements PortalContext {
         }),
       );
     }
-    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    const end = Date.now() + logoutWithinSeconds * 1000;
+    while (Date.now() < end && this.sessions.all().some((s) => !s.closed && s.type === 'Normal')) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** Waits until no session has commands running, or the deadline passes. */
@@ -108,7 +115,8 @@ export class IscsiServer implements PortalContext {
 
   async close(): Promise<void> {
     this.draining = true;
-    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    const closed = Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.closeAll('server stopping');
+    await closed;
   }
 }

@@ -12,12 +12,26 @@ const HOLE = 2;
  * chunks nobody touched meanwhile. Once loaded, known holes cost no request.
  */
 export class AllocationMap {
-  private readonly state: Uint8Array;
+  private state: Uint8Array;
   private loading: Promise<void> | undefined;
   private loadedFlag = false;
 
-  constructor(readonly chunks: number) {
-    this.state = new Uint8Array(chunks);
+  constructor(private count: number) {
+    this.state = new Uint8Array(count);
+  }
+
+  get chunks(): number {
+    return this.count;
+  }
+
+  /** A grown LUN: the new chunks are holes (the caller deleted anything stored there first). */
+  grow(chunks: number): void {
+    if (chunks <= this.count) return;
+    const next = new Uint8Array(chunks);
+    next.set(this.state);
+    next.fill(HOLE, this.count);
+    this.state = next;
+    this.count = chunks;
   }
 
   get loaded(): boolean {
@@ -54,12 +68,14 @@ export class AllocationMap {
   }
 
   private async list(store: ObjectStore, layout: LunLayout): Promise<void> {
-    const seen = new Uint8Array(this.chunks);
+    // The map may grow while we list; the chunks added are already known holes.
+    const n = this.count;
+    const seen = new Uint8Array(n);
     for await (const entry of listAll(store, layout.chunksPrefix, { lane: 'background' })) {
       const i = layout.chunkIndexOf(entry.key);
-      if (i !== undefined && i < this.chunks) seen[i] = 1;
+      if (i !== undefined && i < n) seen[i] = 1;
     }
-    for (let i = 0; i < this.chunks; i++) {
+    for (let i = 0; i < n; i++) {
       if (this.state[i] === UNKNOWN) this.state[i] = seen[i] ? PRESENT : HOLE;
     }
     this.loadedFlag = true;

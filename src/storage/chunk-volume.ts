@@ -4,9 +4,10 @@ import { ChunkCache, type ChunkEntry, SECTOR } from './chunk-cache';
 import { isStorageError, StorageError } from './errors';
 import { CRC_META_KEY, segmentAligned, segmentCrcs, verifySegments } from './integrity';
 import type { LunLayout } from './layout';
-import type { Lane, ObjectStore } from './object-store';
+import { type Lane, listAll, type ObjectStore } from './object-store';
 import { RangeLock } from './range-lock';
 import type { AllocationExtent, ByteRange, CacheMode, Volume, VolumeInfo, WriteOptions } from './volume';
+import { checkSize, writeVolumeSize } from './volume-meta';
 import { VolumeStats } from './volume-stats';
 
 export interface ChunkVolumeOptions {
@@ -72,7 +73,8 @@ export class ChunkVolume implements Volume {
   private readonly locks = new RangeLock();
   private readonly cache: ChunkCache;
   private readonly alloc: AllocationMap;
-  private readonly chunkCount: number;
+  private chunkCount: number;
+  private infoValue: VolumeInfo;
   private readonly zeroChunk: Buffer;
   /** Per-chunk chain of store mutations, so a PUT and a later DELETE land in order. */
   private readonly ops = new Map<number, Promise<unknown>>();
@@ -95,9 +97,10 @@ export class ChunkVolume implements Volume {
   constructor(
     private readonly store: ObjectStore,
     readonly layout: LunLayout,
-    readonly info: VolumeInfo,
+    info: VolumeInfo,
     private readonly options: ChunkVolumeOptions = DEFAULT_VOLUME_OPTIONS,
   ) {
+    this.infoValue = info;
     this.chunkCount = Math.ceil(info.sizeBytes / info.chunkSize);
     this.cache = new ChunkCache(info.chunkSize, Math.max(4, Math.floor(options.cacheBytes / info.chunkSize)));
     this.alloc = new AllocationMap(this.chunkCount);
@@ -109,8 +112,38 @@ export class ChunkVolume implements Volume {
     this.alloc.load(store, layout).catch(() => undefined);
   }
 
+  get info(): VolumeInfo {
+    return this.infoValue;
+  }
+
   get readOnly(): boolean {
     return this.options.readOnly;
+  }
+
+  /**
+   * Grows the LUN (s3tgt lun resize, or a larger size in the configuration). Chunk objects
+   * past the old end (left by an older, larger life of the name) are deleted first, so the
+   * new space reads as zeros; then volume.json records the size; then I/O may use it. The
+   * caller tells the initiators (CAPACITY DATA HAS CHANGED, SBC-4 §4.10).
+   */
+  async grow(sizeBytes: number): Promise<VolumeInfo> {
+    this.checkWritable();
+    const old = this.infoValue;
+    if (sizeBytes <= old.sizeBytes)
+      throw new StorageError('invalid', `${this.layout.name}: new size ${sizeBytes} is not larger than ${old.sizeBytes}`);
+    checkSize(sizeBytes);
+    const stale: string[] = [];
+    for await (const e of listAll(this.store, this.layout.chunksPrefix, { lane: 'background' })) {
+      const i = this.layout.chunkIndexOf(e.key);
+      if (i === undefined || i >= this.chunkCount) stale.push(e.key);
+    }
+    for (const key of stale) await this.store.delete(key, { signal: this.writeGate.signal });
+    const next = await writeVolumeSize(this.store, this.layout, old, sizeBytes);
+    this.alloc.grow(Math.ceil(sizeBytes / next.chunkSize));
+    this.chunkCount = Math.ceil(sizeBytes / next.chunkSize);
+    this.infoValue = next;
+    log.info('LUN grown', { lun: this.layout.name, from: old.sizeBytes, to: sizeBytes, staleDeleted: stale.length });
+    return next;
   }
 
   get cacheMode(): CacheMode {

@@ -20,7 +20,7 @@ export interface LeaseTiming {
  */
 export const DEFAULT_LEASE_TIMING: LeaseTiming = { ttlMs: 20_000, renewEveryMs: 3_000, marginMs: 5_000 };
 
-interface LeaseRecord {
+export interface LeaseRecord {
   readonly holder: string;
   readonly purpose: string;
   readonly host: string;
@@ -197,6 +197,12 @@ export class Lease {
       log.warn('could not release the LUN lease; it will expire', { key: this.key, error: (e as Error).message });
     }
   }
+}
+
+/** The lease object as it is now (for `s3tgt lun info`), or null when nobody holds it. */
+export async function readLease(store: ObjectStore, key: string): Promise<LeaseRecord | null> {
+  const got = await store.get(key);
+  return got ? (parse(got.body) ?? null) : null;
 }
 
 function parse(body: Buffer): LeaseRecord | undefined {

@@ -33,11 +33,18 @@ kernel_deb() {
   local have
   have=$(find "$cache/debs" -name 'linux-image-*-amd64_*.deb' | sort -V | tail -n1)
   if [ -n "$have" ]; then echo "$have"; return; fi
-  local pkg
-  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-  [ -n "$pkg" ] || fail "apt-cache knows no linux-image-amd64 (run apt-get update)"
-  (cd "$cache/debs" && apt-get download -q "$pkg" >&2) || fail "apt-get download $pkg failed"
-  find "$cache/debs" -name "${pkg}_*.deb" | head -n1
+  # The kernel that linux-image-amd64 points to. Stale package lists (a fresh machine, or a
+  # mirror that moved on) get one apt-get update and a second try.
+  local pkg attempt
+  for attempt in 1 2; do
+    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    if [ -n "$pkg" ] && (cd "$cache/debs" && timeout 300 apt-get download -q "$pkg" >&2); then
+      find "$cache/debs" -name "${pkg}_*.deb" | head -n1
+      return
+    fi
+    [ "$attempt" = 2 ] || timeout 300 apt-get update -qq >&2 || true
+  done
+  fail "could not download the package of linux-image-amd64 (apt-get update; apt-get download)"
 }
 deb=$(kernel_deb)
 [ -f "$deb" ] || fail "no kernel package at $deb"
@@ -100,8 +107,8 @@ echo 'root:x:0:' >"$root/etc/group"
 ln -s /proc/mounts "$root/etc/mtab"
 
 # Only the modules init.sh loads, with their dependencies; crc32c serves the iSCSI digests and
-# ext4, virtio-rng feeds the entropy pool that mke2fs and fio draw on.
-# The package ships no modules.dep (Debian's postinst makes it), so make one first.
+# ext4, virtio-rng feeds the entropy pool that mke2fs and fio draw on. The package ships no
+# modules.dep (Debian's postinst makes it), which --show-depends needs.
 depmod -b "$kroot" "$kver"
 modules="qemu_fw_cfg virtio_pci virtio_net virtio_rng crc32c_generic crc32c_intel sd_mod iscsi_tcp ext4"
 for m in $modules; do

@@ -45,6 +45,7 @@ finish() {
 modprobe qemu_fw_cfg
 params=/sys/firmware/qemu_fw_cfg/by_name/opt/s3tgt/params/raw
 [ -r "$params" ] || { fail setup "reason=no_fw_cfg_params"; finish; }
+# shellcheck source=/dev/null
 . "$params"
 
 # The guest stops itself before run.sh's hard limit kills qemu, so a hang still reports.
@@ -64,7 +65,8 @@ modprobe -a virtio_pci virtio_net virtio_rng crc32c_generic sd_mod iscsi_tcp ext
 # The only address the guest can reach is 10.0.2.2, which qemu forwards to the target's
 # portal on the host loopback: no default route, no DHCP, no DNS, no IPv6.
 ip link set lo up
-nic=$(ls /sys/class/net | grep -v '^lo$' | head -n1)
+nic=
+for n in /sys/class/net/*; do [ "${n##*/}" = lo ] || { nic=${n##*/}; break; }; done
 [ -n "$nic" ] || { fail setup "reason=no_network_interface"; finish; }
 ip link set "$nic" up
 ip addr add 10.0.2.15/32 dev "$nic"
@@ -81,7 +83,7 @@ until iscsiadm -m session >/dev/null 2>&1 || [ $? = 21 ]; do
 done
 echo "STEP iscsid uptime=$(now)"
 
-# ---- SendTargets discovery, optionally with CHAP (RFC 7143 §12.1.3 / §4.2.7.3 SessionType=Discovery)
+# ---- SendTargets discovery (a SessionType=Discovery login, RFC 7143 §13.21), optionally with CHAP
 set_discovery() { iscsiadm -m discoverydb -t st -p "$G_PORTAL" -o update -n "$1" -v "$2" >/dev/null; }
 iscsiadm -m discoverydb -t st -p "$G_PORTAL" -o new >/dev/null
 if [ "$G_DISCOVERY_CHAP" = 1 ]; then
@@ -228,7 +230,7 @@ fs() {
   head -c $((G_FS_MIB << 20)) /dev/urandom >/mnt/big || r="$r big"
   n=0
   for dir in /mnt /mnt/a /mnt/a/b /mnt/a/b/c; do
-    for size in 1 511 4096 4097 65536 100000 1048577 $((RANDOM * 4)); do
+    for size in 1 511 4096 4097 65536 100000 1048577 131071; do
       head -c "$size" /dev/urandom >"$dir/f$n" || r="$r small"
       n=$((n + 1))
     done
@@ -291,6 +293,7 @@ EOF
   rc=$?
   # Terse v3: field 5 error, 6 read KiB (the verify reads), 47 write KiB, 49 write IOPS.
   line=$(grep '^3;' /run/fio.out | tail -n1)
+  # shellcheck disable=SC2046 # split into $1..$4 on purpose
   set -- $(echo "$line" | awk -F';' '{ print $5, int($6 / 1024), int($47 / 1024), int($49) }')
   if [ $rc = 0 ] && [ "${1:-x}" = 0 ] && [ "${2:-0}" -gt 0 ] && [ "${3:-0}" -gt 0 ]; then
     pass fio "written_mib=$3 verified_mib=$2 write_iops=$4 runtime_s=$G_FIO_SECONDS"

@@ -10,7 +10,7 @@ set -uo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cache=${GUEST_CACHE_DIR:-$here/../../.cache/guest}
+cache=$(realpath -m "${GUEST_CACHE_DIR:-$here/../../.cache/guest}")
 
 usage() {
   cat <<'EOF'
@@ -96,6 +96,8 @@ run_dir=$(mktemp -d "$runs/$(date +%Y%m%d-%H%M%S)-XXXX")
 # Keep the console logs of the last 10 runs for post-mortems.
 ls -1dt "$runs"/*/ | tail -n +11 | xargs -r rm -rf
 console=$run_dir/console.log
+# The path goes into qemu's -netdev option and slirp's command line: no commas, no spaces.
+[[ $run_dir =~ ^[A-Za-z0-9/._+-]+$ ]] || die bad_cache_dir "cache path $run_dir must not contain commas or spaces"
 
 quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; } # for the guest's `. params`
 for v in "$target" "$chap_user" "$chap_secret" "$mutual_user" "$mutual_secret"; do
@@ -135,6 +137,7 @@ chmod 755 "$run_dir/relay"
 # off 10.0.2.2 because a guestfwd must not use them.
 netdev="user,id=net0,ipv6=off,restrict=on,net=10.0.2.0/24,host=10.0.2.1,dns=10.0.2.3"
 netdev+=",guestfwd=tcp:10.0.2.2:$port-cmd:$run_dir/relay"
+# shellcheck disable=SC2054 # the commas belong to qemu's option values
 qemu=(qemu-system-x86_64 -name s3tgt-guest -machine q35 -accel tcg,thread=multi -cpu max -smp 2 -m 1024
   -nodefaults -no-user-config -display none -no-reboot
   -kernel "$images/vmlinux" -initrd "$images/initramfs.img"
@@ -162,6 +165,7 @@ trap 'echo "RESULT host FAIL reason=interrupted"; exit 3' INT TERM HUP
 
 echo "INFO run_dir=$run_dir portal=127.0.0.1:$port guest_portal=10.0.2.2:$port modes=${modes} digest=$digest kernel=$(cat "$images/kver") timeout_s=$limit"
 # `timeout` bounds qemu even when this script is killed with SIGKILL.
+qemu_started=$EPOCHREALTIME
 exec 3< <(exec timeout -k 5 "$limit" "${qemu[@]}" </dev/null 2>&1)
 qemu_pid=$!
 boot_deadline=$((SECONDS + 120))
@@ -197,7 +201,7 @@ qemu_pid=''
 ended=$EPOCHREALTIME
 
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-[ -z "$booted" ] || echo "RESULT boot PASS to_init_s=$(secs "$started" "$booted")"
+[ -z "$booted" ] || echo "RESULT boot PASS to_init_s=$(secs "$qemu_started" "$booted")"
 failed=$(grep '^RESULT [^ ]* FAIL' "$console" | grep -vc '^RESULT guest ')
 summary="failed_checks=$failed total_s=$(secs "$started" "$ended") qemu_rc=$qemu_rc log=$console"
 if [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then

@@ -111,10 +111,22 @@ ${this.opts.moreTargetsYaml ?? ''}
     }
   }
 
+  /** Waits for the process to exit on its own (after a signal sent earlier); SIGKILL after the timeout. */
+  async waitExit(timeoutMs = 60_000): Promise<number | null> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return p?.exitCode ?? null;
+    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  }
+
   /** Sends a signal and waits for the exit code. */
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<number | null> {
     const p = this.proc;
-    if (!p || p.exitCode !== null) return p?.exitCode ?? null;
+    // Already gone (exited, or killed by a signal): its 'exit' event will not come again.
+    if (!p || p.exitCode !== null || p.signalCode !== null) return p?.exitCode ?? null;
     const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
     p.kill(signal);
     const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);

@@ -1,38 +1,62 @@
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { run } from '../harness/exec';
+import { type ExecResult, run } from '../harness/exec';
 import { Rgw } from '../harness/rgw';
 import { listObjects } from '../harness/s3-target';
 import { TargetProcess, TEST_IQN } from '../harness/target';
 
 /**
  * The Linux kernel initiator (open-iscsi, iscsi_tcp, sd_mod) in a qemu guest under software
- * emulation, against an s3tgt whose LUN lives in a real RADOS Gateway: test/guest/run.sh boots
- * the guest and prints one `RESULT <check> PASS|FAIL key=value...` line per check.
+ * emulation, against an s3tgt whose LUN lives in a real RADOS Gateway. test/guest/run.sh boots
+ * the guest and prints one `RESULT <check> PASS|FAIL key=value...` line per check; a host that
+ * cannot boot it (no qemu, no open-iscsi...) fails here with run.sh's reason, never skips.
  */
 const RUNNER = path.resolve(__dirname, '../../../test/guest/run.sh');
 
+const CHAP = { user: 'guest-initiator', secret: 'guest-secret-1234' };
+const MUTUAL = { user: 'guest-target', secret: 'target-secret-5678' };
+const chapArgs = ['--chap-user', CHAP.user, '--chap-secret', CHAP.secret];
+const mutualArgs = ['--mutual-user', MUTUAL.user, '--mutual-secret', MUTUAL.secret];
+const chapYaml = `{ username: ${CHAP.user}, secret: ${CHAP.secret} }`;
+const mutualYaml = `{ username: ${CHAP.user}, secret: ${CHAP.secret}, mutual: { username: ${MUTUAL.user}, secret: ${MUTUAL.secret} } }`;
+
 interface Variant {
   readonly name: string;
-  /** run.sh --mode: smoke, fs, fio, comma-separated (one boot runs them all). */
+  /** run.sh --mode: smoke, fs, fio, comma-separated (one boot runs them in order). */
   readonly modes: string;
   readonly runnerArgs?: readonly string[];
-  /** YAML inside the target's mapping (4-space indent), e.g. its CHAP settings. */
+  /** YAML inside the target's mapping (4-space indent), e.g. `    chap: {...}`. */
   readonly targetYaml?: string;
-  /** key=value pairs that the named RESULT lines must carry. */
+  /** Top-level YAML, e.g. `discovery: { chap: {...} }`. */
+  readonly extraYaml?: string;
+  /** key=value pairs the named RESULT lines must carry. */
   readonly expect?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /** The target must refuse the login (iscsiadm's exit code in RESULT login rc=...). */
+  readonly refused?: { readonly rc: string };
 }
 
-// One line per variant. CHAP lines join once targets[].chap exists, for example:
-//   { name: 'CHAP', modes: 'smoke', runnerArgs: ['--chap-user', 'u', '--chap-secret', 's'], targetYaml: '    chap: ...' },
+// One line per variant; every variant boots the guest once against a fresh bucket.
 const VARIANTS: readonly Variant[] = [
   { name: 'no authentication: smoke, ext4 across a re-login, fio verify', modes: 'smoke,fs,fio' },
   {
-    name: 'CRC32C header and data digests',
-    modes: 'smoke',
-    runnerArgs: ['--digest', 'crc32c'],
+    // The target requires CRC32C both ways (digests 'required') on normal sessions; discovery
+    // (which open-iscsi cannot digest) goes through with discovery CHAP.
+    name: 'mutual CHAP, discovery CHAP, CRC32C header and data digests required: smoke and ext4',
+    modes: 'smoke,fs',
+    runnerArgs: [...chapArgs, ...mutualArgs, '--discovery-chap', '--digest', 'crc32c'],
+    targetYaml: `    chap: ${mutualYaml}`,
+    extraYaml: `discovery: { chap: ${mutualYaml} }\niscsi: { headerDigest: required, dataDigest: required }`,
     expect: { digest: { header: 'CRC32C', data: 'CRC32C' }, login: { header_digest: 'CRC32C', data_digest: 'CRC32C' } },
+  },
+  // iscsiadm exit code 24: ISCSI_ERR_LOGIN_AUTH_FAILED.
+  {
+    name: 'a wrong CHAP secret is refused',
+    modes: 'smoke',
+    runnerArgs: ['--chap-user', CHAP.user, '--chap-secret', 'wrong-secret-9876'],
+    targetYaml: `    chap: ${chapYaml}`,
+    refused: { rc: '24' },
   },
 ];
 
@@ -47,6 +71,7 @@ interface Result {
   readonly check: string;
   readonly pass: boolean;
   readonly fields: ReadonlyMap<string, string>;
+  readonly line: string;
 }
 
 function parseResults(stdout: string): Result[] {
@@ -59,7 +84,7 @@ function parseResults(stdout: string): Result[] {
       const eq = kv.indexOf('=');
       if (eq > 0) fields.set(kv.slice(0, eq), kv.slice(eq + 1));
     }
-    out.push({ check: m[1] ?? '', pass: m[2] === 'PASS', fields });
+    out.push({ check: m[1] ?? '', pass: m[2] === 'PASS', fields, line });
   }
   return out;
 }
@@ -81,7 +106,7 @@ describe('Linux kernel initiator in a qemu guest, LUN in RGW', () => {
       const target = new TargetProcess({
         env: rgw.env(),
         logLevel: 'info',
-        extraYaml: `s3:\n  endpoint: ${rgw.endpoint}\n  bucket: ${bucket}\n  prefix: luns`,
+        extraYaml: `s3:\n  endpoint: ${rgw.endpoint}\n  bucket: ${bucket}\n  prefix: luns\n${v.extraYaml ?? ''}`,
         ...(v.targetYaml ? { targetYaml: v.targetYaml } : {}),
         lunsYaml: `      - lun: 0
         name: disk0
@@ -89,41 +114,45 @@ describe('Linux kernel initiator in a qemu guest, LUN in RGW', () => {
         store: s3
         cache: { size: 16MiB, flushDelay: 50ms }`,
       });
-      await target.start();
-      let r: Awaited<ReturnType<typeof run>>;
+      let r: ExecResult;
       try {
-        r = await run(
-          RUNNER,
-          ['--portal', `127.0.0.1:${target.port}`, '--target', TEST_IQN, '--lun', '0', '--mode', v.modes, ...(v.runnerArgs ?? [])],
-          {
-            timeoutMs: 400_000,
-          },
-        );
+        await target.start();
+        // run.sh bounds the guest itself (qemu under `timeout`, a guest watchdog); this limit
+        // only catches a hung run.sh, whose SIGTERM trap still stops qemu.
+        const args = ['--portal', `127.0.0.1:${target.port}`, '--target', TEST_IQN, '--lun', '0', '--mode', v.modes, ...(v.runnerArgs ?? [])];
+        r = await run(RUNNER, args, { timeoutMs: 420_000 });
+        assert.equal(await target.stop(), 0, `s3tgt stops gracefully, flushing to RGW:\n${target.output.slice(-4000)}`);
       } finally {
-        assert.equal(await target.stop(), 0, `s3tgt stops gracefully (flushing to RGW):\n${target.output.slice(-4000)}`);
+        await target.stop('SIGKILL');
+        rmSync(target.dir, { recursive: true, force: true });
       }
       const report = `run.sh exited ${r.code}\n${r.stdout}\n${r.stderr}\n--- s3tgt log (tail) ---\n${target.output.slice(-4000)}`;
       const results = parseResults(r.stdout);
-      for (const res of results)
-        t.diagnostic(`RESULT ${res.check} ${res.pass ? 'PASS' : 'FAIL'} ${[...res.fields].map(([k, x]) => `${k}=${x}`).join(' ')}`);
+      for (const res of results) t.diagnostic(res.line);
+      const seen = new Map(results.map((res) => [res.check, res]));
+
+      if (v.refused) {
+        assert.equal(r.code, 1, `a failed check (exit 1), not a setup error or a timeout\n${report}`);
+        assert.equal(seen.get('login')?.pass, false, `the login must fail\n${report}`);
+        assert.equal(seen.get('login')?.fields.get('rc'), v.refused.rc, `iscsiadm's exit code\n${report}`);
+        assert.ok(!seen.has('disk'), `no disk without a session\n${report}`);
+        return;
+      }
       assert.equal(r.code, 0, report);
       assert.deepEqual(
-        results.filter((res) => !res.pass).map((res) => res.check),
+        results.filter((res) => !res.pass).map((res) => res.line),
         [],
         report,
       );
-      const seen = new Map(results.map((res) => [res.check, res]));
       const wanted = [...ALWAYS, ...v.modes.split(',').flatMap((m) => CHECKS_OF_MODE[m] ?? [`unknown mode ${m}`])];
       for (const check of wanted) assert.ok(seen.has(check), `no RESULT ${check} line\n${report}`);
       for (const [check, fields] of Object.entries(v.expect ?? {})) {
         for (const [k, want] of Object.entries(fields)) assert.equal(seen.get(check)?.fields.get(k), want, `RESULT ${check} ${k}\n${report}`);
       }
-      // What the guest wrote is in RGW as chunk objects, not only in the target's cache.
-      const objects = await listObjects(rgw, bucket);
-      assert.ok(
-        [...objects.keys()].some((k) => k.includes('/chunks/')),
-        `no chunk objects in bucket ${bucket}`,
-      );
+      // What the guest wrote is in RGW as 1 MiB chunk objects, not only in the target's cache.
+      const chunks = [...(await listObjects(rgw, bucket))].filter(([k]) => k.startsWith('luns/disk0/chunks/'));
+      assert.ok(chunks.length > 0, `no chunk objects in bucket ${bucket}`);
+      for (const [k, size] of chunks) assert.equal(size, 1024 * 1024, `${k} is 1 MiB`);
     });
   });
 });

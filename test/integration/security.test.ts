@@ -225,4 +225,13 @@ describe('digests required by the target', () => {
     assert.equal(answers.HeaderDigest, 'CRC32C');
     d.close();
   });
+
+  it('does not require them of discovery sessions (open-iscsi has no digest setting for discovery)', async () => {
+    const c = await TestInitiator.connect(target.port);
+    const answers = await c.login();
+    assert.equal(answers.HeaderDigest, 'None');
+    c.close();
+    const ls = await run('iscsi-ls', [`iscsi://127.0.0.1:${target.port}`]);
+    assert.equal(ls.code, 0, ls.stderr);
+  });
 });

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { IscsiStats } from '../../src/iscsi/stats';
 import { buildRegistry } from '../../src/metrics/registry';
@@ -56,6 +58,14 @@ describe('Prometheus exposition', () => {
     line(/^s3tgt_store_sent_bytes_total\{backend="s3"\} 1048576$/m);
     line(/^s3tgt_pool_queued\{backend="s3",lane="flush"\} 5$/m);
     line(/^s3tgt_process_resident_memory_bytes \d+/m);
+  });
+
+  it('every metric the Grafana dashboard queries is exported', async () => {
+    const dashboard = readFileSync(path.resolve(__dirname, '../../../config/grafana-dashboard.json'), 'utf8');
+    const text = await registry.metrics();
+    const used = new Set(dashboard.match(/s3tgt_[a-z0-9_]+/g) ?? []);
+    assert.ok(used.size > 10);
+    for (const name of used) assert.match(text, new RegExp(`^${name}[{ ]`, 'm'), `${name} (used by the dashboard) is not exported`);
   });
 
   it('counters follow the source between scrapes', async () => {

@@ -113,6 +113,7 @@ export class LoginMachine {
     const type = get('SessionType') ?? 'Normal';
     if (type !== 'Normal' && type !== 'Discovery') throw new LoginFailure(LoginStatus.SessionTypeNotSupported, `SessionType ${type}`);
     this.sessionType = type;
+    this.negotiator.discovery = type === 'Discovery';
     if (type === 'Normal') {
       const name = get('TargetName');
       if (!name) throw new LoginFailure(LoginStatus.MissingParameter, 'TargetName missing from a normal session login');

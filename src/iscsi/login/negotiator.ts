@@ -16,6 +16,8 @@ export class Negotiator {
   readonly connection: ConnectionParams;
   readonly declared = new Map<string, string>();
   private readonly seen = new Set<string>();
+  /** A discovery session: digests are offered but never required (see finish). */
+  discovery = false;
 
   constructor(private readonly limits: TargetLimits) {
     this.connection = {
@@ -42,15 +44,16 @@ export class Negotiator {
   }
 
   /**
-   * Applies the cross-key rule of §13.14 once negotiation is over, and refuses a connection
-   * that did not settle on a digest the target requires (§13.1: None is the default when the
-   * initiator never offered the key).
+   * Applies the cross-key rule of §13.14 once negotiation is over, and refuses a normal
+   * session that did not settle on a digest the target requires (§13.1: None is the default
+   * when the initiator never offered the key). Discovery sessions are exempt: they carry only
+   * SendTargets text, and open-iscsi has no digest setting for them.
    */
   finish(): void {
-    if (!this.limits.headerDigests.includes('None') && !this.connection.headerDigest) {
+    if (!this.discovery && !this.limits.headerDigests.includes('None') && !this.connection.headerDigest) {
       throw new LoginFailure(LoginStatus.InitiatorError, 'this target requires HeaderDigest=CRC32C');
     }
-    if (!this.limits.dataDigests.includes('None') && !this.connection.dataDigest) {
+    if (!this.discovery && !this.limits.dataDigests.includes('None') && !this.connection.dataDigest) {
       throw new LoginFailure(LoginStatus.InitiatorError, 'this target requires DataDigest=CRC32C');
     }
     if (this.session.firstBurstLength > this.session.maxBurstLength) {
@@ -70,7 +73,8 @@ export class Negotiator {
       return undefined;
     }
     if (key === 'HeaderDigest' || key === 'DataDigest') {
-      const ours = key === 'HeaderDigest' ? this.limits.headerDigests : this.limits.dataDigests;
+      const configured = key === 'HeaderDigest' ? this.limits.headerDigests : this.limits.dataDigests;
+      const ours = this.discovery && !configured.includes('None') ? [...configured, 'None'] : configured;
       const v = answer({ type: 'list', ours: () => ours }, value, this.limits);
       if (v === 'CRC32C') {
         if (key === 'HeaderDigest') this.connection.headerDigest = true;

@@ -1,0 +1,168 @@
+import { Backends } from '../app/stores';
+import type { Config } from '../config/config';
+import { formatSize } from '../config/units';
+import { StorageError } from '../storage/errors';
+import { type LeaseRecord, readLease } from '../storage/lease';
+import { listAll } from '../storage/object-store';
+import type { VolumeInfo } from '../storage/volume';
+import { createVolume, readVolumeInfo } from '../storage/volume-meta';
+import { CliError } from './errors';
+import { findLun, withLun } from './offline';
+
+export interface LunStatus {
+  readonly name: string;
+  readonly target: string;
+  readonly lun: number;
+  readonly store: string;
+  readonly configuredSize: number;
+  /** volume.json, or null when the LUN does not exist in the store yet. */
+  readonly volume: VolumeInfo | null;
+  readonly lease: LeaseRecord | null;
+  /** Chunk objects stored (only with `details`). */
+  readonly chunks?: number;
+  readonly storedBytes?: number;
+}
+
+/** `s3tgt lun list` / `lun info`: read-only, no lease needed. */
+export async function lunStatus(config: Config, names: readonly string[] | undefined, details: boolean): Promise<LunStatus[]> {
+  const backends = new Backends(config);
+  await backends.open();
+  try {
+    const out: LunStatus[] = [];
+    for (const t of config.targets) {
+      for (const l of t.luns) {
+        if (names && !names.includes(l.name)) continue;
+        const { backend, layout } = backends.for(l);
+        const [volume, lease] = await Promise.all([readVolumeInfo(backend.store, layout), readLease(backend.store, layout.leaseKey)]);
+        let chunks: number | undefined;
+        let storedBytes: number | undefined;
+        if (details) {
+          chunks = 0;
+          storedBytes = 0;
+          for await (const e of listAll(backend.store, layout.chunksPrefix)) {
+            chunks++;
+            storedBytes += e.size;
+          }
+        }
+        out.push({
+          name: l.name,
+          target: t.iqn,
+          lun: l.lun,
+          store: backend.store.description,
+          configuredSize: l.sizeBytes,
+          volume,
+          lease,
+          ...(details ? { chunks, storedBytes } : {}),
+        });
+      }
+    }
+    return out;
+  } finally {
+    await backends.close();
+  }
+}
+
+export function formatList(rows: readonly LunStatus[]): string {
+  const lines = ['NAME                 TARGET/LUN                                 SIZE       BLOCK  STATE'];
+  for (const r of rows) {
+    const state = !r.volume ? 'not created' : r.lease ? `in use (${r.lease.purpose} on ${r.lease.host} pid ${r.lease.pid})` : 'idle';
+    lines.push(
+      [
+        r.name.padEnd(20),
+        `${r.target}/${r.lun}`.padEnd(42),
+        formatSize(r.volume?.sizeBytes ?? r.configuredSize).padEnd(10),
+        String(r.volume?.logicalBlockSize ?? '-').padEnd(6),
+        state,
+      ].join(' '),
+    );
+  }
+  return lines.join('\n');
+}
+
+export function formatInfo(r: LunStatus): string {
+  const v = r.volume;
+  const lines = [
+    `name:          ${r.name}`,
+    `exported as:   ${r.target} LUN ${r.lun}`,
+    `store:         ${r.store}`,
+    `configured:    ${formatSize(r.configuredSize)}`,
+  ];
+  if (!v) lines.push('state:         not created (serve or "s3tgt lun create" creates it)');
+  else {
+    lines.push(
+      `size:          ${formatSize(v.sizeBytes)} (${v.sizeBytes} bytes, ${v.sizeBytes / v.logicalBlockSize} blocks of ${v.logicalBlockSize})`,
+      `uuid:          ${v.uuid}`,
+      `created:       ${v.created}`,
+    );
+    if (r.chunks !== undefined) {
+      const pct = ((r.chunks * v.chunkSize * 100) / v.sizeBytes).toFixed(1);
+      lines.push(`allocated:     ${r.chunks} chunks of 1 MiB (${pct} % of the LUN), ${formatSize(r.storedBytes ?? 0)} stored`);
+    }
+    lines.push(
+      `lease:         ${r.lease ? `${r.lease.purpose} on ${r.lease.host} pid ${r.lease.pid}, renewed ${r.lease.renewedAt}` : 'free (not served)'}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** `s3tgt lun create`: writes volume.json with the configured size and block size. */
+export async function lunCreate(config: Config, name: string): Promise<VolumeInfo> {
+  return withLun(config, name, 'create', async (l) => {
+    if (l.info) throw new CliError('CLI_ERR_EXISTS', `LUN "${name}" already exists (${formatSize(l.info.sizeBytes)}, created ${l.info.created})`);
+    return createVolume(l.store, l.layout, l.lun.sizeBytes, l.lun.blockSize);
+  });
+}
+
+/** `s3tgt lun delete`: every object of the LUN, then its lease. Refused while served. */
+export async function lunDelete(config: Config, name: string): Promise<number> {
+  return withLun(config, name, 'delete', async (l) => {
+    const keys: string[] = [];
+    for await (const e of listAll(l.store, `${l.layout.root}/`)) if (e.key !== l.layout.leaseKey) keys.push(e.key);
+    // volume.json last: an interrupted delete leaves a LUN that still describes itself.
+    const volumeKey = l.layout.volumeKey;
+    const rest = keys.filter((k) => k !== volumeKey);
+    for (let i = 0; i < rest.length; i += 1000) await l.store.deleteMany(rest.slice(i, i + 1000));
+    if (keys.includes(volumeKey)) await l.store.delete(volumeKey);
+    return keys.length;
+  });
+}
+
+/**
+ * `s3tgt lun resize`: grows a LUN. A served LUN grows online through the server's admin
+ * endpoint (initiators get CAPACITY DATA HAS CHANGED); otherwise offline under the lease.
+ */
+export async function lunResize(config: Config, name: string, sizeBytes: number): Promise<{ from: number; to: number; online: boolean }> {
+  findLun(config, name);
+  const online = await resizeOnline(config, name, sizeBytes);
+  if (online) return { ...online, online: true };
+  return withLun(config, name, 'resize', async (l) => {
+    if (!l.info) throw new CliError('CLI_ERR_NO_LUN', `LUN "${name}" does not exist yet; set its size in the configuration instead`);
+    const from = l.info.sizeBytes;
+    if (sizeBytes < from) throw new CliError('CLI_ERR_USAGE', `LUN "${name}" is ${formatSize(from)}: LUNs never shrink (data would be lost)`);
+    if (sizeBytes === from) return { from, to: sizeBytes, online: false };
+    try {
+      await l.volume(l.info).grow(sizeBytes);
+    } catch (e) {
+      if (e instanceof StorageError && e.kind === 'invalid') throw new CliError('CLI_ERR_USAGE', e.message);
+      throw e;
+    }
+    return { from, to: sizeBytes, online: false };
+  });
+}
+
+async function resizeOnline(config: Config, name: string, sizeBytes: number): Promise<{ from: number; to: number } | undefined> {
+  const at = config.metrics.listen;
+  if (!at) return undefined;
+  const host = at.host === '0.0.0.0' || at.host === '::' ? '127.0.0.1' : at.host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${at.port}/admin/resize/${encodeURIComponent(name)}?size=${sizeBytes}`;
+  let res: Response;
+  try {
+    res = await fetch(url, { method: 'POST' });
+  } catch {
+    return undefined; // no server running: resize offline
+  }
+  const body = (await res.json()) as { from?: number; to?: number; error?: string };
+  if (res.status === 404) return undefined; // the server does not serve this LUN
+  if (!res.ok) throw new CliError(res.status === 400 ? 'CLI_ERR_USAGE' : 'CLI_ERR_IO', body.error ?? `HTTP ${res.status}`);
+  return { from: body.from ?? 0, to: body.to ?? sizeBytes };
+}

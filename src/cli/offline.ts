@@ -1,0 +1,80 @@
+import { Backends } from '../app/stores';
+import type { Config, LunConfig } from '../config/config';
+import { ChunkVolume } from '../storage/chunk-volume';
+import type { LunLayout } from '../storage/layout';
+import { Lease } from '../storage/lease';
+import type { ObjectStore } from '../storage/object-store';
+import type { VolumeInfo } from '../storage/volume';
+import { readVolumeInfo } from '../storage/volume-meta';
+import { CliError } from './errors';
+
+/** What an offline command works with: the LUN's store and keys, under its lease. */
+export interface OfflineLun {
+  readonly lun: LunConfig;
+  readonly store: ObjectStore;
+  readonly layout: LunLayout;
+  /** volume.json, or null when the LUN was never created. */
+  readonly info: VolumeInfo | null;
+  /** Opens the LUN's volume for I/O (closed by withLun). */
+  volume(info: VolumeInfo, opts?: { cacheBytes?: number }): ChunkVolume;
+}
+
+export function findLun(config: Config, name: string): LunConfig {
+  const lun = config.targets.flatMap((t) => t.luns).find((l) => l.name === name);
+  if (!lun) throw new CliError('CLI_ERR_NO_LUN', `no LUN named "${name}" in ${config.file}`);
+  return lun;
+}
+
+/**
+ * Runs an offline command on one LUN: opens its backend, takes its single-writer lease (so a
+ * LUN a server is serving is refused with a LeaseError, and no server starts on it meanwhile),
+ * runs `fn`, closes the volume it opened (flushing), releases the lease.
+ */
+export async function withLun<T>(config: Config, name: string, purpose: string, fn: (l: OfflineLun) => Promise<T>): Promise<T> {
+  const lun = findLun(config, name);
+  const backends = new Backends(config);
+  await backends.open();
+  try {
+    const { backend, layout } = backends.for(lun);
+    let volume: ChunkVolume | undefined;
+    const lease = await Lease.acquire(
+      backend.store,
+      layout.leaseKey,
+      purpose,
+      { suspended: (r) => volume?.suspend(r), resumed: () => volume?.resume(), lost: (r) => volume?.fence(r) },
+      config.lease,
+    );
+    const info = await readVolumeInfo(backend.store, layout);
+    let outcome: { ok: true; value: T } | { ok: false; error: unknown };
+    try {
+      const value = await fn({
+        lun,
+        store: backend.store,
+        layout,
+        info,
+        volume(i, opts) {
+          volume = new ChunkVolume(backend.store, layout, i, {
+            cacheBytes: opts?.cacheBytes ?? 64 << 20,
+            cacheMode: 'write-back',
+            readOnly: false,
+            flushDelayMs: 0,
+            readAheadChunks: 0,
+            spaceTimeoutMs: 60_000,
+          });
+          return volume;
+        },
+      });
+      outcome = { ok: true, value };
+    } catch (error) {
+      outcome = { ok: false, error };
+    }
+    // The data must be in the store before the lease goes; if it cannot get there, the lease
+    // is kept until it expires rather than handed to someone with data missing.
+    await volume?.close();
+    await lease.release();
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
+  } finally {
+    await backends.close();
+  }
+}
