@@ -1,5 +1,6 @@
 import { FaultProxy } from '../test/harness/fault-proxy';
 import type { Rgw } from '../test/harness/rgw';
+import { peakRssMiB } from '../test/harness/rss';
 import { s3Target } from '../test/harness/s3-target';
 import { TEST_IQN } from '../test/harness/target';
 import { randomWrites } from './lib/pipeline';
@@ -15,6 +16,8 @@ export interface S3PathResult {
   readonly targetWrite: number;
   readonly targetRead: number;
   readonly randomWriteIops: number;
+  /** Peak RSS of the s3tgt process over the run (after the random writes). */
+  readonly peakRssMiB: number;
 }
 
 /**
@@ -30,22 +33,24 @@ export async function s3PathBench(
 ): Promise<S3PathResult> {
   const bucket = `bench-${opts.latencyMs}ms-${Date.now()}`;
   await rgw.createBucket(bucket);
-  const proxy = new FaultProxy(rgw.port);
-  await proxy.start();
-  proxy.set({ latencyMs: opts.latencyMs });
+  // The proxy (a Node HTTP proxy, itself CPU on this machine) only when latency is injected.
+  const proxy = opts.latencyMs > 0 ? new FaultProxy(rgw.port) : undefined;
+  await proxy?.start();
+  proxy?.set({ latencyMs: opts.latencyMs });
+  const endpoint = proxy?.endpoint ?? rgw.endpoint;
   try {
     // Warm the gateway (bucket index, connections) so neither side pays for a cold start.
     await rawPutGet(
-      { endpoint: proxy.endpoint, accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey, bucket },
+      { endpoint, accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey, bucket },
       { objects: 64, size: 1048576, concurrency: opts.concurrency, contentMd5: false },
     );
     const raw = await rawPutGet(
-      { endpoint: proxy.endpoint, accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey, bucket },
+      { endpoint, accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey, bucket },
       { objects: opts.mib, size: 1048576, concurrency: opts.concurrency, contentMd5: false },
     );
     const target = s3Target(rgw, {
       bucket,
-      endpoint: proxy.endpoint,
+      endpoint,
       size: '4GiB',
       cache: '{ size: 256MiB, flushDelay: 200ms }',
       logLevel: 'warn',
@@ -68,11 +73,12 @@ export async function s3PathBench(
         targetWrite: opts.mib / writeS,
         targetRead: opts.mib / readS,
         randomWriteIops: iops,
+        peakRssMiB: peakRssMiB(target.proc?.pid ?? 0),
       };
     } finally {
       await target.stop();
     }
   } finally {
-    await proxy.stop();
+    await proxy?.stop();
   }
 }

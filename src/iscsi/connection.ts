@@ -30,6 +30,8 @@ const PAD = Buffer.alloc(4);
 
 /** Bytes queued in the socket past which we stop reading from the initiator. */
 const SEND_HIGH_WATER = 16 * 1024 * 1024;
+/** PDUs up to this size are written as one buffer. */
+const SMALL_PDU = 1024;
 
 /**
  * One TCP connection (RFC 7143 §4.1): framing, the login phase, then dispatch of full feature
@@ -61,6 +63,7 @@ export class Connection implements SessionConnection {
   solicitedBytes = 0;
   /** Reading is paused until the socket drains (see throttle). */
   private readPaused = false;
+  private corked = false;
   /** Data-In bytes of commands running on this connection (bounded, see portal options). */
   readonly readBudget: ByteBudget;
 
@@ -364,15 +367,36 @@ export class Connection implements SessionConnection {
     if (this.socket.destroyed || !this.socket.writable) return;
     const s = this.socket;
     this.throttle();
-    s.write(out.bhs);
-    if (this.txDigests.header) s.write(writeDigest(digestOf(out.bhs)));
+    this.corkUntilNextTurn();
+    const parts: Buffer[] = [out.bhs];
+    if (this.txDigests.header) parts.push(writeDigest(digestOf(out.bhs)));
     const data = out.data;
+    let bytes = out.bhs.length;
     if (data && data.length > 0) {
-      s.write(data);
+      parts.push(data);
       const pad = pad4(data.length) - data.length;
-      if (pad > 0) s.write(PAD.subarray(0, pad));
-      if (this.txDigests.data) s.write(writeDigest(digestOf(data, PAD.subarray(0, pad))));
+      if (pad > 0) parts.push(PAD.subarray(0, pad));
+      if (this.txDigests.data) parts.push(writeDigest(digestOf(data, PAD.subarray(0, pad))));
+      bytes += data.length;
     }
+    // Small PDUs go as one buffer (one stream write instead of up to five); large data
+    // segments are not copied.
+    if (bytes <= SMALL_PDU) s.write(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+    else for (const p of parts) s.write(p);
+  }
+
+  /**
+   * Responses completed in the same turn of the event loop leave in one writev: the socket is
+   * corked on the first send and uncorked once the current I/O callbacks have run.
+   */
+  private corkUntilNextTurn(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    setImmediate(() => {
+      this.corked = false;
+      this.socket.uncork();
+    });
   }
 
   /**

@@ -1,10 +1,16 @@
 import { digestOf } from './digest';
 import { PduError, RejectReason } from './errors';
 import { ahsLengthOf, BHS_LENGTH, dataLengthOf, type Frame, pad4 } from './pdu/frame';
+import { RX_POOL, RxBufferPool } from './rx-pool';
 
 export interface ReceivedFrame extends Frame {
   /** The data digest did not match; the caller decides the recovery (RFC 7143 §7.8). */
   readonly dataDigestError: boolean;
+  /**
+   * The data segment lives in a buffer from RX_POOL: whoever consumed the data gives it back
+   * (RX_POOL.release) once nothing refers to it any more; if nobody does, it is collected.
+   */
+  readonly pooled?: Buffer;
 }
 
 /**
@@ -18,6 +24,8 @@ export class Framer {
   private readonly chunks: Buffer[] = [];
   private head = 0; // read offset into chunks[0]
   private buffered = 0;
+  /** The last consume() gathered into a buffer from RX_POOL. */
+  private lastGatherPooled = false;
 
   constructor(public maxDataSegmentLength: number) {}
 
@@ -65,15 +73,17 @@ export class Framer {
     }
     let data: Buffer = Buffer.alloc(0);
     let dataDigestError = false;
+    let pooled: Buffer | undefined;
     if (dataLength > 0) {
-      const padded = this.consume(pad4(dataLength));
+      const padded = this.consume(pad4(dataLength), true);
+      if (this.lastGatherPooled) pooled = padded;
       data = padded.subarray(0, dataLength);
       if (dd) {
         const got = this.consume(4).readUInt32LE(0);
         dataDigestError = got !== digestOf(padded);
       }
     }
-    return { bhs, ahs, data, dataDigestError };
+    return pooled ? { bhs, ahs, data, dataDigestError, pooled } : { bhs, ahs, data, dataDigestError };
   }
 
   private peek(n: number): Buffer {
@@ -83,7 +93,8 @@ export class Framer {
   }
 
   /** A view when the bytes lie in one chunk, else one copy (pg-protocol's approach). */
-  private consume(n: number): Buffer {
+  private consume(n: number, data = false): Buffer {
+    this.lastGatherPooled = false;
     const first = this.chunks[0];
     if (first.length - this.head >= n) {
       const out = first.subarray(this.head, this.head + n);
@@ -95,11 +106,14 @@ export class Framer {
       }
       return out;
     }
-    return this.gather(n, true);
+    return this.gather(n, true, data);
   }
 
-  private gather(n: number, advance: boolean): Buffer {
-    const out = Buffer.allocUnsafe(n);
+  private gather(n: number, advance: boolean, data = false): Buffer {
+    // Large data segments gather into a pooled buffer (see rx-pool.ts).
+    const pooled = data && RxBufferPool.pools(n);
+    this.lastGatherPooled = pooled;
+    const out = pooled ? RX_POOL.acquire(n) : Buffer.allocUnsafe(n);
     let filled = 0;
     let i = 0;
     let head = this.head;

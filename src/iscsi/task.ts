@@ -4,6 +4,7 @@ import type { SessionParams } from './login/params';
 import type { DataOutPdu } from './pdu/data-out';
 import { RESERVED_TAG } from './pdu/opcodes';
 import type { ScsiCommandPdu } from './pdu/scsi-command';
+import { RX_POOL } from './rx-pool';
 
 /** One R2T we sent and the Data-Out sequence answering it (RFC 7143 §11.8). */
 interface OutstandingR2T {
@@ -52,6 +53,8 @@ export class IscsiTask {
   private settle!: () => void;
   /** Data-In PDUs sent, for ExpDataSN in the response. */
   dataInCount = 0;
+  /** Pooled receive buffers holding this command's data, given back once it has executed. */
+  private readonly held: Buffer[] = [];
 
   constructor(
     readonly pdu: ScsiCommandPdu,
@@ -79,6 +82,16 @@ export class IscsiTask {
     this.done = new Promise((r) => {
       this.settle = r;
     });
+  }
+
+  /** Keeps a pooled receive buffer (see rx-pool.ts) until `releaseData`. */
+  hold(pooled: Buffer | undefined): void {
+    if (pooled) this.held.push(pooled);
+  }
+
+  /** The command has executed (or never will): its receive buffers can be reused. */
+  releaseData(): void {
+    for (const b of this.held.splice(0)) RX_POOL.release(b);
   }
 
   /** Marks the task over (response sent, aborted or dropped). */

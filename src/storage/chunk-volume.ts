@@ -357,7 +357,8 @@ export class ChunkVolume implements Volume {
   private prefetchChunks(from: number, to: number): void {
     for (let i = from; i < to; i++) {
       if (this.cache.get(i) || this.prefetching.has(i) || !this.alloc.mayExist(i)) continue;
-      if (this.cache.size >= this.cache.capacity - 1) return;
+      // Read-ahead evicts clean chunks (LRU), never waits for dirty ones to flush.
+      if (this.cache.dirtyEntries >= this.cache.capacity - 1) return;
       const p = this.fetchChunk(i, { offset: 0, length: this.info.chunkSize }, 'background')
         .then((got) => {
           if (got?.current && got.body.length === this.info.chunkSize) this.cache.insertClean(i, got.body);

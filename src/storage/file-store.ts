@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { StorageError } from './errors';
+import { HandleCache } from './file-handles';
 import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions } from './object-store';
 
 /**
@@ -22,6 +23,19 @@ interface Opened {
 
 export class FileObjectStore implements ObjectStore {
   readonly description: string;
+  /**
+   * Ranged reads (only chunk reads make them) reuse open handles. Whole-object reads and
+   * heads always open afresh: lease.json is written by other processes, and its ETag must be
+   * the file's current one.
+   */
+  private readonly handles = new HandleCache<Opened>(
+    1024, // a 1 GiB working set of chunks; file descriptors are plentiful (Node raises RLIMIT_NOFILE)
+    (key) => this.open(key),
+    (o) => o.fh.close(),
+  );
+
+  /** Directories known to exist (a put would otherwise mkdir every time). */
+  private readonly dirs = new Set<string>();
 
   constructor(private readonly root: string) {
     this.description = `file:${path.resolve(root)}`;
@@ -35,14 +49,19 @@ export class FileObjectStore implements ObjectStore {
   }
 
   async get(key: string, range?: { offset: number; length: number }): Promise<GetResult | null> {
+    if (range) {
+      const { handle, release } = await this.handles.acquire(key);
+      if (!handle) return null;
+      try {
+        return await readRange(handle, range);
+      } finally {
+        release();
+      }
+    }
     const o = await this.open(key);
     if (!o) return null;
     try {
-      const start = range ? Math.min(range.offset, o.meta.size) : 0;
-      const end = range ? Math.min(o.meta.size, range.offset + range.length) : o.meta.size;
-      const body = Buffer.allocUnsafe(end - start);
-      await readFully(o.fh, body, start);
-      return { body, meta: o.meta };
+      return await readRange(o, { offset: 0, length: o.meta.size });
     } finally {
       await o.fh.close();
     }
@@ -92,9 +111,17 @@ export class FileObjectStore implements ObjectStore {
     const final = this.pathOf(key);
     const dir = path.dirname(final);
     const tmp = `${final}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
+    let etag = '';
     try {
-      await fs.mkdir(dir, { recursive: true });
-      const fh = await fs.open(tmp, constants.O_CREAT | constants.O_WRONLY | constants.O_TRUNC, 0o644);
+      const create = (): Promise<fs.FileHandle> => fs.open(tmp, constants.O_CREAT | constants.O_WRONLY | constants.O_TRUNC, 0o644);
+      if (!this.dirs.has(dir)) await fs.mkdir(dir, { recursive: true });
+      // A directory we knew may have been removed meanwhile (lun delete): make it again.
+      const fh = await create().catch(async (e: unknown) => {
+        if (errno(e) !== 'ENOENT') throw e;
+        await fs.mkdir(dir, { recursive: true });
+        return create();
+      });
+      this.dirs.add(dir);
       try {
         const parts = [body];
         const meta = opts.metadata ?? {};
@@ -106,6 +133,9 @@ export class FileObjectStore implements ObjectStore {
         }
         await fh.writev(parts);
         await fh.sync();
+        // rename and link keep the inode and its mtime: this is the final file's ETag.
+        const st = await fh.stat({ bigint: true });
+        etag = `${st.ino.toString(16)}-${st.size.toString(16)}-${st.mtimeNs.toString(16)}`;
       } finally {
         await fh.close();
       }
@@ -118,18 +148,20 @@ export class FileObjectStore implements ObjectStore {
           throw e;
         }
         await fs.unlink(tmp);
+        this.handles.invalidate(key);
       } else if (opts.ifMatch !== undefined) {
         await this.withLock(final, async () => {
           const cur = await this.head(key);
           if (!cur || cur.etag !== opts.ifMatch) throw new StorageError('precondition', `${key} changed`);
           await fs.rename(tmp, final);
+          this.handles.invalidate(key);
         });
       } else {
         await fs.rename(tmp, final);
       }
+      this.handles.invalidate(key);
       await syncDir(dir);
-      const st = await fs.stat(final, { bigint: true });
-      return { etag: `${st.ino.toString(16)}-${st.size.toString(16)}-${st.mtimeNs.toString(16)}` };
+      return { etag };
     } catch (e) {
       await fs.unlink(tmp).catch(() => undefined);
       throw storageErrorOf(e, `put ${key}`);
@@ -162,6 +194,7 @@ export class FileObjectStore implements ObjectStore {
   async delete(key: string): Promise<void> {
     try {
       await fs.unlink(this.pathOf(key));
+      this.handles.invalidate(key);
     } catch (e) {
       if (errno(e) !== 'ENOENT') throw storageErrorOf(e, `delete ${key}`);
     }
@@ -209,7 +242,17 @@ export class FileObjectStore implements ObjectStore {
     return out;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.handles.closeAll();
+  }
+}
+
+async function readRange(o: Opened, range: { offset: number; length: number }): Promise<GetResult> {
+  const start = Math.min(range.offset, o.meta.size);
+  const end = Math.min(o.meta.size, range.offset + range.length);
+  const body = Buffer.allocUnsafe(end - start);
+  await readFully(o.fh, body, start);
+  return { body, meta: o.meta };
 }
 
 async function walkAll(dir: string, keyPrefix: string, visit: (key: string, full: string) => Promise<void>): Promise<void> {

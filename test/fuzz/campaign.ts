@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { peakRssMiB } from '../harness/rss';
 import { type TargetProcess, TEST_IQN } from '../harness/target';
+
 import { TestInitiator } from '../lib/initiator';
 import { type FuzzReport, runNetworkFuzz } from './network-fuzz';
 
@@ -15,12 +16,6 @@ export interface CampaignResult {
   /** A normal login, INQUIRY and a write/read round trip worked after the run. */
   readonly healthyAfter: boolean;
   readonly healthError: string | undefined;
-}
-
-/** Peak resident set of a process (VmHWM), MiB. */
-export function peakRssMiB(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
 }
 
 /** Logs in normally and checks the LUN answers: INQUIRY, then a write read back. */

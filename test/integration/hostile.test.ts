@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { encodeScsiCommand, type TargetPdu } from '../../src/iscsi/pdu';
-import { formatCampaign, fuzzCampaign, healthCheck, peakRssMiB } from '../fuzz/campaign';
+import { formatCampaign, fuzzCampaign, healthCheck } from '../fuzz/campaign';
+import { peakRssMiB } from '../harness/rss';
 import { TargetProcess, TEST_IQN } from '../harness/target';
 import { TestInitiator } from '../lib/initiator';
 

@@ -55,6 +55,7 @@ export function handleScsiCommand(conn: Connection, session: Session, pdu: ScsiC
       scsi.cancel();
       throw e;
     }
+    task.hold(frame.pooled);
     // RFC 7143 §7.8: bad immediate data is answered with a Reject (Data-Digest-Error); the
     // command itself is kept and ends with a CRC error once all its data is in (option b).
     if (frame.dataDigestError) {
@@ -79,6 +80,7 @@ export function handleDataOut(conn: Connection, session: Session, d: DataOutPdu,
     conn.reject(RejectReason.DataDigestError, frame.bhs);
     task.digestFailed = true;
   }
+  task.hold(frame.pooled);
   try {
     task.onDataOut(d);
   } catch (e) {
@@ -151,6 +153,8 @@ function execute(conn: Connection, session: Session, task: IscsiTask, failure?: 
   run
     .finally(() => {
       if (readBytes > 0 && !failure) conn.readBudget.release(readBytes);
+      // Nothing refers to the Data-Out any more once the command has executed.
+      task.releaseData();
     })
     .then((outcome) => {
       if (session.tasks.get(task.itt) === task) session.tasks.delete(task.itt);
@@ -169,6 +173,7 @@ function execute(conn: Connection, session: Session, task: IscsiTask, failure?: 
 function abortTransport(conn: Connection, session: Session, task: IscsiTask): void {
   task.aborted = true;
   if (!task.executing) {
+    task.releaseData();
     task.scsi.cancel();
     if (session.tasks.get(task.itt) === task) session.tasks.delete(task.itt);
     releaseBudget(conn, session, task);

@@ -1,0 +1,165 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as path from 'node:path';
+import { mustRun, run } from '../test/harness/exec';
+import { peakRssMiB } from '../test/harness/rss';
+import { freePort, TargetProcess } from '../test/harness/target';
+import { qemuBench } from './lib/qemu';
+
+const TGT_IQN = 'iqn.2026-11.io.s3tgt.bench:tgt';
+const LUN_MIB = 1024;
+
+export interface Workload {
+  readonly name: string;
+  /** Figure and unit, e.g. IOPS or MB/s. */
+  readonly unit: 'IOPS' | 'MB/s';
+  /** Runs against a URL and returns the figure. */
+  run(url: string): Promise<number>;
+}
+
+export interface ProtocolRow {
+  readonly workload: string;
+  readonly unit: string;
+  readonly tgt: number;
+  readonly s3tgt: number;
+}
+
+export interface ProtocolResult {
+  readonly rows: ProtocolRow[];
+  readonly s3tgtPeakRssMiB: number;
+  readonly tgtPeakRssMiB: number;
+}
+
+/** qemu-img bench: `count` requests of `size` at queue depth `qd`; IOPS or MB/s. */
+function qemuWorkload(name: string, size: number, qd: number, count: number, write: boolean, unit: 'IOPS' | 'MB/s'): Workload {
+  return {
+    name,
+    unit,
+    async run(url) {
+      const args = ['-t', 'none', '-s', String(size), '-d', String(qd), '-c', String(count), ...(write ? ['-w', '--pattern', '0x3c'] : [])];
+      const seconds = await qemuBench(url, args);
+      return unit === 'IOPS' ? count / seconds : (count * size) / 1e6 / seconds;
+    },
+  };
+}
+
+/** libiscsi's iscsi-perf: random reads of 1..8 blocks at QD 32 for a few seconds (average IOPS). */
+function iscsiPerf(seconds: number): Workload {
+  return {
+    name: 'iscsi-perf random read, 1-8 blocks, QD32',
+    unit: 'IOPS',
+    async run(url) {
+      const r = await run('iscsi-perf', ['-m', '32', '-b', '8', '-r', '-t', String(seconds), url], { timeoutMs: (seconds + 30) * 1000 });
+      const all = [...r.stdout.matchAll(/iops average (\d+)/g)];
+      const last = all[all.length - 1];
+      if (!last) throw new Error(`iscsi-perf failed: ${r.stdout.slice(-500)} ${r.stderr}`);
+      return Number(last[1]);
+    },
+  };
+}
+
+/** A private tgtd on its own control port, one 1 GiB file LUN on tmpfs (LUN 1; 0 is its controller). */
+class Tgtd {
+  private proc: ChildProcess | undefined;
+  port = 0;
+  private readonly control = 20 + Math.floor(Math.random() * 200);
+
+  constructor(private readonly image: string) {}
+
+  private adm(args: string[]): Promise<string> {
+    return mustRun('tgtadm', ['-C', String(this.control), '--lld', 'iscsi', ...args]);
+  }
+
+  async start(): Promise<void> {
+    this.port = await freePort();
+    await mustRun('truncate', ['-s', `${LUN_MIB}M`, this.image]);
+    this.proc = spawn('tgtd', ['-f', '-C', String(this.control), '--iscsi', `portal=127.0.0.1:${this.port}`], { stdio: 'ignore' });
+    for (let i = 0; i < 100; i++) {
+      const r = await run('tgtadm', ['-C', String(this.control), '--lld', 'iscsi', '--mode', 'target', '--op', 'show']);
+      if (r.code === 0) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    await this.adm(['--mode', 'target', '--op', 'new', '--tid', '1', '--targetname', TGT_IQN]);
+    await this.adm(['--mode', 'logicalunit', '--op', 'new', '--tid', '1', '--lun', '1', '--backing-store', this.image]);
+    await this.adm(['--mode', 'target', '--op', 'bind', '--tid', '1', '--initiator-address', 'ALL']);
+  }
+
+  get pid(): number {
+    return this.proc?.pid ?? 0;
+  }
+
+  url(): string {
+    return `iscsi://127.0.0.1:${this.port}/${TGT_IQN}/1`;
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await exited;
+  }
+}
+
+/**
+ * The protocol path: s3tgt serving a LUN from the local chunk store on tmpfs against tgtd
+ * serving a file on tmpfs, with the same clients, one after the other, in one run. Both LUNs
+ * are filled first, so neither side reads holes.
+ */
+export async function protocolPathBench(opts: { quick: boolean }): Promise<ProtocolResult> {
+  const dir = mkdtempSync('/dev/shm/s3tgt-bench-');
+  const n = (full: number): number => (opts.quick ? Math.max(1000, Math.floor(full / 10)) : full);
+  const workloads: Workload[] = [
+    qemuWorkload('qemu-img bench 4 KiB read, QD32', 4096, 32, n(200_000), false, 'IOPS'),
+    qemuWorkload('qemu-img bench 4 KiB write, QD32', 4096, 32, n(200_000), true, 'IOPS'),
+    qemuWorkload('qemu-img bench 256 KiB read, QD16', 262144, 16, n(16_000), false, 'MB/s'),
+    qemuWorkload('qemu-img bench 256 KiB write, QD16', 262144, 16, n(8_000), true, 'MB/s'),
+    iscsiPerf(opts.quick ? 3 : 10),
+  ];
+  const fill = qemuWorkload('fill', 1048576, 16, LUN_MIB, true, 'MB/s');
+  const tgt = new Tgtd(path.join(dir, 'tgt.img'));
+  // The LUN is RAM-resident on both sides: tgtd's file sits in the page cache (tmpfs), s3tgt's
+  // chunks in its cache (as large as the LUN) over a tmpfs chunk store. A second s3tgt with a
+  // quarter-size cache measures the miss path (read from the store, CRC32C verified).
+  const lunYaml = (cache: string): string => `      - lun: 0
+        name: bench
+        size: ${LUN_MIB}MiB
+        cache: { size: ${cache}, mode: write-back }`;
+  const s3tgt = new TargetProcess({ dataDir: path.join(dir, 's3tgt'), logLevel: 'warn', lunsYaml: lunYaml(`${LUN_MIB}MiB`) });
+  const small = new TargetProcess({ dataDir: path.join(dir, 's3tgt-small'), logLevel: 'warn', lunsYaml: lunYaml('256MiB') });
+  try {
+    await tgt.start();
+    await s3tgt.start();
+    await small.start();
+    await fill.run(tgt.url());
+    await fill.run(s3tgt.url(0));
+    await fill.run(small.url(0));
+    const rows: ProtocolRow[] = [];
+    for (const [i, w] of workloads.entries()) {
+      // Alternate who goes first, so neither side always meets a warmer machine.
+      let a: number;
+      let b: number;
+      if (i % 2 === 0) {
+        a = await w.run(tgt.url());
+        b = await w.run(s3tgt.url(0));
+      } else {
+        b = await w.run(s3tgt.url(0));
+        a = await w.run(tgt.url());
+      }
+      rows.push({ workload: w.name, unit: w.unit, tgt: a, s3tgt: b });
+    }
+    const perf = iscsiPerf(opts.quick ? 3 : 10);
+    rows.push({
+      workload: `${perf.name}, s3tgt cache 1/4 of the LUN`,
+      unit: perf.unit,
+      tgt: rows[rows.length - 1].tgt,
+      s3tgt: await perf.run(small.url(0)),
+    });
+    return { rows, s3tgtPeakRssMiB: peakRssMiB(s3tgt.proc?.pid ?? 0), tgtPeakRssMiB: peakRssMiB(tgt.pid) };
+  } finally {
+    await s3tgt.stop();
+    await small.stop();
+    await tgt.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
