@@ -27,6 +27,11 @@ export class ChunkEntry {
    * moves it to a copy (copy-on-write), so uploads need no snapshot copy of their own.
    */
   uploading: Buffer | undefined;
+  /**
+   * A read returned a view of `buf` (no copy): it may still be on its way to the initiator,
+   * so the next write to the entry moves to a copy first, like an upload.
+   */
+  shared = false;
 
   constructor(
     readonly index: number,
@@ -79,9 +84,12 @@ export class ChunkEntry {
     this.validCount = n;
   }
 
-  /** Before modifying `buf`: leave the uploading buffer to the upload and take a copy. */
+  /** Before modifying `buf`: leave an uploading or shared buffer to its readers and take a copy. */
   prepareWrite(): void {
-    if (this.uploading === this.buf) this.buf = Buffer.from(this.buf);
+    if (this.uploading === this.buf || this.shared) {
+      this.buf = Buffer.from(this.buf);
+      this.shared = false;
+    }
   }
 
   get busy(): boolean {

@@ -213,14 +213,49 @@ export class ChunkVolume implements Volume {
     if (this.fencedError) throw this.fencedError;
     const release = await this.locks.acquire(offset, length, 'shared');
     try {
-      const out = Buffer.allocUnsafe(length);
-      await this.readLocked(offset, out);
+      const cs = this.info.chunkSize;
+      let out: Buffer;
+      if (length > 0 && Math.floor(offset / cs) === Math.floor((offset + length - 1) / cs)) {
+        out = await this.readWithinChunk({ index: Math.floor(offset / cs), inner: offset % cs, length, pos: 0 });
+      } else {
+        out = Buffer.allocUnsafe(length);
+        await this.readLocked(offset, out);
+      }
       this.noteSequential(offset, length);
       this.stats.bytesRead += length;
       return out;
     } finally {
       release();
     }
+  }
+
+  /**
+   * A read inside one chunk, without a copy where it can: a view of the cached chunk (the
+   * entry is marked shared, so a later write copies it first) or of the chunk just fetched.
+   */
+  private async readWithinChunk(p: Piece): Promise<Buffer> {
+    const e = this.cache.get(p.index);
+    if (e?.covers(p.inner, p.length)) {
+      e.shared = true;
+      this.cache.touch(e);
+      this.stats.cacheHits++;
+      return e.buf.subarray(p.inner, p.inner + p.length);
+    }
+    const cs = this.info.chunkSize;
+    if (!e && !this.alloc.isHole(p.index) && !this.prefetching.has(p.index) && p.length >= cs / 2) {
+      this.stats.cacheMisses++;
+      const got = await this.fetchChunk(p.index, { offset: 0, length: cs }, 'foreground');
+      if (!got) return Buffer.alloc(p.length);
+      if (got.current && got.body.length === cs) {
+        const inserted = this.cache.insertClean(p.index, got.body);
+        if (inserted) inserted.shared = true;
+      }
+      return got.body.subarray(p.inner, p.inner + p.length);
+    }
+    const out = Buffer.allocUnsafe(p.length);
+    const t = this.readPiece(p, out);
+    if (t) await t;
+    return out;
   }
 
   private async readLocked(offset: number, out: Buffer): Promise<void> {

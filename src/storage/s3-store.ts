@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
+import { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -239,11 +240,29 @@ async function readBody(body: AsyncIterable<Uint8Array> | undefined, expected: n
   if (!body) return Buffer.alloc(0);
   const out = Buffer.allocUnsafe(expected);
   let got = 0;
+  const take = (chunk: Uint8Array): void => {
+    if (got + chunk.length > expected) throw new StorageError('unavailable', `GET ${key}: body longer than Content-Length`);
+    out.set(chunk, got);
+    got += chunk.length;
+  };
   try {
-    for await (const chunk of body) {
-      if (got + chunk.length > expected) throw new StorageError('unavailable', `GET ${key}: body longer than Content-Length`);
-      out.set(chunk, got);
-      got += chunk.length;
+    if (body instanceof Readable) {
+      // Event-driven: the async iterator of a Node stream costs a promise per chunk.
+      await new Promise<void>((resolve, reject) => {
+        body.on('data', (chunk: Buffer) => {
+          try {
+            take(chunk);
+          } catch (e) {
+            body.destroy();
+            reject(e);
+          }
+        });
+        body.once('end', resolve);
+        body.once('error', reject);
+        body.once('close', () => resolve());
+      });
+    } else {
+      for await (const chunk of body) take(chunk);
     }
   } catch (e) {
     throw classify(e, `GET ${key} (reading the body)`);

@@ -36,6 +36,7 @@ export interface Volume {
   readonly info: VolumeInfo;
   readonly readOnly: boolean;
   readonly cacheMode: CacheMode;
+  /** The bytes of a range. The buffer may share memory with the cache: never modify it. */
   read(offset: number, length: number): Promise<Buffer>;
   write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void>;
   /**

@@ -91,9 +91,9 @@ describe('operations against RGW: metrics, lease, graceful stop (issue 7 accepta
 
   it('a second server on the same S3 LUN fails with a lease error while the first serves; it takes over within the expiry after a kill', async () => {
     await rgw.createBucket('lease');
-    const lease = 'lease: { ttl: 6s, renewInterval: 1s }';
-    const first = s3Target(rgw, { bucket: 'lease', logLevel: 'info', extraYaml: lease });
-    const second = s3Target(rgw, { bucket: 'lease', logLevel: 'info', extraYaml: lease });
+    const lease = '{ ttl: 6s, renewInterval: 1s }';
+    const first = s3Target(rgw, { bucket: 'lease', logLevel: 'info', lease });
+    const second = s3Target(rgw, { bucket: 'lease', logLevel: 'info', lease });
     await first.start();
     try {
       await assert.rejects(second.start(), (e: Error) => /exited 5/.test(e.message) && /LUN is in use: its lease is held/.test(e.message));

@@ -49,7 +49,7 @@ describe('thin provisioning and defrag on S3 (issue 5 acceptance)', () => {
   before(async () => {
     rgw = await Rgw.start();
     await rgw.createBucket('thin');
-    target = s3Target(rgw, { bucket: 'thin', extraYaml: 'lease: { ttl: 4s, renewInterval: 500ms }' });
+    target = s3Target(rgw, { bucket: 'thin', lease: '{ ttl: 4s, renewInterval: 500ms }' });
     await target.start();
   });
   after(async () => {
