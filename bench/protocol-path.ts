@@ -31,12 +31,14 @@ export interface ProtocolResult {
 }
 
 /** qemu-img bench: `count` requests of `size` at queue depth `qd`; IOPS or MB/s. */
-function qemuWorkload(name: string, size: number, qd: number, count: number, write: boolean, unit: 'IOPS' | 'MB/s'): Workload {
+function qemuWorkload(name: string, size: number, qd: number, count: number, write: boolean, unit: 'IOPS' | 'MB/s', flush = false): Workload {
   return {
     name,
     unit,
     async run(url) {
       const args = ['-t', 'none', '-s', String(size), '-d', String(qd), '-c', String(count), ...(write ? ['-w', '--pattern', '0x3c'] : [])];
+      // A flush after the last request: the run ends when the target has written everything back.
+      if (flush) args.push('--flush-interval', String(count));
       const seconds = await qemuBench(url, args);
       return unit === 'IOPS' ? count / seconds : (count * size) / 1e6 / seconds;
     },
@@ -116,7 +118,8 @@ export async function protocolPathBench(opts: { quick: boolean }): Promise<Proto
     qemuWorkload('qemu-img bench 256 KiB write, QD16', 262144, 16, n(8_000), true, 'MB/s'),
     iscsiPerf(opts.quick ? 3 : 10),
   ];
-  const fill = qemuWorkload('fill', 1048576, 16, LUN_MIB, true, 'MB/s');
+  // The fill ends with SYNCHRONIZE CACHE, so no write-back of it competes with the measurements.
+  const fill = qemuWorkload('fill', 1048576, 16, LUN_MIB, true, 'MB/s', true);
   const tgt = new Tgtd(path.join(dir, 'tgt.img'));
   // The LUN is RAM-resident on both sides: tgtd's file sits in the page cache (tmpfs), s3tgt's
   // chunks in its cache (as large as the LUN) over a tmpfs chunk store. A second s3tgt with a

@@ -206,6 +206,9 @@ export class Service {
       let failed: unknown;
       for (const [name, s] of this.luns) {
         try {
+          // Writes are suspended while the lease is unrenewed (an S3 outage that just ended):
+          // renew it first so the dirty chunks can still be written back.
+          if (s.lease.state === 'suspended') await s.lease.regain(graceMs);
           await s.volume.close();
           log.info('LUN flushed and closed', { name });
           await s.lease.release();

@@ -98,6 +98,8 @@ export class Lease {
         return Lease.start(store, key, record, etag, timing, events);
       } catch (e) {
         if (!isStorageError(e, 'precondition')) throw e;
+        const mine = await landed(store, key, record.holder, 0);
+        if (mine) return Lease.start(store, key, record, mine, timing, events);
       }
       const seen = await store.get(key);
       if (!seen) continue; // released meanwhile: try to create it again
@@ -124,6 +126,8 @@ export class Lease {
         return Lease.start(store, key, record, etag, timing, events);
       } catch (e) {
         if (!isStorageError(e, 'precondition')) throw e;
+        const mine = await landed(store, key, record.holder, 0);
+        if (mine) return Lease.start(store, key, record, mine, timing, events);
         throw new LeaseError('LUN is in use: another process took its expired lease first');
       }
     }
@@ -151,7 +155,14 @@ export class Lease {
     try {
       const next = this.generation + 1;
       const body = Buffer.from(JSON.stringify({ ...this.record, renewedAt: new Date().toISOString(), generation: next }));
-      const { etag } = await this.store.put(this.key, body, { ifMatch: this.etag });
+      let etag: string;
+      try {
+        ({ etag } = await this.store.put(this.key, body, { ifMatch: this.etag }));
+      } catch (e) {
+        const mine = isStorageError(e, 'precondition') ? await landed(this.store, this.key, this.record.holder, next) : null;
+        if (mine === null) throw e;
+        etag = mine;
+      }
       this.etag = etag;
       this.generation = next;
       this.lastRenewal = Date.now();
@@ -175,6 +186,19 @@ export class Lease {
     } finally {
       this.renewing = false;
     }
+  }
+
+  /**
+   * A suspended holder that must flush (a graceful stop right after an S3 outage) renews now
+   * rather than at the next tick, until `deadlineMs` passes. True when the lease is held.
+   */
+  async regain(deadlineMs: number): Promise<boolean> {
+    const deadline = Date.now() + deadlineMs;
+    while (this.state === 'suspended' && Date.now() < deadline) {
+      await this.renew();
+      if (this.state === 'suspended') await sleep(Math.min(this.timing.renewEveryMs / 4, Math.max(0, deadline - Date.now())));
+    }
+    return this.state === 'held';
   }
 
   private lose(reason: string): void {
@@ -203,6 +227,18 @@ export class Lease {
 export async function readLease(store: ObjectStore, key: string): Promise<LeaseRecord | null> {
   const got = await store.get(key);
   return got ? (parse(got.body) ?? null) : null;
+}
+
+/**
+ * After a precondition failure: whether the object is our own write of `generation`, and its
+ * ETag if so. S3 has no idempotency token, so a conditional PUT whose answer was lost (a reset,
+ * a timeout) and that the retrying store repeats meets its own first attempt and fails the
+ * precondition; the holder id and generation in the body tell that write from a rival's.
+ */
+async function landed(store: ObjectStore, key: string, holder: string, generation: number): Promise<string | null> {
+  const cur = await store.get(key);
+  const rec = cur ? parse(cur.body) : undefined;
+  return cur && rec?.holder === holder && rec.generation === generation ? cur.meta.etag : null;
 }
 
 function parse(body: Buffer): LeaseRecord | undefined {

@@ -89,7 +89,7 @@ describe('S3 failures: retries, outages, no data loss (issue 4 acceptance)', () 
     assert.ok(mine.data.equals(w), 'the write acknowledged before the outage is intact');
     c.close();
     // And it reaches S3 once S3 is back.
-    assert.equal(await target.stop(), 0);
+    assert.equal(await target.stop(), 0, `a graceful stop flushes after the outage:\n${target.output.slice(-4000)}`);
     await target.start();
     const d = await TestInitiator.connect(target.port);
     await d.login({ target: TEST_IQN });

@@ -1,14 +1,24 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { listAll, type ObjectStore } from '../../src/storage/object-store';
 
 /**
  * The ObjectStore contract, run against every backend (object_store's integration.rs idea):
  * the chunk volume relies on exactly these behaviours.
  */
-export function storeConformance(name: string, make: () => Promise<ObjectStore>): void {
+export function storeConformance(name: string, makeStore: () => Promise<ObjectStore>): void {
   describe(`ObjectStore contract: ${name}`, () => {
+    // Every store a test makes is closed (the local store keeps read handles open).
+    const made = new Set<ObjectStore>();
+    const make = async (): Promise<ObjectStore> => {
+      const s = await makeStore();
+      made.add(s);
+      return s;
+    };
+    after(async () => {
+      for (const s of made) await s.close();
+    });
     let n = 0;
     const prefix = (): string => `conf-${process.pid}-${Date.now()}-${n++}/`;
 
