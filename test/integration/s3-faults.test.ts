@@ -49,7 +49,8 @@ describe('S3 failures: retries, outages, no data loss (issue 4 acceptance)', () 
     await mustRun('qemu-img', ['dd', '-f', 'raw', '-O', 'raw', 'bs=1M', 'count=64', `if=${target.url(0)}`, `of=${back}`], { timeoutMs: 300_000 });
     assert.ok(readFileSync(back).equals(readFileSync(image)));
     const injected = proxy.injected.errors + proxy.injected.resets + proxy.injected.cuts;
-    assert.ok(injected > 10, `faults were injected (${JSON.stringify(proxy.injected)})`);
+    // ~140 requests at 10 %: fewer than 3 faults has a probability below 1e-4.
+    assert.ok(injected >= 3, `faults were injected (${JSON.stringify(proxy.injected)})`);
     proxy.set({ latencyMs: 0, errorRate: 0, resetRate: 0, cutRate: 0 });
   });
 
