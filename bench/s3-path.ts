@@ -3,7 +3,7 @@ import type { Rgw } from '../test/harness/rgw';
 import { peakRssMiB } from '../test/harness/rss';
 import { s3Target } from '../test/harness/s3-target';
 import { TEST_IQN } from '../test/harness/target';
-import { randomWrites } from './lib/pipeline';
+import { randomIo } from './lib/pipeline';
 import { qemuBench } from './lib/qemu';
 import { rawPutGet } from './lib/raw-s3';
 
@@ -15,6 +15,8 @@ export interface S3PathResult {
   readonly rawGet: number;
   readonly targetWrite: number;
   readonly targetRead: number;
+  readonly rawRandomGetIops: number;
+  readonly randomReadIops: number;
   readonly randomWriteIops: number;
   /** Peak RSS of the s3tgt process over the run (after the random writes). */
   readonly peakRssMiB: number;
@@ -24,12 +26,13 @@ export interface S3PathResult {
  * The S3 path: sequential 1 MiB-aligned writes and reads through s3tgt (qemu-img bench, the
  * write timed until SYNCHRONIZE CACHE returns, the read from a cold cache) against the raw
  * AWS SDK doing PUT/GET of 1 MiB objects at the same concurrency, on the same RGW, in one run;
- * plus 4 KiB random writes at QD32 (with the final SYNCHRONIZE CACHE). With `latencyMs` both
+ * plus 4 KiB random reads at QD32 from a cold cache against raw 4 KiB ranged GETs, and 4 KiB
+ * random writes at QD32 (with the final SYNCHRONIZE CACHE). With `latencyMs` both
  * go through a proxy that adds that much latency to every S3 request.
  */
 export async function s3PathBench(
   rgw: Rgw,
-  opts: { mib: number; concurrency: number; latencyMs: number; randomWrites: number },
+  opts: { mib: number; concurrency: number; latencyMs: number; randomReads: number; randomWrites: number },
 ): Promise<S3PathResult> {
   const bucket = `bench-${opts.latencyMs}ms-${Date.now()}`;
   await rgw.createBucket(bucket);
@@ -46,7 +49,7 @@ export async function s3PathBench(
     );
     const raw = await rawPutGet(
       { endpoint, accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey, bucket },
-      { objects: opts.mib, size: 1048576, concurrency: opts.concurrency, contentMd5: false },
+      { objects: opts.mib, size: 1048576, concurrency: opts.concurrency, contentMd5: false, randomGets: opts.randomReads },
     );
     const target = s3Target(rgw, {
       bucket,
@@ -63,7 +66,12 @@ export async function s3PathBench(
       await target.stop();
       await target.start();
       const readS = await qemuBench(target.url(0), base);
-      const iops = await randomWrites(target.port, TEST_IQN, { count: opts.randomWrites, qd: 32, spanBytes: 1024 * 1048576 });
+      // Cold again: random 4 KiB reads of the data just written (a miss reads one 64 KiB
+      // CRC32C segment with a ranged GET).
+      await target.stop();
+      await target.start();
+      const readIops = await randomIo(target.port, TEST_IQN, { kind: 'read', count: opts.randomReads, qd: 32, spanBytes: opts.mib * 1048576 });
+      const iops = await randomIo(target.port, TEST_IQN, { kind: 'write', count: opts.randomWrites, qd: 32, spanBytes: 1024 * 1048576 });
       return {
         latencyMs: opts.latencyMs,
         concurrency: opts.concurrency,
@@ -72,6 +80,8 @@ export async function s3PathBench(
         rawGet: raw.getMiBs,
         targetWrite: opts.mib / writeS,
         targetRead: opts.mib / readS,
+        rawRandomGetIops: raw.randomGetIops,
+        randomReadIops: readIops,
         randomWriteIops: iops,
         peakRssMiB: peakRssMiB(target.proc?.pid ?? 0),
       };

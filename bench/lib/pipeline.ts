@@ -46,9 +46,9 @@ export class Pipeline {
     this.pending.clear();
   }
 
-  run(cdb: Buffer, write?: Buffer): Promise<number> {
+  run(cdb: Buffer, io: { write?: Buffer; read?: number } = {}): Promise<number> {
     const p = new Promise<number>((resolve) => {
-      const itt = this.c.command(cdb, write ? { write } : {});
+      const itt = this.c.command(cdb, io);
       this.pending.set(itt, resolve);
     });
     return p;
@@ -60,9 +60,10 @@ export class Pipeline {
   }
 }
 
-export function write16(lba: bigint, blocks: number): Buffer {
+/** READ(16) or WRITE(16) of `blocks` 512-byte blocks at `lba`. */
+function rw16(op: 0x88 | 0x8a, lba: bigint, blocks: number): Buffer {
   const c = Buffer.alloc(16);
-  c[0] = 0x8a;
+  c[0] = op;
   c.writeBigUInt64BE(lba, 2);
   c.writeUInt32BE(blocks, 10);
   return c;
@@ -70,11 +71,14 @@ export function write16(lba: bigint, blocks: number): Buffer {
 
 export const SYNCHRONIZE_CACHE_16 = Buffer.from([0x91, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
 
-/** Random 4 KiB writes over `spanBytes` at queue depth `qd`, then SYNCHRONIZE CACHE; returns IOPS. */
-export async function randomWrites(
+/**
+ * `count` random 4 KiB reads or writes over the first `spanBytes` of LUN 0 at queue depth `qd`
+ * (writes end with SYNCHRONIZE CACHE, inside the time); returns IOPS.
+ */
+export async function randomIo(
   port: number,
   target: string,
-  opts: { count: number; qd: number; spanBytes: number; seed?: number },
+  opts: { kind: 'read' | 'write'; count: number; qd: number; spanBytes: number; seed?: number },
 ): Promise<number> {
   const p = await Pipeline.open(port, target);
   let x = opts.seed ?? 12345;
@@ -90,13 +94,15 @@ export async function randomWrites(
     while (issued < opts.count) {
       issued++;
       const lba = BigInt((rand() % slots) * 8);
-      const st = await p.run(write16(lba, 8), data);
-      if (st !== 0) throw new Error(`write failed with status ${st}`);
+      const st = opts.kind === 'write' ? await p.run(rw16(0x8a, lba, 8), { write: data }) : await p.run(rw16(0x88, lba, 8), { read: 4096 });
+      if (st !== 0) throw new Error(`${opts.kind} failed with status ${st}`);
     }
   };
   await Promise.all(Array.from({ length: opts.qd }, worker));
-  const st = await p.run(SYNCHRONIZE_CACHE_16);
-  if (st !== 0) throw new Error(`SYNCHRONIZE CACHE failed with status ${st}`);
+  if (opts.kind === 'write') {
+    const st = await p.run(SYNCHRONIZE_CACHE_16);
+    if (st !== 0) throw new Error(`SYNCHRONIZE CACHE failed with status ${st}`);
+  }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   p.close();
   return opts.count / seconds;

@@ -3,6 +3,8 @@ import { S3ObjectStore } from '../../src/storage/s3-store';
 export interface RawResult {
   readonly putMiBs: number;
   readonly getMiBs: number;
+  /** Ranged GETs of 4 KiB at random offsets of the objects, `concurrency` in flight. */
+  readonly randomGetIops: number;
 }
 
 /**
@@ -12,7 +14,7 @@ export interface RawResult {
  */
 export async function rawPutGet(
   conn: { endpoint: string; accessKeyId: string; secretAccessKey: string; bucket: string },
-  opts: { objects: number; size: number; concurrency: number; contentMd5: boolean },
+  opts: { objects: number; size: number; concurrency: number; contentMd5: boolean; randomGets?: number },
 ): Promise<RawResult> {
   const s3 = new S3ObjectStore({
     endpoint: conn.endpoint,
@@ -26,22 +28,36 @@ export async function rawPutGet(
   });
   const body = Buffer.alloc(opts.size, 0xa5);
   const key = (i: number): string => `raw-baseline/${i.toString(16).padStart(16, '0')}`;
-  const phase = async (fn: (i: number) => Promise<unknown>): Promise<number> => {
+  /** `count` calls of `fn`, `inFlight` at a time; returns the seconds taken. */
+  const timed = async (count: number, inFlight: number, fn: (i: number) => Promise<unknown>): Promise<number> => {
     let next = 0;
     const t0 = process.hrtime.bigint();
     await Promise.all(
-      Array.from({ length: opts.concurrency }, async () => {
-        while (next < opts.objects) await fn(next++);
+      Array.from({ length: inFlight }, async () => {
+        while (next < count) await fn(next++);
       }),
     );
-    return (opts.objects * opts.size) / 1048576 / (Number(process.hrtime.bigint() - t0) / 1e9);
+    return Number(process.hrtime.bigint() - t0) / 1e9;
   };
+  const phase = async (fn: (i: number) => Promise<unknown>): Promise<number> =>
+    (opts.objects * opts.size) / 1048576 / (await timed(opts.objects, opts.concurrency, fn));
   const putMiBs = await phase((i) => s3.put(key(i), body));
   const getMiBs = await phase(async (i) => {
     const r = await s3.get(key(i));
     if (r?.body.length !== opts.size) throw new Error('short read');
   });
+  let x = 12345;
+  const rand = (): number => {
+    x = (x * 1103515245 + 12345) >>> 0;
+    return x;
+  };
+  const gets = opts.randomGets ?? 0;
+  const randomS = await timed(gets, 32, async () => {
+    const r = await s3.get(key(rand() % opts.objects), { offset: (rand() % (opts.size / 4096)) * 4096, length: 4096 });
+    if (r?.body.length !== 4096) throw new Error('short ranged read');
+  });
+  const randomGetIops = gets > 0 ? gets / randomS : 0;
   await s3.deleteMany(Array.from({ length: opts.objects }, (_, i) => key(i)));
   await s3.close();
-  return { putMiBs, getMiBs };
+  return { putMiBs, getMiBs, randomGetIops };
 }

@@ -362,9 +362,15 @@ export class Connection implements SessionConnection {
     return t;
   }
 
-  /** Writes one PDU: BHS, header digest, data, padding, data digest (RFC 7143 §11.2). */
-  send(out: OutFrame): void {
-    if (this.socket.destroyed || !this.socket.writable) return;
+  /**
+   * Writes one PDU: BHS, header digest, data, padding, data digest (RFC 7143 §11.2).
+   * `onSent` runs once the socket is done with the PDU's buffers (written, or the socket gone).
+   */
+  send(out: OutFrame, onSent?: () => void): void {
+    if (this.socket.destroyed || !this.socket.writable) {
+      onSent?.();
+      return;
+    }
     const s = this.socket;
     this.throttle();
     this.corkUntilNextTurn();
@@ -381,8 +387,9 @@ export class Connection implements SessionConnection {
     }
     // Small PDUs go as one buffer (one stream write instead of up to five); large data
     // segments are not copied.
-    if (bytes <= SMALL_PDU) s.write(parts.length === 1 ? parts[0] : Buffer.concat(parts));
-    else for (const p of parts) s.write(p);
+    const done = onSent ? (): void => onSent() : undefined;
+    if (bytes <= SMALL_PDU) s.write(parts.length === 1 ? parts[0] : Buffer.concat(parts), done);
+    else for (let i = 0; i < parts.length; i++) s.write(parts[i], i === parts.length - 1 ? done : undefined);
   }
 
   /**

@@ -115,10 +115,9 @@ export class IscsiTask {
     return !this.unsolicitedDone;
   }
 
-  /** The collected Data-Out (one copy at most; none when it came in one PDU). */
-  data(): Buffer {
-    if (this.parts.length === 1 && this.parts[0].length === this.wanted) return this.parts[0];
-    return Buffer.concat(this.parts, this.kept);
+  /** The collected Data-Out, in the PDUs' buffers (the SCSI layer copies or joins them). */
+  data(): readonly Buffer[] {
+    return this.parts;
   }
 
   private accept(data: Buffer): void {

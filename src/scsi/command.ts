@@ -1,3 +1,4 @@
+import type { Parts } from '../util/parts';
 import type { ITNexus } from './nexus';
 import type { ScsiStatus } from './status';
 
@@ -28,13 +29,21 @@ export interface Outcome {
   readonly sense?: Buffer;
   /** Data-In, already truncated to the allocation length; the transport truncates to its buffer. */
   readonly data?: Buffer;
+  /**
+   * `data` is a view of the volume's cache: the transport calls this once the Data-In has left
+   * (or will never be sent), so later writes to the chunk need not copy it.
+   */
+  readonly release?: () => void;
 }
 
 export interface CommandContext<L> {
   readonly lu: L;
   readonly nexus: ITNexus;
   readonly cdb: Buffer;
+  /** The Data-Out as one buffer (parameter lists; joined on first use). */
   readonly dataOut: Buffer;
+  /** The Data-Out as the transport received it (WRITE copies from these, never joined). */
+  readonly dataParts: Parts;
 }
 
 /** The result of a handler: Data-In, or nothing (GOOD). Failures are thrown ScsiErrors. */

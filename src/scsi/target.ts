@@ -1,5 +1,6 @@
 import { StorageError } from '../storage/errors';
 import { log } from '../util/log';
+import { joinParts, type Parts } from '../util/parts';
 import { unreachable } from '../util/unreachable';
 import type { Command, CommandContext, HandlerResult, Outcome, Prepared } from './command';
 import { hasServiceActions, lookupCommand } from './command-table';
@@ -32,8 +33,11 @@ export interface ScsiTask {
   readonly transferLength: number;
   /** Called when a task management function aborts this task. */
   onAbort(hook: () => void): void;
-  /** Runs the command; resolves to null when the task was aborted (no response is sent). */
-  execute(dataOut?: Buffer): Promise<Outcome | null>;
+  /**
+   * Runs the command with the Data-Out in the buffers it arrived in; resolves to null when the
+   * task was aborted (no response is sent).
+   */
+  execute(dataOut?: Parts): Promise<Outcome | null>;
   /** Ends the task with a sense reason found by the transport (e.g. a data digest error). */
   fail(reason: SenseReason): Promise<Outcome | null>;
   /** The transport drops the task without a response (connection gone). */
@@ -245,8 +249,8 @@ class LuTask implements ScsiTask {
     this.task.onAbort(hook);
   }
 
-  execute(dataOut?: Buffer): Promise<Outcome | null> {
-    return this.runOrdered(() => this.run(dataOut ?? EMPTY));
+  execute(dataOut?: Parts): Promise<Outcome | null> {
+    return this.runOrdered(() => this.run(dataOut ?? NO_PARTS));
   }
 
   fail(reason: SenseReason): Promise<Outcome | null> {
@@ -278,6 +282,7 @@ class LuTask implements ScsiTask {
     }
     t.end();
     if (t.aborted) {
+      outcome.release?.();
       this.lu.stats.aborted++;
       return null;
     }
@@ -286,7 +291,7 @@ class LuTask implements ScsiTask {
   }
 
   /** SPC-5 §5.14 / LIO order: unit attention, then CDB errors, then reservations, then the handler. */
-  private async run(dataOut: Buffer): Promise<Outcome> {
+  private async run(dataParts: Parts): Promise<Outcome> {
     const lu = this.lu;
     const nexus = this.req.nexus;
     if (!this.command?.def.skipsUnitAttention) {
@@ -296,12 +301,23 @@ class LuTask implements ScsiTask {
     if (this.decodeError !== undefined) throw this.decodeError;
     if (!this.command || !this.prepared) throw new ScsiError('InvalidOpcode');
     lu.reservations.check(nexus, this.command.def);
-    const ctx: CommandContext<LogicalUnit> = { lu, nexus, cdb: this.req.cdb, dataOut };
+    let joined: Buffer | undefined;
+    const ctx: CommandContext<LogicalUnit> = {
+      lu,
+      nexus,
+      cdb: this.req.cdb,
+      dataParts,
+      get dataOut(): Buffer {
+        joined ??= dataParts.length === 0 ? EMPTY : joinParts(dataParts);
+        return joined;
+      },
+    };
     return toOutcome(await this.prepared.run(ctx));
   }
 }
 
 const EMPTY = Buffer.alloc(0);
+const NO_PARTS: Parts = [];
 
 /** A command addressed to a LUN the target does not have (SPC-5 §6.7.2, §6.33). */
 class AbsentLunTask implements ScsiTask {

@@ -28,10 +28,10 @@ export class ChunkEntry {
    */
   uploading: Buffer | undefined;
   /**
-   * A read returned a view of `buf` (no copy): it may still be on its way to the initiator,
-   * so the next write to the entry moves to a copy first, like an upload.
+   * Reads holding a view of `buf` (no copy) that may still be on their way to the initiator:
+   * while there are any, the next write to the entry moves to a copy first, like an upload.
    */
-  shared = false;
+  readers = 0;
 
   constructor(
     readonly index: number,
@@ -84,12 +84,27 @@ export class ChunkEntry {
     this.validCount = n;
   }
 
-  /** Before modifying `buf`: leave an uploading or shared buffer to its readers and take a copy. */
+  /** Before modifying `buf`: leave an uploading or read buffer to its readers and take a copy. */
   prepareWrite(): void {
-    if (this.uploading === this.buf || this.shared) {
+    if (this.uploading === this.buf || this.readers > 0) {
       this.buf = Buffer.from(this.buf);
-      this.shared = false;
+      this.readers = 0;
     }
+  }
+
+  /**
+   * A reader takes a view of `buf`; the returned function ends it (once; a no-op if a write
+   * has since moved the entry to a copy, whose count starts afresh).
+   */
+  lend(): () => void {
+    const buf = this.buf;
+    this.readers++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      if (this.buf === buf) this.readers--;
+    };
   }
 
   get busy(): boolean {

@@ -1,4 +1,5 @@
 import { log } from '../util/log';
+import { copyFrom, type Parts, partsLength } from '../util/parts';
 import { AllocationMap } from './alloc-map';
 import { ChunkCache, type ChunkEntry, SECTOR } from './chunk-cache';
 import { isStorageError, StorageError } from './errors';
@@ -6,7 +7,7 @@ import { CRC_META_KEY, segmentAligned, segmentCrcs, verifySegments } from './int
 import type { LunLayout } from './layout';
 import { type Lane, listAll, type ObjectStore } from './object-store';
 import { RangeLock } from './range-lock';
-import type { AllocationExtent, ByteRange, CacheMode, Volume, VolumeInfo, WriteOptions } from './volume';
+import type { AllocationExtent, ByteRange, CacheMode, ReadView, Volume, VolumeInfo, WriteOptions } from './volume';
 import { checkSize, writeVolumeSize } from './volume-meta';
 import { VolumeStats } from './volume-stats';
 
@@ -68,6 +69,9 @@ function* pieces(offset: number, length: number, chunkSize: number): Generator<P
  *   per 64 KiB segment checked on every read;
  * - an allocation map so holes cost no request, and read-ahead for sequential readers.
  */
+/** A read that holds nothing in the cache. */
+const NO_RELEASE = (): void => undefined;
+
 export class ChunkVolume implements Volume {
   readonly stats = new VolumeStats();
   private readonly locks = new RangeLock();
@@ -209,21 +213,27 @@ export class ChunkVolume implements Volume {
   // ---------------------------------------------------------------- reads
 
   async read(offset: number, length: number): Promise<Buffer> {
+    // Never released: a view stays a reader until a write moves the chunk to a copy.
+    return (await this.readView(offset, length)).data;
+  }
+
+  async readView(offset: number, length: number): Promise<ReadView> {
     this.checkRange(offset, length);
     if (this.fencedError) throw this.fencedError;
     const release = await this.locks.acquire(offset, length, 'shared');
     try {
       const cs = this.info.chunkSize;
-      let out: Buffer;
+      let view: ReadView;
       if (length > 0 && Math.floor(offset / cs) === Math.floor((offset + length - 1) / cs)) {
-        out = await this.readWithinChunk({ index: Math.floor(offset / cs), inner: offset % cs, length, pos: 0 });
+        view = await this.readWithinChunk({ index: Math.floor(offset / cs), inner: offset % cs, length, pos: 0 });
       } else {
-        out = Buffer.allocUnsafe(length);
+        const out = Buffer.allocUnsafe(length);
         await this.readLocked(offset, out);
+        view = { data: out, release: NO_RELEASE };
       }
       this.noteSequential(offset, length);
       this.stats.bytesRead += length;
-      return out;
+      return view;
     } finally {
       release();
     }
@@ -231,31 +241,30 @@ export class ChunkVolume implements Volume {
 
   /**
    * A read inside one chunk, without a copy where it can: a view of the cached chunk (the
-   * entry is marked shared, so a later write copies it first) or of the chunk just fetched.
+   * entry counts it as a reader, so a write meanwhile copies the chunk first) or of the chunk
+   * just fetched.
    */
-  private async readWithinChunk(p: Piece): Promise<Buffer> {
+  private async readWithinChunk(p: Piece): Promise<ReadView> {
     const e = this.cache.get(p.index);
     if (e?.covers(p.inner, p.length)) {
-      e.shared = true;
+      const release = e.lend();
       this.cache.touch(e);
       this.stats.cacheHits++;
-      return e.buf.subarray(p.inner, p.inner + p.length);
+      return { data: e.buf.subarray(p.inner, p.inner + p.length), release };
     }
     const cs = this.info.chunkSize;
     if (!e && !this.alloc.isHole(p.index) && !this.prefetching.has(p.index) && p.length >= cs / 2) {
       this.stats.cacheMisses++;
       const got = await this.fetchChunk(p.index, { offset: 0, length: cs }, 'foreground');
-      if (!got) return Buffer.alloc(p.length);
-      if (got.current && got.body.length === cs) {
-        const inserted = this.cache.insertClean(p.index, got.body);
-        if (inserted) inserted.shared = true;
-      }
-      return got.body.subarray(p.inner, p.inner + p.length);
+      if (!got) return { data: Buffer.alloc(p.length), release: NO_RELEASE };
+      const inserted = got.current && got.body.length === cs ? this.cache.insertClean(p.index, got.body) : undefined;
+      const release = inserted ? inserted.lend() : NO_RELEASE;
+      return { data: got.body.subarray(p.inner, p.inner + p.length), release };
     }
     const out = Buffer.allocUnsafe(p.length);
     const t = this.readPiece(p, out);
     if (t) await t;
-    return out;
+    return { data: out, release: NO_RELEASE };
   }
 
   private async readLocked(offset: number, out: Buffer): Promise<void> {
@@ -413,10 +422,11 @@ export class ChunkVolume implements Volume {
 
   // ---------------------------------------------------------------- writes
 
-  async write(offset: number, data: Buffer, opts: WriteOptions = {}): Promise<void> {
-    this.checkRange(offset, data.length);
+  async write(offset: number, data: Buffer | Parts, opts: WriteOptions = {}): Promise<void> {
+    const length = Buffer.isBuffer(data) ? data.length : partsLength(data);
+    this.checkRange(offset, length);
     this.checkWritable();
-    const release = await this.locks.acquire(offset, data.length, 'exclusive');
+    const release = await this.locks.acquire(offset, length, 'exclusive');
     try {
       await this.writeLocked(offset, data, opts);
     } finally {
@@ -424,15 +434,16 @@ export class ChunkVolume implements Volume {
     }
   }
 
-  private async writeLocked(offset: number, data: Buffer, opts: WriteOptions): Promise<void> {
+  private async writeLocked(offset: number, data: Buffer | Parts, opts: WriteOptions): Promise<void> {
     this.checkWritable();
+    const length = Buffer.isBuffer(data) ? data.length : partsLength(data);
     const touched: Array<[ChunkEntry, number]> = [];
-    for (const p of pieces(offset, data.length, this.info.chunkSize)) {
+    for (const p of pieces(offset, length, this.info.chunkSize)) {
       const e = await this.cache.forWrite(p.index, () => this.flushOldest(), this.options.spaceTimeoutMs);
       try {
         const wasDirty = e.dirty;
         e.prepareWrite();
-        data.copy(e.buf, p.inner, p.pos, p.pos + p.length);
+        copyFrom(data, p.pos, e.buf, p.inner, p.length);
         e.markValid(p.inner, p.length);
         e.gen++;
         e.lastWrite = Date.now();
@@ -443,7 +454,7 @@ export class ChunkVolume implements Volume {
         e.pins--;
       }
     }
-    this.stats.bytesWritten += data.length;
+    this.stats.bytesWritten += length;
     if (opts.fua || this.mode === 'write-through') {
       await Promise.all(touched.map(([e, gen]) => this.flushEntry(e, gen, 'foreground')));
     }

@@ -1,3 +1,5 @@
+import type { Parts } from '../util/parts';
+
 /** What a volume is: fixed when it is created and kept in its `volume.json`. */
 export interface VolumeInfo {
   readonly name: string;
@@ -32,13 +34,24 @@ export type CacheMode = 'write-back' | 'write-through';
  * checked by the caller. Every method is safe under concurrency: overlapping operations are
  * ordered, non-overlapping ones run in parallel.
  */
+export interface ReadView {
+  readonly data: Buffer;
+  release(): void;
+}
+
 export interface Volume {
   readonly info: VolumeInfo;
   readonly readOnly: boolean;
   readonly cacheMode: CacheMode;
   /** The bytes of a range. The buffer may share memory with the cache: never modify it. */
   read(offset: number, length: number): Promise<Buffer>;
-  write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void>;
+  /**
+   * Like `read`, for a caller that says when it is done with the bytes (a READ, once its
+   * Data-In left): until `release`, a write to the chunk copies it; after, it writes in place.
+   */
+  readView(offset: number, length: number): Promise<ReadView>;
+  /** `data` as one buffer or as the buffers it arrived in (copied once, into the cache). */
+  write(offset: number, data: Buffer | Parts, opts?: WriteOptions): Promise<void>;
   /**
    * Read-modify-write of a range as one atomic step: `fn` sees the current bytes and returns
    * the bytes to write (same length) or null to write nothing. No other write to the range

@@ -64,7 +64,10 @@ export class ScsiFixture {
       dataOutBufferSize: opts.edtl ?? opts.dataOut?.length ?? 1 << 30,
     });
     const data = opts.dataOut ?? Buffer.alloc(task.dataOutLength);
-    const out = await task.execute(data.subarray(0, task.dataOutLength));
+    // Delivered in two pieces, as a transport may (immediate data, then Data-Out).
+    const d = data.subarray(0, task.dataOutLength);
+    const cut = Math.floor(d.length / 3);
+    const out = await task.execute(d.length > 1 ? [d.subarray(0, cut), d.subarray(cut)] : [d]);
     if (!out) throw new Error('task was aborted');
     return { ...out, dataOutLength: task.dataOutLength, transferLength: task.transferLength };
   }

@@ -351,4 +351,27 @@ describe('ChunkVolume', () => {
     assert.ok(v.stats.readAheadChunks >= 1);
     await v.close();
   });
+
+  it('a read view keeps its bytes while a write lands on the chunk, and a released one lets the next write skip the copy', async () => {
+    const store = new SpyStore();
+    const v = volume(store, { flushDelayMs: 60_000 }); // no upload in between (it would copy too)
+    const old = Buffer.alloc(4096, 0x11);
+    await v.write(2 * MiB, old);
+    const view = await v.readView(2 * MiB, 4096);
+    assert.ok(view.data.equals(old));
+    // Not released yet (the Data-In is still queued): the write must not touch these bytes.
+    await v.write(2 * MiB, Buffer.alloc(4096, 0x22));
+    assert.ok(view.data.equals(old), 'the view still holds what was read');
+    const now = await v.readView(2 * MiB, 4096);
+    assert.ok(now.data.equals(Buffer.alloc(4096, 0x22)));
+    now.release();
+    view.release();
+    view.release(); // twice is harmless
+    // Released: the next write goes into the same memory a fresh view sees.
+    const second = await v.readView(2 * MiB, 4096);
+    second.release();
+    await v.write(2 * MiB, Buffer.alloc(4096, 0x33));
+    assert.ok(second.data.equals(Buffer.alloc(4096, 0x33)), 'written in place, no copy');
+    await v.close();
+  });
 });

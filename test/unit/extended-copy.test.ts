@@ -54,7 +54,7 @@ class Fixture {
       attribute: TaskAttribute.Simple,
       dataOutBufferSize: dataOut.length,
     });
-    const out = await task.execute(dataOut.subarray(0, task.dataOutLength));
+    const out = await task.execute([dataOut.subarray(0, task.dataOutLength)]);
     assert.ok(out, 'not aborted');
     return out;
   }

@@ -164,7 +164,7 @@ describe('reservations', () => {
     });
     const p = prOut(5, 3, 0xbbn, 0xaan);
     assert.equal((await fx.run(B, p.cdb, { dataOut: p.dataOut })).status, 0);
-    assert.equal(await victim.execute(Buffer.alloc(512, 9)), null, 'aborted: no response, nothing written');
+    assert.equal(await victim.execute([Buffer.alloc(512, 9)]), null, 'aborted: no response, nothing written');
     assert.equal(((await fx.run(B, cdb10(0x28, 0, 1))).data as Buffer)[0], 0);
     assert.equal(fx.lu.reservations.reservation?.holder, B.id);
     assert.equal(sense(await fx.run(A, TUR)), '6/2a/05', 'REGISTRATIONS PREEMPTED');

@@ -160,6 +160,7 @@ function execute(conn: Connection, session: Session, task: IscsiTask, failure?: 
       if (session.tasks.get(task.itt) === task) session.tasks.delete(task.itt);
       releaseBudget(conn, session, task);
       if (outcome && !task.aborted && !session.closed) respond(conn, session, task, outcome);
+      else outcome?.release?.();
       task.finish();
     })
     .catch((e: unknown) => {
@@ -226,9 +227,12 @@ function respond(conn: Connection, session: Session, task: IscsiTask, outcome: O
           ...(last && collapse ? { status: { status: outcome.status, statSN: conn.nextStatSN(), residual } } : {}),
           data: (data as Buffer).subarray(off, off + len),
         }),
+        // Writes to the socket complete in order: the last Data-In done means all are.
+        last ? outcome.release : undefined,
       );
       off += len;
     }
+    if (toSend === 0) outcome.release?.();
     if (!collapse) {
       conn.send(
         encodeScsiResponse({

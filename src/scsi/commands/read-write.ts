@@ -1,6 +1,8 @@
+import { takeParts } from '../../util/parts';
 import { unreachable } from '../../util/unreachable';
 import { type Command, defineCommand } from '../command';
 import type { LogicalUnit } from '../logical-unit';
+import { ScsiStatus } from '../status';
 import { type CdbSize, decodeRw, shrinkWrite } from './rw-decode';
 
 /**
@@ -33,7 +35,8 @@ function read(name: string, opcode: number, size: CdbSize): Command<LogicalUnit>
     decode: (cdb, lu) => decodeRw(cdb, size, lu, 'in'),
     async execute({ lu }, r) {
       if (r.length === 0) return Buffer.alloc(0);
-      return lu.volume.read(r.offset, r.length);
+      const view = await lu.volume.readView(r.offset, r.length);
+      return { status: ScsiStatus.Good, data: view.data, release: view.release };
     },
   });
 }
@@ -49,9 +52,9 @@ function write(name: string, opcode: number, size: CdbSize): Command<LogicalUnit
     decode: (cdb, lu) => decodeRw(cdb, size, lu, 'out'),
     // Write only the whole blocks the initiator offered; the residual reports the rest.
     shrink: (r, bytes, lu) => shrinkWrite(r, bytes, lu.blockSize),
-    async execute({ lu, dataOut }, r) {
+    async execute({ lu, dataParts }, r) {
       if (r.length === 0) return undefined;
-      await lu.volume.write(r.offset, dataOut.subarray(0, r.length), { fua: r.fua });
+      await lu.volume.write(r.offset, takeParts(dataParts, r.length), { fua: r.fua });
       return undefined;
     },
   });
