@@ -86,7 +86,8 @@ export class ChunkVolume implements Volume {
   private readonly mutated = new Map<number, number>();
   private mutationSeq = 0;
   private fetchesInFlight = 0;
-  private readonly prefetching = new Map<number, Promise<void>>();
+  /** Whole-chunk GETs in flight (reads and read-ahead): a second reader joins, never repeats it. */
+  private readonly wholeFetches = new Map<number, Promise<{ body: Buffer; current: boolean } | null>>();
   private sequentialEnd = -1;
   private sequentialStreak = 0;
   private flusherTimer: NodeJS.Timeout | undefined;
@@ -253,12 +254,15 @@ export class ChunkVolume implements Volume {
       return { data: e.buf.subarray(p.inner, p.inner + p.length), release };
     }
     const cs = this.info.chunkSize;
-    if (!e && !this.alloc.isHole(p.index) && !this.prefetching.has(p.index) && p.length >= cs / 2) {
+    if (!e && !this.alloc.isHole(p.index) && p.length >= cs / 2) {
       this.stats.cacheMisses++;
-      const got = await this.fetchChunk(p.index, { offset: 0, length: cs }, 'foreground');
+      const got = await this.fetchWhole(p.index, 'foreground');
       if (!got) return { data: Buffer.alloc(p.length), release: NO_RELEASE };
-      const inserted = got.current && got.body.length === cs ? this.cache.insertClean(p.index, got.body) : undefined;
-      const release = inserted ? inserted.lend() : NO_RELEASE;
+      if (got.current && got.body.length === cs) this.cache.insertClean(p.index, got.body);
+      // Whoever inserted it (this reader or another that shared the GET), a body that is the
+      // cache's buffer now is lent like any cached chunk; one that is not stays private.
+      const cached = this.cache.get(p.index);
+      const release = cached?.buf === got.body ? cached.lend() : NO_RELEASE;
       return { data: got.body.subarray(p.inner, p.inner + p.length), release };
     }
     const out = Buffer.allocUnsafe(p.length);
@@ -294,7 +298,7 @@ export class ChunkVolume implements Volume {
   }
 
   private async readPieceSlow(p: Piece, out: Buffer): Promise<void> {
-    const pending = this.prefetching.get(p.index);
+    const pending = this.wholeFetches.get(p.index);
     if (pending) {
       await pending.catch(() => undefined);
       const again = this.readPiece(p, out);
@@ -322,7 +326,7 @@ export class ChunkVolume implements Volume {
     const cs = this.info.chunkSize;
     const whole = p.length >= cs / 2;
     const range = whole ? { offset: 0, length: cs } : segmentAligned(p.inner, p.length, cs);
-    const got = await this.fetchChunk(p.index, range, 'foreground');
+    const got = whole ? await this.fetchWhole(p.index, 'foreground') : await this.fetchChunk(p.index, range, 'foreground');
     if (!got) {
       out.fill(0, p.pos, p.pos + p.length);
       return;
@@ -400,18 +404,32 @@ export class ChunkVolume implements Volume {
 
   private prefetchChunks(from: number, to: number): void {
     for (let i = from; i < to; i++) {
-      if (this.cache.get(i) || this.prefetching.has(i) || !this.alloc.mayExist(i)) continue;
+      if (this.cache.get(i) || this.wholeFetches.has(i) || !this.alloc.mayExist(i)) continue;
       // Read-ahead evicts clean chunks (LRU), never waits for dirty ones to flush.
       if (this.cache.dirtyEntries >= this.cache.capacity - 1) return;
-      const p = this.fetchChunk(i, { offset: 0, length: this.info.chunkSize }, 'background')
+      this.fetchWhole(i, 'background')
         .then((got) => {
           if (got?.current && got.body.length === this.info.chunkSize) this.cache.insertClean(i, got.body);
           this.stats.readAheadChunks++;
         })
-        .catch(() => undefined)
-        .finally(() => this.prefetching.delete(i));
-      this.prefetching.set(i, p);
+        .catch(() => undefined);
     }
+  }
+
+  /**
+   * One GET of a whole chunk, shared by everyone who wants it meanwhile (a reader that arrives
+   * while read-ahead fetches its chunk waits for that request instead of sending another).
+   */
+  private fetchWhole(index: number, lane: Lane): Promise<{ body: Buffer; current: boolean } | null> {
+    let f = this.wholeFetches.get(index);
+    if (!f) {
+      const started = this.fetchChunk(index, { offset: 0, length: this.info.chunkSize }, lane);
+      f = started.finally(() => {
+        if (this.wholeFetches.get(index) === f) this.wholeFetches.delete(index);
+      });
+      this.wholeFetches.set(index, f);
+    }
+    return f;
   }
 
   async prefetch(range: ByteRange): Promise<void> {

@@ -25,8 +25,11 @@ class SpyStore extends MemoryObjectStore {
   puts = 0;
   deletes = 0;
   gate: Promise<void> | undefined;
+  /** Latency of every GET, so requests overlap as they do against S3. */
+  getDelayMs = 0;
   override async get(key: string, range?: { offset: number; length: number }): Promise<GetResult | null> {
     this.gets++;
+    if (this.getDelayMs > 0) await new Promise((r) => setTimeout(r, this.getDelayMs));
     return super.get(key, range);
   }
   override async put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }> {
@@ -373,5 +376,23 @@ describe('ChunkVolume', () => {
     await v.write(2 * MiB, Buffer.alloc(4096, 0x33));
     assert.ok(second.data.equals(Buffer.alloc(4096, 0x33)), 'written in place, no copy');
     await v.close();
+  });
+
+  it('a reader and read-ahead that want the same chunk share one GET', async () => {
+    const store = new SpyStore();
+    const v = volume(store, { readAheadChunks: 4 });
+    await v.write(0, randomBytes(16 * MiB));
+    await v.close();
+    const cold = volume(store, { readAheadChunks: 4 });
+    await cold.allocationMap();
+    const before = store.gets;
+    store.getDelayMs = 5;
+    // Sixteen 1 MiB reads in flight at once, in order (an initiator at QD16): read-ahead starts
+    // after the first ones complete, for chunks whose reads are already on their way.
+    const reads = Array.from({ length: 16 }, (_, i) => cold.read(i * MiB, MiB));
+    await Promise.all(reads);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(store.gets - before, 16, 'one GET per chunk');
+    await cold.close();
   });
 });
