@@ -1,3 +1,4 @@
+import { read16, write16 } from '../../test/lib/cdb';
 import { TestInitiator } from '../../test/lib/initiator';
 
 /**
@@ -60,15 +61,6 @@ export class Pipeline {
   }
 }
 
-/** READ(16) or WRITE(16) of `blocks` 512-byte blocks at `lba`. */
-function rw16(op: 0x88 | 0x8a, lba: bigint, blocks: number): Buffer {
-  const c = Buffer.alloc(16);
-  c[0] = op;
-  c.writeBigUInt64BE(lba, 2);
-  c.writeUInt32BE(blocks, 10);
-  return c;
-}
-
 export const SYNCHRONIZE_CACHE_16 = Buffer.from([0x91, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
 
 /**
@@ -94,7 +86,7 @@ export async function randomIo(
     while (issued < opts.count) {
       issued++;
       const lba = BigInt((rand() % slots) * 8);
-      const st = opts.kind === 'write' ? await p.run(rw16(0x8a, lba, 8), { write: data }) : await p.run(rw16(0x88, lba, 8), { read: 4096 });
+      const st = opts.kind === 'write' ? await p.run(write16(lba, 8), { write: data }) : await p.run(read16(lba, 8), { read: 4096 });
       if (st !== 0) throw new Error(`${opts.kind} failed with status ${st}`);
     }
   };

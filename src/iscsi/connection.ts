@@ -387,9 +387,8 @@ export class Connection implements SessionConnection {
     }
     // Small PDUs go as one buffer (one stream write instead of up to five); large data
     // segments are not copied.
-    const done = onSent ? (): void => onSent() : undefined;
-    if (bytes <= SMALL_PDU) s.write(parts.length === 1 ? parts[0] : Buffer.concat(parts), done);
-    else for (let i = 0; i < parts.length; i++) s.write(parts[i], i === parts.length - 1 ? done : undefined);
+    if (bytes <= SMALL_PDU) s.write(parts.length === 1 ? parts[0] : Buffer.concat(parts), onSent);
+    else for (let i = 0; i < parts.length; i++) s.write(parts[i], i === parts.length - 1 ? onSent : undefined);
   }
 
   /**

@@ -57,6 +57,9 @@ function* pieces(offset: number, length: number, chunkSize: number): Generator<P
   }
 }
 
+/** A read that holds nothing in the cache. */
+const NO_RELEASE = (): void => undefined;
+
 /**
  * A LUN cut into 1 MiB chunks, each one object of an ObjectStore (S3 or a directory). It
  * implements the Volume contract with:
@@ -69,9 +72,6 @@ function* pieces(offset: number, length: number, chunkSize: number): Generator<P
  *   per 64 KiB segment checked on every read;
  * - an allocation map so holes cost no request, and read-ahead for sequential readers.
  */
-/** A read that holds nothing in the cache. */
-const NO_RELEASE = (): void => undefined;
-
 export class ChunkVolume implements Volume {
   readonly stats = new VolumeStats();
   private readonly locks = new RangeLock();
@@ -441,7 +441,7 @@ export class ChunkVolume implements Volume {
   // ---------------------------------------------------------------- writes
 
   async write(offset: number, data: Buffer | Parts, opts: WriteOptions = {}): Promise<void> {
-    const length = Buffer.isBuffer(data) ? data.length : partsLength(data);
+    const length = partsLength(data);
     this.checkRange(offset, length);
     this.checkWritable();
     const release = await this.locks.acquire(offset, length, 'exclusive');
@@ -454,7 +454,7 @@ export class ChunkVolume implements Volume {
 
   private async writeLocked(offset: number, data: Buffer | Parts, opts: WriteOptions): Promise<void> {
     this.checkWritable();
-    const length = Buffer.isBuffer(data) ? data.length : partsLength(data);
+    const length = partsLength(data);
     const touched: Array<[ChunkEntry, number]> = [];
     for (const p of pieces(offset, length, this.info.chunkSize)) {
       const e = await this.cache.forWrite(p.index, () => this.flushOldest(), this.options.spaceTimeoutMs);

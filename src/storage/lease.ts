@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../util/log';
 import { isStorageError } from './errors';
-import type { ObjectStore } from './object-store';
+import type { GetResult, ObjectStore } from './object-store';
 
 export interface LeaseTiming {
   /** A lease nobody renewed for this long (as a newcomer observes it) may be taken over. */
@@ -98,11 +98,11 @@ export class Lease {
         return Lease.start(store, key, record, etag, timing, events);
       } catch (e) {
         if (!isStorageError(e, 'precondition')) throw e;
-        const mine = await landed(store, key, record.holder, 0);
-        if (mine) return Lease.start(store, key, record, mine, timing, events);
       }
       const seen = await store.get(key);
       if (!seen) continue; // released meanwhile: try to create it again
+      // Our own create, whose answer was lost and which the retry repeated (see `landed`).
+      if (isOurs(seen, record.holder, 0)) return Lease.start(store, key, record, seen.meta.etag, timing, events);
       const current = parse(seen.body);
       log.info('LUN lease is held; watching it before any takeover', { key, held: describe(current), waitMs: timing.ttlMs + timing.marginMs });
       const deadline = Date.now() + timing.ttlMs + timing.marginMs;
@@ -237,8 +237,12 @@ export async function readLease(store: ObjectStore, key: string): Promise<LeaseR
  */
 async function landed(store: ObjectStore, key: string, holder: string, generation: number): Promise<string | null> {
   const cur = await store.get(key);
-  const rec = cur ? parse(cur.body) : undefined;
-  return cur && rec?.holder === holder && rec.generation === generation ? cur.meta.etag : null;
+  return cur && isOurs(cur, holder, generation) ? cur.meta.etag : null;
+}
+
+function isOurs(obj: GetResult, holder: string, generation: number): boolean {
+  const rec = parse(obj.body);
+  return rec?.holder === holder && rec.generation === generation;
 }
 
 function parse(body: Buffer): LeaseRecord | undefined {

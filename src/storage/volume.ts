@@ -28,17 +28,18 @@ export interface AllocationExtent extends ByteRange {
 /** Write cache behaviour, reported by the Caching mode page's WCE bit (SBC-4 §6.5.5). */
 export type CacheMode = 'write-back' | 'write-through';
 
+/** Bytes read from a volume, and how the reader says it is done with them (`Volume.readView`). */
+export interface ReadView {
+  readonly data: Buffer;
+  release(): void;
+}
+
 /**
  * The backend contract the SCSI command set uses (LIO's execute_rw / sync_cache / write_same /
  * unmap). Offsets and lengths are bytes, aligned to the logical block size and already range
  * checked by the caller. Every method is safe under concurrency: overlapping operations are
  * ordered, non-overlapping ones run in parallel.
  */
-export interface ReadView {
-  readonly data: Buffer;
-  release(): void;
-}
-
 export interface Volume {
   readonly info: VolumeInfo;
   readonly readOnly: boolean;

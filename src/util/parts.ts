@@ -4,9 +4,11 @@
  */
 export type Parts = readonly Buffer[];
 
-export function partsLength(parts: Parts): number {
+/** Bytes in a buffer or in parts. */
+export function partsLength(data: Buffer | Parts): number {
+  if (Buffer.isBuffer(data)) return data.length;
   let n = 0;
-  for (const p of parts) n += p.length;
+  for (const p of data) n += p.length;
   return n;
 }
 

@@ -5,6 +5,7 @@ import { encodeScsiCommand, type TargetPdu } from '../../src/iscsi/pdu';
 import { formatCampaign, fuzzCampaign, healthCheck } from '../fuzz/campaign';
 import { peakRssMiB } from '../harness/rss';
 import { TargetProcess, TEST_IQN } from '../harness/target';
+import { read10, TUR, write10 } from '../lib/cdb';
 import { TestInitiator } from '../lib/initiator';
 
 /**
@@ -16,24 +17,6 @@ import { TestInitiator } from '../lib/initiator';
 const FUZZ_INPUTS = Number(process.env.FUZZ_INPUTS ?? 150_000);
 const FUZZ_SECONDS = Number(process.env.FUZZ_SECONDS ?? 90);
 const FUZZ_SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Date.now() / 1000) % 1_000_000);
-
-const TUR = Buffer.from([0, 0, 0, 0, 0, 0]);
-
-function write10(lba: number, blocks: number): Buffer {
-  const c = Buffer.alloc(16);
-  c[0] = 0x2a;
-  c.writeUInt32BE(lba, 2);
-  c.writeUInt16BE(blocks, 7);
-  return c;
-}
-
-function read10(lba: number, blocks: number): Buffer {
-  const c = Buffer.alloc(16);
-  c[0] = 0x28;
-  c.writeUInt32BE(lba, 2);
-  c.writeUInt16BE(blocks, 7);
-  return c;
-}
 
 describe('fuzzing (issue 6 acceptance)', () => {
   const target = new TargetProcess({

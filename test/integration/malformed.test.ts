@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { TargetProcess, TEST_IQN } from '../harness/target';
+import { TUR } from '../lib/cdb';
 import { TestInitiator } from '../lib/initiator';
-
-const TUR = Buffer.from([0x00, 0, 0, 0, 0, 0]);
 
 /** A normal-session login that has consumed the POWER ON unit attention. */
 async function loggedIn(port: number): Promise<TestInitiator> {

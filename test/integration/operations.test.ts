@@ -8,12 +8,11 @@ import { run } from '../harness/exec';
 import { Rgw } from '../harness/rgw';
 import { s3Target } from '../harness/s3-target';
 import { TargetProcess, TEST_IQN } from '../harness/target';
+import { TUR } from '../lib/cdb';
 import { TestInitiator } from '../lib/initiator';
 
 const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
 const MiB = 1024 * 1024;
-const TUR = Buffer.from([0, 0, 0, 0, 0, 0]);
-
 function cdb10(op: number, lba: number, blocks: number): Buffer {
   const c = Buffer.alloc(10);
   c[0] = op;

@@ -3,25 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import { parseText, serializeText } from '../../src/iscsi/login/text-codec';
 import { encodeNopOut, encodeScsiCommand, encodeTaskMgmtRequest, encodeTextRequest, type TargetPdu } from '../../src/iscsi/pdu';
 import { TargetProcess, TEST_IQN } from '../harness/target';
+import { read10, TUR, write10 } from '../lib/cdb';
 import { TestInitiator } from '../lib/initiator';
-
-const TUR = Buffer.from([0x00, 0, 0, 0, 0, 0]);
-
-function write10(lba: number, blocks: number): Buffer {
-  const c = Buffer.alloc(10);
-  c[0] = 0x2a;
-  c.writeUInt32BE(lba, 2);
-  c.writeUInt16BE(blocks, 7);
-  return c;
-}
-
-function read10(lba: number, blocks: number): Buffer {
-  const c = Buffer.alloc(10);
-  c[0] = 0x28;
-  c.writeUInt32BE(lba, 2);
-  c.writeUInt16BE(blocks, 7);
-  return c;
-}
 
 async function session(port: number, keys: Array<[string, string]> = []): Promise<TestInitiator> {
   const c = await TestInitiator.connect(port);

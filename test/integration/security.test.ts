@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { chapResponse, decodeBinary } from '../../src/iscsi/login/chap';
 import { run } from '../harness/exec';
 import { TargetProcess, TEST_IQN } from '../harness/target';
+import { read10, TUR, write10 } from '../lib/cdb';
 import { TestInitiator } from '../lib/initiator';
 
 /**
@@ -17,24 +18,6 @@ const DISCO_USER = 'disco';
 const DISCO_SECRET = 'disco-secret-123';
 const ACL_IQN = 'iqn.2026-11.io.s3tgt:acl';
 const ALLOWED = 'iqn.2026-11.allowed:host1';
-
-const TUR = Buffer.from([0, 0, 0, 0, 0, 0]);
-
-function write10(lba: number, blocks: number): Buffer {
-  const c = Buffer.alloc(10);
-  c[0] = 0x2a;
-  c.writeUInt32BE(lba, 2);
-  c.writeUInt16BE(blocks, 7);
-  return c;
-}
-
-function read10(lba: number, blocks: number): Buffer {
-  const c = Buffer.alloc(10);
-  c[0] = 0x28;
-  c.writeUInt32BE(lba, 2);
-  c.writeUInt16BE(blocks, 7);
-  return c;
-}
 
 describe('security: CHAP, ACLs, digests (issue 6)', () => {
   const target = new TargetProcess({
