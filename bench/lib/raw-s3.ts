@@ -22,7 +22,6 @@ export async function rawPutGet(
     bucket: conn.bucket,
     pathStyle: true,
     maxSockets: opts.concurrency,
-    requestTimeoutMs: 30_000,
     contentMd5: opts.contentMd5,
     credentials: { accessKeyId: conn.accessKeyId, secretAccessKey: conn.secretAccessKey },
   });

@@ -14,49 +14,46 @@ export interface OpenLun {
 }
 
 /**
- * Opens a LUN for serving: its volume (created on first use) under its single-writer lease.
- * Lease events drive the volume: suspended/resumed writes, and fencing when it is lost.
+ * Opens a LUN for serving: its lease first, then its volume.json (read under the lease, so no
+ * offline resize can change it after we read; created on first use), then the volume, whose
+ * every store mutation passes the lease's gate. Anything that fails after the lease was taken
+ * releases it.
  */
 export async function openLun(store: ObjectStore, layout: LunLayout, lun: LunConfig, timing: LeaseTiming): Promise<OpenLun> {
-  const info = await volumeInfo(store, layout, lun);
+  const lease = await Lease.acquire(store, layout.leaseKey, 'serve', timing);
   let volume: ChunkVolume | undefined;
-  const lease = await Lease.acquire(
-    store,
-    layout.leaseKey,
-    'serve',
-    {
-      suspended: (reason) => volume?.suspend(reason),
-      resumed: () => volume?.resume(),
-      lost: (reason) => volume?.fence(reason),
-    },
-    timing,
-  );
-  volume = new ChunkVolume(store, layout, info, {
-    cacheBytes: lun.cacheBytes,
-    cacheMode: lun.cacheMode,
-    readOnly: lun.readOnly,
-    flushDelayMs: lun.flushDelayMs,
-    readAheadChunks: 8,
-    spaceTimeoutMs: 20_000,
-  });
-  // The store holds the LUN's size; a larger configured size grows it, a smaller one is
-  // ignored with a warning (LUNs never shrink: the data past the new end would be lost).
-  if (lun.sizeBytes > info.sizeBytes) {
-    try {
-      await volume.grow(lun.sizeBytes);
-    } catch (e) {
-      await volume.close().catch(() => undefined);
-      await lease.release();
-      throw e;
+  try {
+    const info = await volumeInfo(lease.gate.bind(store), layout, lun);
+    volume = new ChunkVolume(
+      store,
+      layout,
+      info,
+      {
+        cacheBytes: lun.cacheBytes,
+        cacheMode: lun.cacheMode,
+        readOnly: lun.readOnly,
+        flushDelayMs: lun.flushDelayMs,
+        readAheadChunks: 8,
+        spaceTimeoutMs: 20_000,
+      },
+      { gate: lease.gate },
+    );
+    // The store holds the LUN's size; a larger configured size grows it, a smaller one is
+    // ignored with a warning (LUNs never shrink: the data past the new end would be lost).
+    if (lun.sizeBytes > info.sizeBytes) await volume.grow(lun.sizeBytes);
+    else if (lun.sizeBytes < info.sizeBytes) {
+      log.warn('the configured size is smaller than the LUN; serving the LUN as it is (LUNs never shrink)', {
+        lun: layout.name,
+        configured: lun.sizeBytes,
+        size: info.sizeBytes,
+      });
     }
-  } else if (lun.sizeBytes < info.sizeBytes) {
-    log.warn('the configured size is smaller than the LUN; serving the LUN as it is (LUNs never shrink)', {
-      lun: layout.name,
-      configured: lun.sizeBytes,
-      size: info.sizeBytes,
-    });
+    return { volume, lease };
+  } catch (e) {
+    await volume?.close().catch(() => undefined);
+    await lease.release();
+    throw e;
   }
-  return { volume, lease };
 }
 
 /**

@@ -16,6 +16,20 @@ import { openLun } from './open-volume';
 import { describeReload, planReload, type ReloadPlan } from './reload';
 import { Backends } from './stores';
 
+/** Waits for `work` at most `ms`; a step that takes longer fails (and keeps running, unobserved). */
+async function bounded(what: string, ms: number, work: Promise<unknown> | undefined): Promise<void> {
+  if (!work) return;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  try {
+    await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** One LUN being served: where it is exported, its volume and its lease. */
 export interface ServedLun {
   readonly target: string;
@@ -37,6 +51,8 @@ export class Service {
   private readonly directory: MutableDirectory;
   private http: HttpEndpoint | undefined;
   private stopping: Promise<void> | undefined;
+  /** The LUNs are open and the portal serves them (/healthz says "starting" before). */
+  private started = false;
   portals: readonly PortalAddress[] = [];
   readonly server: IscsiServer;
 
@@ -67,22 +83,31 @@ export class Service {
     });
   }
 
+  /**
+   * Starts the service. Every listening address is bound first, so that one in use fails the
+   * start before any lease is taken (connections that arrive meanwhile wait unread); then the
+   * LUNs open, all at once (a stale lease makes us wait for its expiry). A start that fails
+   * after that releases every lease it took.
+   */
   static async start(config: Config): Promise<Service> {
     configureLogging(config.log.level, config.log.format);
     const backends = new Backends(config);
     await backends.open();
     const s = new Service(config, backends);
     try {
-      // Leases first, all at once: a stale one makes us wait for its expiry.
+      s.portals = await s.server.listen();
+      if (config.metrics.listen) await s.startHttp(config.metrics.listen);
       await s.openLuns(config.targets.flatMap((t) => t.luns.map((l) => ({ target: t.iqn, lun: l }))));
       for (const t of config.targets) s.addTarget(t);
     } catch (e) {
+      await s.http?.close();
+      await s.server.close();
       await s.closeLuns();
       await backends.close();
       throw e;
     }
-    s.portals = await s.server.listen();
-    if (config.metrics.listen) await s.startHttp(config.metrics.listen);
+    s.server.ready();
+    s.started = true;
     return s;
   }
 
@@ -108,7 +133,13 @@ export class Service {
           { vendor: DEFAULT_VENDOR, product: DEFAULT_PRODUCT, revision: PRODUCT_REVISION, uuid: volume.info.uuid },
           scsi,
         );
-        await lu.load();
+        try {
+          await lu.load();
+        } catch (e) {
+          await volume.close().catch(() => undefined);
+          await o.lease.release();
+          throw e;
+        }
         this.luns.set(lun.name, { target, lun: lun.lun, config: lun, lu, volume, lease: o.lease });
         log.info('LUN ready', { target, lun: lun.lun, name: lun.name, size: volume.info.sizeBytes, store: backend.store.description });
       }),
@@ -150,7 +181,9 @@ export class Service {
       backends: () => this.backends.all().map((b) => ({ kind: b.kind, stats: b.stats, pool: b.pool.stats() })),
     });
     http.route('GET', '/metrics', async () => ({ status: 200, type: registry.contentType, body: await registry.metrics() }));
-    http.route('GET', '/healthz', async () => ({ status: 200, type: 'text/plain', body: 'ok\n' }));
+    http.route('GET', '/healthz', async () =>
+      this.started ? { status: 200, type: 'text/plain', body: 'ok\n' } : { status: 503, type: 'text/plain', body: 'starting\n' },
+    );
     adminRoutes(http, this);
     await http.start();
     this.http = http;
@@ -195,10 +228,17 @@ export class Service {
     }
   }
 
-  /** Graceful stop: no new logins, ask initiators to log out, finish commands, flush, close. */
+  /**
+   * Graceful stop: no new logins, ask initiators to log out, finish commands, flush, close.
+   * Every step is bounded: a stalled S3 makes the flush fail (exit 1, the lease left to
+   * expire), never hang.
+   */
   stop(graceMs = 10_000): Promise<void> {
+    const s3 = this.config.s3;
+    // A flush of the whole cache is made of uploads each bounded by retryDeadline + requestTimeout.
+    const flushBoundMs = Math.max(30_000, 2 * ((s3?.retryDeadlineMs ?? 15_000) + (s3?.requestTimeoutMs ?? 10_000)));
     this.stopping ??= (async () => {
-      await this.http?.close();
+      await bounded('closing the HTTP endpoint', graceMs, this.http?.close());
       await this.server.drain(Math.ceil(graceMs / 1000));
       const quiet = await this.server.quiesce(graceMs);
       if (!quiet) log.warn('commands still running at shutdown; aborting them');
@@ -209,15 +249,15 @@ export class Service {
           // Writes are suspended while the lease is unrenewed (an S3 outage that just ended):
           // renew it first so the dirty chunks can still be written back.
           if (s.lease.state === 'suspended') await s.lease.regain(graceMs);
-          await s.volume.close();
+          await bounded(`flushing LUN ${name}`, flushBoundMs, s.volume.close());
           log.info('LUN flushed and closed', { name });
-          await s.lease.release();
+          await bounded(`releasing the lease of LUN ${name}`, graceMs, s.lease.release());
         } catch (e) {
           log.error('LUN could not be flushed at shutdown; its lease is kept until it expires', { name, error: (e as Error).message });
           failed ??= e;
         }
       }
-      await this.backends.close();
+      await bounded('closing the stores', graceMs, this.backends.close()).catch(() => undefined);
       if (failed) throw failed;
     })();
     return this.stopping;

@@ -1,13 +1,14 @@
 import type { Config, LunConfig } from '../config/config';
 import { FileObjectStore } from '../storage/file-store';
-import { InstrumentedStore } from '../storage/instrumented-store';
-import { IoPool } from '../storage/io-pool';
+import type { IoPool } from '../storage/io-pool';
 import { LunLayout } from '../storage/layout';
 import type { ObjectStore } from '../storage/object-store';
-import { PooledStore } from '../storage/pooled-store';
-import { DEFAULT_RETRY, RetryingStore } from '../storage/retrying-store';
+import { DEFAULT_RETRY, withRetry } from '../storage/retrying-store';
 import { S3ObjectStore } from '../storage/s3-store';
-import { StoreStats } from '../storage/store-stats';
+import { storeStack } from '../storage/stack';
+import type { StoreStats } from '../storage/store-stats';
+import { withTimeLimit } from '../storage/time-limited-store';
+import { systemClock } from '../util/clock';
 
 /** One configured backend with its decorators, pool and counters. */
 export interface Backend {
@@ -19,14 +20,11 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-/**
- * Stacks the decorators (SlateDB style): retries outside the pool (a backoff does not hold a
- * slot), the bounded pool with its lanes, then instrumentation right at the wire.
- */
-function stack(kind: 'file' | 's3', raw: ObjectStore, concurrency: number, deadlineMs: number, prefix: string): Backend {
-  const stats = new StoreStats();
-  const pool = new IoPool({ concurrency, flushShare: 0.6, backgroundShare: 0.2 });
-  const store = new RetryingStore(new PooledStore(new InstrumentedStore(raw, stats), pool), { ...DEFAULT_RETRY, deadlineMs }, stats);
+/** Local disk operations get the same bounds as S3 requests (a hung NFS mount, a dying disk). */
+const FILE_BOUNDS = { requestTimeoutMs: 10_000, retryDeadlineMs: DEFAULT_RETRY.deadlineMs };
+
+function backend(kind: 'file' | 's3', raw: ObjectStore, concurrency: number, bounds: typeof FILE_BOUNDS, prefix: string): Backend {
+  const { store, pool, stats } = storeStack(raw, { concurrency, ...bounds });
   return { kind, store, pool, stats, prefix, close: () => store.close() };
 }
 
@@ -37,8 +35,10 @@ export class Backends {
   constructor(private readonly config: Config) {}
 
   /**
-   * Opens the S3 backend if any LUN needs it and checks the bucket (fail fast, clear message).
-   * A reload passes the new configuration: a first S3 LUN opens the backend then.
+   * Opens the S3 backend if any LUN needs it and checks the bucket under the usual retry policy:
+   * a transient failure is retried, a missing bucket or a refused key fails at once, and an S3
+   * that stays unreachable fails after `s3.retryDeadline` with a message saying so. A reload
+   * passes the new configuration: a first S3 LUN opens the backend then.
    */
   async open(config: Config = this.config): Promise<void> {
     const c = config.s3;
@@ -48,12 +48,22 @@ export class Backends {
         region: c.region,
         bucket: c.bucket,
         pathStyle: c.pathStyle,
-        maxSockets: c.concurrency,
-        requestTimeoutMs: c.requestTimeoutMs,
+        // Above the pool's limit: the lease's control requests never wait for a socket behind data I/O.
+        maxSockets: c.concurrency + 16,
         contentMd5: c.contentMd5,
       });
-      await raw.checkBucket();
-      this.s3 = stack('s3', raw, c.concurrency, c.retryDeadlineMs, c.prefix);
+      const bounds = { requestTimeoutMs: c.requestTimeoutMs, retryDeadlineMs: c.retryDeadlineMs };
+      try {
+        await withRetry(
+          'bucket check',
+          () => withTimeLimit(systemClock, bounds.requestTimeoutMs, `bucket ${c.bucket}`, undefined, (signal) => raw.checkBucket({ signal })),
+          { ...DEFAULT_RETRY, deadlineMs: bounds.retryDeadlineMs },
+        );
+      } catch (e) {
+        await raw.close();
+        throw new Error(`S3 bucket "${c.bucket}" at ${c.endpoint ?? 'AWS'}: ${(e as Error).message}`, { cause: e });
+      }
+      this.s3 = backend('s3', raw, c.concurrency, bounds, c.prefix);
     }
   }
 
@@ -62,7 +72,7 @@ export class Backends {
       if (!this.s3) throw new Error('S3 backend not open');
       return { backend: this.s3, layout: new LunLayout(this.s3.prefix, lun.name) };
     }
-    this.file ??= stack('file', new FileObjectStore(this.config.dataDir), 32, DEFAULT_RETRY.deadlineMs, '');
+    this.file ??= backend('file', new FileObjectStore(this.config.dataDir), 32, FILE_BOUNDS, '');
     return { backend: this.file, layout: new LunLayout('', lun.name) };
   }
 

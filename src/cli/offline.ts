@@ -11,6 +11,7 @@ import { CliError } from './errors';
 /** What an offline command works with: the LUN's store and keys, under its lease. */
 export interface OfflineLun {
   readonly lun: LunConfig;
+  /** The LUN's store; every mutation made through it passes the lease's write gate. */
   readonly store: ObjectStore;
   readonly layout: LunLayout;
   /** volume.json, or null when the LUN was never created. */
@@ -37,30 +38,31 @@ export async function withLun<T>(config: Config, name: string, purpose: string, 
   try {
     const { backend, layout } = backends.for(lun);
     let volume: ChunkVolume | undefined;
-    const lease = await Lease.acquire(
-      backend.store,
-      layout.leaseKey,
-      purpose,
-      { suspended: (r) => volume?.suspend(r), resumed: () => volume?.resume(), lost: (r) => volume?.fence(r) },
-      config.lease,
-    );
-    const info = await readVolumeInfo(backend.store, layout);
+    const lease = await Lease.acquire(backend.store, layout.leaseKey, purpose, config.lease);
     let outcome: { ok: true; value: T } | { ok: false; error: unknown };
     try {
+      // Read under the lease: nobody changes it while we work.
+      const info = await readVolumeInfo(backend.store, layout);
       const value = await fn({
         lun,
-        store: backend.store,
+        store: lease.gate.bind(backend.store),
         layout,
         info,
         volume(i, opts) {
-          volume = new ChunkVolume(backend.store, layout, i, {
-            cacheBytes: opts?.cacheBytes ?? 64 << 20,
-            cacheMode: 'write-back',
-            readOnly: false,
-            flushDelayMs: 0,
-            readAheadChunks: 0,
-            spaceTimeoutMs: 60_000,
-          });
+          volume = new ChunkVolume(
+            backend.store,
+            layout,
+            i,
+            {
+              cacheBytes: opts?.cacheBytes ?? 64 << 20,
+              cacheMode: 'write-back',
+              readOnly: false,
+              flushDelayMs: 0,
+              readAheadChunks: 0,
+              spaceTimeoutMs: 60_000,
+            },
+            { gate: lease.gate },
+          );
           return volume;
         },
       });

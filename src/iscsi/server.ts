@@ -31,6 +31,11 @@ export class IscsiServer implements PortalContext {
   discoveryAuth: AuthPolicy;
   directory: TargetDirectory;
   private readonly servers: net.Server[] = [];
+  /**
+   * Connections accepted before `ready` (the portal listens before the LUNs are open, so that
+   * an address in use fails the start before any lease is taken): held unread, then served.
+   */
+  private held: Set<net.Socket> | undefined = new Set();
 
   constructor(private readonly config: IscsiServerOptions) {
     this.directory = config.directory;
@@ -42,11 +47,7 @@ export class IscsiServer implements PortalContext {
   async listen(): Promise<PortalAddress[]> {
     const bound: PortalAddress[] = [];
     for (const p of this.config.listen) {
-      const server = net.createServer((socket) => {
-        const c = new Connection(socket, this);
-        this.connections.add(c);
-        socket.once('close', () => this.connections.delete(c));
-      });
+      const server = net.createServer((socket) => this.accept(socket));
       server.maxConnections = 1024;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -61,6 +62,28 @@ export class IscsiServer implements PortalContext {
       log.info('portal listening', { address: `${p.host}:${addr.port}` });
     }
     return bound;
+  }
+
+  /** The targets are in the directory: serve the connections held since `listen`, and all later ones. */
+  ready(): void {
+    const held = this.held;
+    this.held = undefined;
+    for (const s of held ?? []) if (!s.destroyed) this.accept(s);
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.held) {
+      // Not read yet: the initiator's login waits (its own timeout retries it), no status is sent.
+      socket.pause();
+      this.held.add(socket);
+      socket.once('close', () => this.held?.delete(socket));
+      socket.on('error', () => socket.destroy());
+      return;
+    }
+    const c = new Connection(socket, this);
+    this.connections.add(c);
+    socket.once('close', () => this.connections.delete(c));
+    socket.resume();
   }
 
   /**
@@ -109,6 +132,7 @@ export class IscsiServer implements PortalContext {
 
   /** Closes every session and connection. */
   closeAll(reason: string): void {
+    for (const s of this.held ?? []) s.destroy();
     for (const s of this.sessions.all()) endSession(s, this, reason);
     for (const c of [...this.connections]) c.close(reason);
   }

@@ -1,15 +1,18 @@
+import { type Clock, systemClock } from '../util/clock';
 import { log } from '../util/log';
-import { copyFrom, type Parts, partsLength } from '../util/parts';
-import { AllocationMap } from './alloc-map';
-import { ChunkCache, type ChunkEntry, SECTOR } from './chunk-cache';
+import { type Parts, partsLength } from '../util/parts';
+import { type ChunkEntry, SECTOR } from './chunk-entry';
+import { ChunkMap } from './chunk-map';
 import { isStorageError, StorageError } from './errors';
-import { CRC_META_KEY, segmentAligned, segmentCrcs, verifySegments } from './integrity';
+import { segmentAligned } from './integrity';
 import type { LunLayout } from './layout';
-import { type Lane, listAll, type ObjectStore } from './object-store';
+import { listAll, type ObjectStore } from './object-store';
 import { RangeLock } from './range-lock';
 import type { AllocationExtent, ByteRange, CacheMode, ReadView, Volume, VolumeInfo, WriteOptions } from './volume';
 import { checkSize, writeVolumeSize } from './volume-meta';
 import { VolumeStats } from './volume-stats';
+import { WriteGate } from './write-gate';
+import { Writeback } from './writeback';
 
 export interface ChunkVolumeOptions {
   /** Cache size in bytes (dirty plus clean chunks). */
@@ -20,10 +23,7 @@ export interface ChunkVolumeOptions {
   readonly flushDelayMs: number;
   /** Chunks fetched ahead of a sequential reader. */
   readonly readAheadChunks: number;
-  /**
-   * How long a writer waits for cache space before failing with a retryable error; below the
-   * initiators' command timeouts (Linux 30 s).
-   */
+  /** How long a writer waits for cache space before failing retryably (below initiator timeouts). */
   readonly spaceTimeoutMs: number;
 }
 
@@ -36,6 +36,12 @@ export const DEFAULT_VOLUME_OPTIONS: ChunkVolumeOptions = {
   spaceTimeoutMs: 20_000,
 };
 
+/** Where the volume's time and write permission come from (a lease's gate when served). */
+export interface VolumeEnv {
+  readonly clock?: Clock;
+  readonly gate?: WriteGate;
+}
+
 interface Piece {
   readonly index: number;
   /** Offset inside the chunk. */
@@ -46,11 +52,9 @@ interface Piece {
 }
 
 function* pieces(offset: number, length: number, chunkSize: number): Generator<Piece> {
-  let pos = 0;
-  while (pos < length) {
-    const abs = offset + pos;
-    const index = Math.floor(abs / chunkSize);
-    const inner = abs - index * chunkSize;
+  for (let pos = 0; pos < length; ) {
+    const index = Math.floor((offset + pos) / chunkSize);
+    const inner = offset + pos - index * chunkSize;
     const len = Math.min(chunkSize - inner, length - pos);
     yield { index, inner, length: len, pos };
     pos += len;
@@ -59,143 +63,66 @@ function* pieces(offset: number, length: number, chunkSize: number): Generator<P
 
 /** A read that holds nothing in the cache. */
 const NO_RELEASE = (): void => undefined;
+const noop = (): void => undefined;
+export type ScrubResult = 'mapped' | 'zero' | 'corrupt' | 'busy' | 'hole';
 
 /**
- * A LUN cut into 1 MiB chunks, each one object of an ObjectStore (S3 or a directory). It
- * implements the Volume contract with:
- * - byte-range locks (overlapping commands in order, the rest in parallel);
- * - a write-back cache of chunks with per-sector validity, so a write never needs a GET and
- *   the stored base is fetched at most once, only for sectors nobody wrote;
- * - a background flusher, back-pressure when the cache is full of dirty chunks, and honest
- *   durability: FUA, SYNCHRONIZE CACHE and write-through return only once S3 has the data;
- * - per-chunk ordering of PUT/DELETE, zero detection (an all-zero chunk is deleted), CRC32C
- *   per 64 KiB segment checked on every read;
- * - an allocation map so holes cost no request, and read-ahead for sequential readers.
+ * A LUN cut into 1 MiB chunks, each one object of an ObjectStore: the Volume the SCSI layer
+ * uses. It composes byte-range locks (overlapping commands in submission order, the rest in
+ * parallel), the Writeback (cache, flusher, durability) and the ChunkMap (objects, their
+ * states and order), and adds reads without copies, read-ahead, and the composite writes:
+ * COMPARE AND WRITE, WRITE SAME, discard. Every store mutation passes the gate.
  */
 export class ChunkVolume implements Volume {
   readonly stats = new VolumeStats();
+  readonly gate: WriteGate;
   private readonly locks = new RangeLock();
-  private readonly cache: ChunkCache;
-  private readonly alloc: AllocationMap;
-  private chunkCount: number;
+  private readonly map: ChunkMap;
+  private readonly wb: Writeback;
+  private readonly gated: ObjectStore;
+  private readonly zero: Buffer;
   private infoValue: VolumeInfo;
-  private readonly zeroChunk: Buffer;
-  /** Per-chunk chain of store mutations, so a PUT and a later DELETE land in order. */
-  private readonly ops = new Map<number, Promise<unknown>>();
-  /** Store mutation sequence per chunk, to know whether a fetched copy is still current. */
-  private readonly mutated = new Map<number, number>();
-  private mutationSeq = 0;
-  private fetchesInFlight = 0;
-  /** Whole-chunk GETs in flight (reads and read-ahead): a second reader joins, never repeats it. */
-  private readonly wholeFetches = new Map<number, Promise<{ body: Buffer; current: boolean } | null>>();
+  private mode: CacheMode;
   private sequentialEnd = -1;
   private sequentialStreak = 0;
-  private flusherTimer: NodeJS.Timeout | undefined;
-  private backgroundFlushes = 0;
-  private fencedError: StorageError | undefined;
-  private suspendedError: StorageError | undefined;
-  /** Signal carried by every store mutation: aborted when writes must stop (lease). */
-  private writeGate = new AbortController();
+  private resizing: Promise<unknown> = Promise.resolve();
   private closed = false;
-  private mode: CacheMode;
 
   constructor(
     private readonly store: ObjectStore,
     readonly layout: LunLayout,
     info: VolumeInfo,
     private readonly options: ChunkVolumeOptions = DEFAULT_VOLUME_OPTIONS,
+    env: VolumeEnv = {},
   ) {
+    const clock = env.clock ?? systemClock;
+    this.gate = env.gate ?? WriteGate.unleased(clock, layout.name);
+    this.gated = this.gate.bind(store);
     this.infoValue = info;
-    this.chunkCount = Math.ceil(info.sizeBytes / info.chunkSize);
-    this.cache = new ChunkCache(info.chunkSize, Math.max(4, Math.floor(options.cacheBytes / info.chunkSize)));
-    this.alloc = new AllocationMap(this.chunkCount);
-    this.zeroChunk = Buffer.alloc(info.chunkSize);
     this.mode = options.cacheMode;
-    this.flusherTimer = setInterval(() => this.flushTick(), 50);
-    this.flusherTimer.unref();
+    this.zero = Buffer.alloc(info.chunkSize);
+    this.map = new ChunkMap(store, layout, Math.ceil(info.sizeBytes / info.chunkSize), info.chunkSize, this.gate, this.stats);
+    const capacity = Math.max(4, Math.floor(options.cacheBytes / info.chunkSize));
+    this.wb = new Writeback(this.map, info.chunkSize, { capacity, ...options }, clock, this.gate, this.stats);
+    this.map.onWholeFetched = (i, f) => void this.wb.adopt(i, f);
     // Opening never waits for the listing (ESXi's login timeout is 5 s).
-    this.alloc.load(store, layout).catch(() => undefined);
+    this.map.load().catch(noop);
   }
 
   get info(): VolumeInfo {
     return this.infoValue;
   }
-
   get readOnly(): boolean {
     return this.options.readOnly;
   }
-
-  /**
-   * Grows the LUN (s3tgt lun resize, or a larger size in the configuration). Chunk objects
-   * past the old end (left by an older, larger life of the name) are deleted first, so the
-   * new space reads as zeros; then volume.json records the size; then I/O may use it. The
-   * caller tells the initiators (CAPACITY DATA HAS CHANGED, SBC-4 §4.10).
-   */
-  async grow(sizeBytes: number): Promise<VolumeInfo> {
-    this.checkWritable();
-    const old = this.infoValue;
-    if (sizeBytes <= old.sizeBytes)
-      throw new StorageError('invalid', `${this.layout.name}: new size ${sizeBytes} is not larger than ${old.sizeBytes}`);
-    checkSize(sizeBytes);
-    const stale: string[] = [];
-    for await (const e of listAll(this.store, this.layout.chunksPrefix, { lane: 'background' })) {
-      const i = this.layout.chunkIndexOf(e.key);
-      if (i === undefined || i >= this.chunkCount) stale.push(e.key);
-    }
-    for (const key of stale) await this.store.delete(key, { signal: this.writeGate.signal });
-    const next = await writeVolumeSize(this.store, this.layout, old, sizeBytes);
-    this.alloc.grow(Math.ceil(sizeBytes / next.chunkSize));
-    this.chunkCount = Math.ceil(sizeBytes / next.chunkSize);
-    this.infoValue = next;
-    log.info('LUN grown', { lun: this.layout.name, from: old.sizeBytes, to: sizeBytes, staleDeleted: stale.length });
-    return next;
-  }
-
   get cacheMode(): CacheMode {
     return this.mode;
   }
-
   get dirtyBytes(): number {
-    return this.cache.dirtyBytes;
+    return this.wb.dirtyEntries * this.info.chunkSize;
   }
-
   get cachedBytes(): number {
-    return this.cache.size * this.info.chunkSize;
-  }
-
-  /**
-   * The single-writer lease is gone (fencing): no store write ever again, requests in flight
-   * are aborted, and reads fail too (another writer may be changing the chunks).
-   */
-  fence(reason: string): void {
-    if (!this.fencedError) {
-      this.fencedError = new StorageError('fenced', reason);
-      this.writeGate.abort(reason);
-      log.error('volume fenced: no more writes', { lun: this.layout.name, reason });
-    }
-  }
-
-  /**
-   * The lease could not be renewed for a while: store writes stop (and those in flight are
-   * aborted) until `resume`. Writes still land in the cache; flushes fail retryably.
-   */
-  suspend(reason: string): void {
-    if (this.fencedError || this.suspendedError) return;
-    this.suspendedError = new StorageError('unavailable', `writes suspended: ${reason}`);
-    this.writeGate.abort(reason);
-  }
-
-  resume(): void {
-    if (this.fencedError || !this.suspendedError) return;
-    this.suspendedError = undefined;
-    this.writeGate = new AbortController();
-  }
-
-  /** Options for a store mutation, after checking it may happen at all. */
-  private mutation(lane: Lane): { lane: Lane; signal: AbortSignal } {
-    if (this.fencedError) throw this.fencedError;
-    if (this.suspendedError) throw this.suspendedError;
-    return { lane, signal: this.writeGate.signal };
+    return this.wb.size * this.info.chunkSize;
   }
 
   /** The Volume contract: ranges are whole 512-byte sectors inside the volume. */
@@ -205,10 +132,16 @@ export class ChunkVolume implements Volume {
     }
   }
 
+  /** Writes land in the cache while the gate is suspended (flushes then fail retryably), never once fenced. */
   private checkWritable(): void {
-    if (this.fencedError) throw this.fencedError;
-    if (this.closed) throw new StorageError('unavailable', `${this.layout.name} is closing`);
+    if (this.gate.state === 'fenced') throw this.gate.reason;
+    if (this.closed) throw new StorageError('unavailable', `${this.layout.name} is closing`, { code: 'STORE_ERR_CLOSED' });
     if (this.options.readOnly) throw new StorageError('invalid', `${this.layout.name} is read-only`);
+  }
+
+  /** Another writer may be changing the chunks of a fenced volume: reads fail too. */
+  private checkReadable(): void {
+    if (this.gate.state === 'fenced') throw this.gate.reason;
   }
 
   // ---------------------------------------------------------------- reads
@@ -220,7 +153,7 @@ export class ChunkVolume implements Volume {
 
   async readView(offset: number, length: number): Promise<ReadView> {
     this.checkRange(offset, length);
-    if (this.fencedError) throw this.fencedError;
+    this.checkReadable();
     const release = await this.locks.acquire(offset, length, 'shared');
     try {
       const cs = this.info.chunkSize;
@@ -241,34 +174,31 @@ export class ChunkVolume implements Volume {
   }
 
   /**
-   * A read inside one chunk, without a copy where it can: a view of the cached chunk (the
-   * entry counts it as a reader, so a write meanwhile copies the chunk first) or of the chunk
-   * just fetched.
+   * A read inside one chunk, without a copy where it can: a view of the cached chunk (counted
+   * as a reader, so a write meanwhile copies the chunk first) or of the chunk just fetched.
    */
   private async readWithinChunk(p: Piece): Promise<ReadView> {
-    const e = this.cache.get(p.index);
-    if (e?.covers(p.inner, p.length)) {
-      const release = e.lend();
-      this.cache.touch(e);
-      this.stats.cacheHits++;
-      return { data: e.buf.subarray(p.inner, p.inner + p.length), release };
-    }
-    const cs = this.info.chunkSize;
-    if (!e && !this.alloc.isHole(p.index) && p.length >= cs / 2) {
+    const e = this.wb.get(p.index);
+    if (e?.covers(p.inner, p.length)) return this.lend(e, p);
+    if (!e && !this.map.isAbsent(p.index) && p.length >= this.info.chunkSize / 2) {
       this.stats.cacheMisses++;
-      const got = await this.fetchWhole(p.index, 'foreground');
-      if (!got) return { data: Buffer.alloc(p.length), release: NO_RELEASE };
-      if (got.current && got.body.length === cs) this.cache.insertClean(p.index, got.body);
-      // Whoever inserted it (this reader or another that shared the GET), a body that is the
-      // cache's buffer now is lent like any cached chunk; one that is not stays private.
-      const cached = this.cache.get(p.index);
-      const release = cached?.buf === got.body ? cached.lend() : NO_RELEASE;
-      return { data: got.body.subarray(p.inner, p.inner + p.length), release };
+      const f = await this.map.fetchWhole(p.index, 'foreground');
+      if (!f.body) return { data: Buffer.alloc(p.length), release: NO_RELEASE };
+      // The cache kept this very buffer or not (decided once, see ChunkMap.onWholeFetched).
+      const cached = this.wb.get(p.index);
+      const release = cached?.buf === f.body ? cached.lend() : NO_RELEASE;
+      return { data: f.body.subarray(p.inner, p.inner + p.length), release };
     }
     const out = Buffer.allocUnsafe(p.length);
     const t = this.readPiece(p, out);
     if (t) await t;
     return { data: out, release: NO_RELEASE };
+  }
+
+  private lend(e: ChunkEntry, p: Piece): ReadView {
+    this.wb.touch(e);
+    this.stats.cacheHits++;
+    return { data: e.buf.subarray(p.inner, p.inner + p.length), release: e.lend() };
   }
 
   private async readLocked(offset: number, out: Buffer): Promise<void> {
@@ -282,160 +212,69 @@ export class ChunkVolume implements Volume {
 
   /** Serves one chunk's part of a read; returns a promise only when it must wait. */
   private readPiece(p: Piece, out: Buffer): Promise<void> | undefined {
-    const e = this.cache.get(p.index);
+    const e = this.wb.get(p.index);
     if (e?.covers(p.inner, p.length)) {
       e.buf.copy(out, p.pos, p.inner, p.inner + p.length);
-      this.cache.touch(e);
+      this.wb.touch(e);
       this.stats.cacheHits++;
       return undefined;
     }
-    if (!e && this.alloc.isHole(p.index)) {
+    if (!e && this.map.isAbsent(p.index)) {
       out.fill(0, p.pos, p.pos + p.length);
       this.stats.holeReads++;
       return undefined;
     }
-    return this.readPieceSlow(p, out);
+    return e && e.state !== 'clean' ? this.readFilled(e, p, out) : this.readStored(p, out);
   }
 
-  private async readPieceSlow(p: Piece, out: Buffer): Promise<void> {
-    const pending = this.wholeFetches.get(p.index);
-    if (pending) {
-      await pending.catch(() => undefined);
-      const again = this.readPiece(p, out);
-      if (again) await again;
-      return;
+  /** A dirty chunk with sectors nobody wrote: bring in the stored base once, then serve. */
+  private async readFilled(e: ChunkEntry, p: Piece, out: Buffer): Promise<void> {
+    e.pins++;
+    try {
+      await this.wb.fill(e, 'foreground');
+      e.buf.copy(out, p.pos, p.inner, p.inner + p.length);
+    } finally {
+      this.wb.unpin(e);
     }
-    const e = this.cache.get(p.index);
-    if (e) {
-      // A dirty chunk with sectors nobody wrote: bring in the stored base once, then serve.
-      e.pins++;
-      try {
-        await this.fillBase(e, 'foreground');
-        e.buf.copy(out, p.pos, p.inner, p.inner + p.length);
-      } finally {
-        e.pins--;
-      }
-      return;
-    }
-    await this.fetchPiece(p, out);
   }
 
-  /** Reads straight from the store: a ranged GET widened to checksum segments. */
-  private async fetchPiece(p: Piece, out: Buffer): Promise<void> {
+  /** From the store: the whole chunk (shared GET), or a ranged GET widened to checksum segments, kept in the cache. */
+  private async readStored(p: Piece, out: Buffer): Promise<void> {
     this.stats.cacheMisses++;
     const cs = this.info.chunkSize;
-    const whole = p.length >= cs / 2;
-    const range = whole ? { offset: 0, length: cs } : segmentAligned(p.inner, p.length, cs);
-    const got = whole ? await this.fetchWhole(p.index, 'foreground') : await this.fetchChunk(p.index, range, 'foreground');
-    if (!got) {
-      out.fill(0, p.pos, p.pos + p.length);
-      return;
-    }
-    got.body.copy(out, p.pos, p.inner - range.offset, p.inner - range.offset + p.length);
-    if (whole && got.current && got.body.length === cs) this.cache.insertClean(p.index, got.body);
-  }
-
-  /**
-   * GETs (part of) a chunk and verifies its checksums. `current` says no store mutation of the
-   * chunk happened meanwhile, so the bytes may be cached or the absence recorded.
-   */
-  private async fetchChunk(index: number, range: ByteRange, lane: Lane): Promise<{ body: Buffer; current: boolean } | null> {
-    const key = this.layout.chunkKey(index);
-    const seq = this.mutated.get(index);
-    this.fetchesInFlight++;
-    try {
-      const got = await this.store.get(key, range.offset === 0 && range.length === this.info.chunkSize ? undefined : range, { lane });
-      const current = this.mutated.get(index) === seq;
-      if (!got) {
-        if (current) this.alloc.set(index, false);
-        return null;
-      }
-      if (got.meta.size !== this.info.chunkSize) {
-        this.stats.checksumErrors++;
-        throw new StorageError('data', `${key}: object is ${got.meta.size} bytes, expected ${this.info.chunkSize}`);
-      }
-      try {
-        verifySegments(key, got.body, range.offset, got.meta.metadata[CRC_META_KEY]);
-      } catch (e) {
-        if (isStorageError(e, 'data')) this.stats.checksumErrors++;
-        throw e;
-      }
-      if (current) this.alloc.set(index, true);
-      return { body: got.body, current };
-    } finally {
-      this.fetchesInFlight--;
-      if (this.fetchesInFlight === 0) this.mutated.clear();
-    }
-  }
-
-  /** Merges the stored chunk into the sectors of `e` that no write has filled. */
-  private fillBase(e: ChunkEntry, lane: Lane): Promise<void> {
-    if (e.fullyValid) return Promise.resolve();
-    if (!e.filling) {
-      const filling = (async () => {
-        let base: Buffer | null = null;
-        if (this.alloc.mayExist(e.index)) {
-          base = (await this.fetchChunk(e.index, { offset: 0, length: this.info.chunkSize }, lane))?.body ?? null;
-          this.stats.baseFetches++;
-        }
-        e.mergeBase(base);
-      })();
-      // Assigned after the body started: it may already have finished synchronously.
-      e.filling = filling;
-      filling
-        .finally(() => {
-          if (e.filling === filling) e.filling = undefined;
-          this.cache.noteIdle(e);
-        })
-        .catch(() => undefined);
-    }
-    return e.filling;
+    const f =
+      p.length >= cs / 2
+        ? await this.map.fetchWhole(p.index, 'foreground')
+        : await this.map.fetchRange(p.index, segmentAligned(p.inner, p.length, cs), 'foreground');
+    if (!f.body) out.fill(0, p.pos, p.pos + p.length);
+    else f.body.copy(out, p.pos, p.inner - f.offset, p.inner - f.offset + p.length);
+    if (f.body && f.body.length < cs) this.wb.adopt(p.index, f);
   }
 
   private noteSequential(offset: number, length: number): void {
-    if (offset === this.sequentialEnd) this.sequentialStreak++;
-    else this.sequentialStreak = 0;
+    this.sequentialStreak = offset === this.sequentialEnd ? this.sequentialStreak + 1 : 0;
     this.sequentialEnd = offset + length;
     if (this.sequentialStreak >= 2 && this.options.readAheadChunks > 0) {
       const next = Math.floor((offset + length) / this.info.chunkSize);
-      this.prefetchChunks(next, Math.min(this.chunkCount, next + this.options.readAheadChunks));
+      this.prefetchChunks(next, Math.min(this.map.chunks, next + this.options.readAheadChunks));
     }
   }
 
+  /** Read-ahead evicts clean chunks (LRU), never waits for dirty ones to flush. */
   private prefetchChunks(from: number, to: number): void {
     for (let i = from; i < to; i++) {
-      if (this.cache.get(i) || this.wholeFetches.has(i) || !this.alloc.mayExist(i)) continue;
-      // Read-ahead evicts clean chunks (LRU), never waits for dirty ones to flush.
-      if (this.cache.dirtyEntries >= this.cache.capacity - 1) return;
-      this.fetchWhole(i, 'background')
-        .then((got) => {
-          if (got?.current && got.body.length === this.info.chunkSize) this.cache.insertClean(i, got.body);
-          this.stats.readAheadChunks++;
-        })
-        .catch(() => undefined);
+      if (this.wb.get(i) || this.map.isAbsent(i)) continue;
+      if (this.wb.dirtyEntries >= this.wb.capacity - 1) return;
+      this.map.fetchWhole(i, 'background').then(() => {
+        this.stats.readAheadChunks++;
+      }, noop);
     }
-  }
-
-  /**
-   * One GET of a whole chunk, shared by everyone who wants it meanwhile (a reader that arrives
-   * while read-ahead fetches its chunk waits for that request instead of sending another).
-   */
-  private fetchWhole(index: number, lane: Lane): Promise<{ body: Buffer; current: boolean } | null> {
-    let f = this.wholeFetches.get(index);
-    if (!f) {
-      const started = this.fetchChunk(index, { offset: 0, length: this.info.chunkSize }, lane);
-      f = started.finally(() => {
-        if (this.wholeFetches.get(index) === f) this.wholeFetches.delete(index);
-      });
-      this.wholeFetches.set(index, f);
-    }
-    return f;
   }
 
   async prefetch(range: ByteRange): Promise<void> {
     const first = Math.floor(range.offset / this.info.chunkSize);
     const last = Math.ceil((range.offset + range.length) / this.info.chunkSize);
-    this.prefetchChunks(first, Math.min(last, first + this.cache.capacity / 2));
+    this.prefetchChunks(first, Math.min(last, first + this.wb.capacity / 2));
   }
 
   // ---------------------------------------------------------------- writes
@@ -444,12 +283,7 @@ export class ChunkVolume implements Volume {
     const length = partsLength(data);
     this.checkRange(offset, length);
     this.checkWritable();
-    const release = await this.locks.acquire(offset, length, 'exclusive');
-    try {
-      await this.writeLocked(offset, data, opts);
-    } finally {
-      release();
-    }
+    await this.locks.with(offset, length, 'exclusive', () => this.writeLocked(offset, data, opts));
   }
 
   private async writeLocked(offset: number, data: Buffer | Parts, opts: WriteOptions): Promise<void> {
@@ -457,42 +291,30 @@ export class ChunkVolume implements Volume {
     const length = partsLength(data);
     const touched: Array<[ChunkEntry, number]> = [];
     for (const p of pieces(offset, length, this.info.chunkSize)) {
-      const e = await this.cache.forWrite(p.index, () => this.flushOldest(), this.options.spaceTimeoutMs);
+      const e = await this.wb.entryForWrite(p.index);
       try {
-        const wasDirty = e.dirty;
-        e.prepareWrite();
-        copyFrom(data, p.pos, e.buf, p.inner, p.length);
-        e.markValid(p.inner, p.length);
-        e.gen++;
-        e.lastWrite = Date.now();
-        this.cache.noteDirtied(wasDirty, e);
-        this.cache.touch(e);
-        touched.push([e, e.gen]);
+        touched.push([e, this.wb.write(e, data, p.pos, p.inner, p.length)]);
       } finally {
-        e.pins--;
+        this.wb.unpin(e);
       }
     }
     this.stats.bytesWritten += length;
     if (opts.fua || this.mode === 'write-through') {
-      await Promise.all(touched.map(([e, gen]) => this.flushEntry(e, gen, 'foreground')));
+      await Promise.all(touched.map(([e, gen]) => this.wb.durable(e, gen, 'foreground')));
     }
   }
 
   async update(offset: number, length: number, fn: (current: Buffer) => Buffer | null, opts: WriteOptions = {}): Promise<void> {
     this.checkRange(offset, length);
     this.checkWritable();
-    const release = await this.locks.acquire(offset, length, 'exclusive');
-    try {
+    await this.locks.with(offset, length, 'exclusive', async () => {
       const current = Buffer.allocUnsafe(length);
       await this.readLocked(offset, current);
       const next = fn(current);
-      if (next) {
-        if (next.length !== length) throw new StorageError('internal', `update returned ${next.length} bytes for ${length}`);
-        await this.writeLocked(offset, next, opts);
-      }
-    } finally {
-      release();
-    }
+      if (!next) return;
+      if (next.length !== length) throw new StorageError('internal', `update returned ${next.length} bytes for ${length}`);
+      await this.writeLocked(offset, next, opts);
+    });
   }
 
   async writeSame(range: ByteRange, block: Buffer, opts: WriteOptions & { readonly unmap?: boolean } = {}): Promise<void> {
@@ -500,260 +322,48 @@ export class ChunkVolume implements Volume {
     this.checkWritable();
     // SBC-4 §5.49 Table 237: with UNMAP the LBAs are deallocated whatever the block holds;
     // a zero block deallocates too. Either way they read back as zeros (LBPRZ=1).
-    if (opts.unmap || block.every((b) => b === 0)) {
-      await this.discard([range], opts);
-      return;
-    }
+    if (opts.unmap || block.every((b) => b === 0)) return this.discard([range], opts);
     const cs = this.info.chunkSize;
     const pattern = Buffer.allocUnsafe(cs);
     for (let o = 0; o < cs; o += block.length) block.copy(pattern, o);
-    const release = await this.locks.acquire(range.offset, range.length, 'exclusive');
-    try {
+    await this.locks.with(range.offset, range.length, 'exclusive', async () => {
       for (const p of pieces(range.offset, range.length, cs)) {
         await this.writeLocked(range.offset + p.pos, pattern.subarray(0, p.length), opts);
       }
-    } finally {
-      release();
-    }
+    });
   }
 
   async discard(ranges: readonly ByteRange[], opts: WriteOptions = {}): Promise<void> {
     for (const r of ranges) this.checkRange(r.offset, r.length);
     this.checkWritable();
     for (const r of ranges) {
-      if (r.length === 0) continue;
-      const release = await this.locks.acquire(r.offset, r.length, 'exclusive');
-      try {
-        await this.discardLocked(r, opts);
-      } finally {
-        release();
-      }
+      if (r.length > 0) await this.locks.with(r.offset, r.length, 'exclusive', () => this.discardLocked(r, opts));
     }
   }
 
+  /** Partial chunks are written with zeros; whole chunks are discarded (deleted), 1000 at a time. */
   private async discardLocked(r: ByteRange, opts: WriteOptions): Promise<void> {
+    this.checkWritable();
     const cs = this.info.chunkSize;
-    const whole: number[] = [];
-    const partial: Piece[] = [];
+    let whole: number[] = [];
     for (const p of pieces(r.offset, r.length, cs)) {
-      if (p.inner === 0 && p.length === cs) whole.push(p.index);
-      else partial.push(p);
-    }
-    for (const p of partial) {
-      await this.writeLocked(r.offset + p.pos, this.zeroChunk.subarray(0, p.length), opts);
-    }
-    const toDelete: number[] = [];
-    for (const i of whole) {
-      const e = this.cache.get(i);
-      if (e) {
-        // Let an upload in progress land first, then drop the entry: the DELETE below follows it.
-        while (e.flushing || e.filling) await (e.flushing ?? e.filling)?.catch(() => undefined);
-        this.cache.remove(e);
+      if (p.inner !== 0 || p.length !== cs) await this.writeLocked(r.offset + p.pos, this.zero.subarray(0, p.length), opts);
+      else whole.push(p.index);
+      if (whole.length === 1000) {
+        await this.wb.discard(whole, 'foreground');
+        whole = [];
       }
-      if (this.alloc.mayExist(i)) toDelete.push(i);
     }
-    for (let k = 0; k < toDelete.length; k += 1000) {
-      const batch = toDelete.slice(k, k + 1000);
-      await this.chunkOps(batch, () =>
-        this.store.deleteMany(
-          batch.map((i) => this.layout.chunkKey(i)),
-          { lane: 'foreground' },
-        ),
-      );
-      for (const i of batch) this.alloc.set(i, false);
-      this.stats.chunksDeleted += batch.length;
-    }
+    if (whole.length > 0) await this.wb.discard(whole, 'foreground');
     this.stats.bytesDiscarded += r.length;
   }
 
-  // ---------------------------------------------------------------- flushing
-
+  /** Makes every acknowledged write of the range durable (SYNCHRONIZE CACHE). */
   async flush(range?: ByteRange): Promise<void> {
-    if (this.fencedError) throw this.fencedError;
-    if (this.suspendedError && this.cache.dirtyEntries > 0) throw this.suspendedError;
+    this.checkReadable();
     const cs = this.info.chunkSize;
     const first = range ? Math.floor(range.offset / cs) : 0;
-    const last = range ? Math.ceil((range.offset + range.length) / cs) : this.chunkCount;
-    const work: Promise<void>[] = [];
-    for (const e of this.cache.values()) {
-      if (e.dirty && e.index >= first && e.index < last) work.push(this.flushEntry(e, e.gen, 'foreground'));
-    }
-    await Promise.all(work);
-  }
-
-  /** Returns once generation `minGen` of the entry (or a later one) is in the store. */
-  private async flushEntry(e: ChunkEntry, minGen: number, lane: Lane): Promise<void> {
-    for (;;) {
-      if (e.flushedGen >= minGen || e.removed) return;
-      if (this.fencedError) throw this.fencedError;
-      if (e.flushing) {
-        // Someone else's upload; it may carry an older generation, so look again after it.
-        await e.flushing;
-        continue;
-      }
-      e.flushing = this.upload(e, lane);
-      try {
-        await e.flushing;
-      } finally {
-        e.flushing = undefined;
-        this.cache.noteIdle(e);
-      }
-    }
-  }
-
-  private async upload(e: ChunkEntry, lane: Lane): Promise<void> {
-    const started = Date.now();
-    e.pins++;
-    try {
-      await this.fillBase(e, lane);
-      const gen = e.gen;
-      const zero = e.buf.equals(this.zeroChunk);
-      if (zero) {
-        if (this.alloc.mayExist(e.index)) {
-          const opts = this.mutation(lane);
-          await this.chunkOps([e.index], () => this.store.delete(this.layout.chunkKey(e.index), opts));
-          this.stats.chunksDeleted++;
-        }
-        this.alloc.set(e.index, false);
-      } else {
-        // The PUT sends e.buf itself; a write arriving meanwhile copies it first (prepareWrite).
-        const body = e.buf;
-        e.uploading = body;
-        const metadata = { [CRC_META_KEY]: segmentCrcs(body) };
-        const opts = this.mutation(lane);
-        try {
-          await this.chunkOps([e.index], () => this.store.put(this.layout.chunkKey(e.index), body, { metadata, ...opts }));
-        } finally {
-          if (e.uploading === body) e.uploading = undefined;
-        }
-        this.alloc.set(e.index, true);
-        this.stats.chunksUploaded++;
-        this.stats.bytesUploaded += body.length;
-      }
-      if (gen > e.flushedGen) e.flushedGen = gen;
-      e.failures = 0;
-      this.cache.noteCleaned(e);
-      this.stats.flushLatency.observe((Date.now() - started) / 1000);
-    } catch (err) {
-      e.failures++;
-      e.failedAt = Date.now();
-      this.stats.flushErrors++;
-      throw err;
-    } finally {
-      e.pins--;
-    }
-  }
-
-  /** Runs a store mutation after every earlier one of the same chunks (PUT/DELETE order). */
-  private async chunkOps<T>(indexes: readonly number[], fn: () => Promise<T>): Promise<T> {
-    const prior = indexes.map((i) => this.ops.get(i)).filter((p): p is Promise<unknown> => p !== undefined);
-    const run = (prior.length > 0 ? Promise.allSettled(prior) : Promise.resolve()).then(fn);
-    for (const i of indexes) this.ops.set(i, run);
-    try {
-      return await run;
-    } finally {
-      for (const i of indexes) {
-        this.mutated.set(i, ++this.mutationSeq);
-        if (this.ops.get(i) === run) this.ops.delete(i);
-      }
-    }
-  }
-
-  /** The background flusher: uploads chunks that settled, and more when the cache fills up. */
-  private flushTick(): void {
-    if (this.fencedError || this.suspendedError || this.cache.dirtyEntries === 0) return;
-    const now = Date.now();
-    const pressure = this.cache.dirtyEntries >= this.cache.capacity / 2;
-    const maxParallel = 16;
-    for (const e of this.cache.values()) {
-      if (this.backgroundFlushes >= maxParallel) break;
-      if (!e.dirty || e.flushing || e.filling) continue;
-      if (!pressure && now - e.lastWrite < this.options.flushDelayMs) continue;
-      if (e.failures > 0 && now - e.failedAt < Math.min(5000, 100 * 2 ** e.failures)) continue;
-      this.startBackgroundFlush(e);
-    }
-  }
-
-  private startBackgroundFlush(e: ChunkEntry): void {
-    this.backgroundFlushes++;
-    this.flushEntry(e, e.gen, 'flush')
-      .catch((err) => {
-        if (e.failures <= 1 || e.failures % 20 === 0) {
-          log.warn('background flush failed; will retry', { lun: this.layout.name, chunk: e.index, error: (err as Error).message });
-        }
-      })
-      .finally(() => {
-        this.backgroundFlushes--;
-      });
-  }
-
-  /** Called by a writer that found the cache full: start flushing the oldest dirty chunks now. */
-  private flushOldest(): void {
-    this.stats.backPressureWaits++;
-    let started = 0;
-    for (const e of this.cache.values()) {
-      if (started >= 8) break;
-      if (e.dirty && !e.flushing && !e.filling) {
-        this.startBackgroundFlush(e);
-        started++;
-      }
-    }
-  }
-
-  // ---------------------------------------------------------------- provisioning, records
-
-  async allocation(range: ByteRange): Promise<AllocationExtent[]> {
-    await this.alloc.load(this.store, this.layout);
-    const cs = this.info.chunkSize;
-    const out: AllocationExtent[] = [];
-    for (const p of pieces(range.offset, range.length, cs)) {
-      const e = this.cache.get(p.index);
-      // A dirty chunk will be stored unless it turns out all zeros.
-      const mapped = e?.dirty ? !(e.fullyValid && e.buf.equals(this.zeroChunk)) : this.alloc.isPresent(p.index);
-      const last = out[out.length - 1];
-      if (last && last.mapped === mapped) out[out.length - 1] = { offset: last.offset, length: last.length + p.length, mapped };
-      else out.push({ offset: range.offset + p.pos, length: p.length, mapped });
-    }
-    return out;
-  }
-
-  /**
-   * One defrag step (SBC has no such command; this is `s3tgt defrag`): under an exclusive
-   * lock on the chunk, read its object whole and verify it. An all-zero chunk is deleted
-   * (unless dryRun); a chunk with dirty or in-flight cached data is left to its flush.
-   */
-  async defragChunk(index: number, dryRun: boolean): Promise<'mapped' | 'zero' | 'corrupt' | 'busy' | 'hole'> {
-    const cs = this.info.chunkSize;
-    const release = await this.locks.acquire(index * cs, cs, 'exclusive');
-    try {
-      const e = this.cache.get(index);
-      if (e && (e.dirty || e.busy)) return 'busy';
-      let got: { body: Buffer } | null;
-      try {
-        got = await this.fetchChunk(index, { offset: 0, length: cs }, 'background');
-      } catch (err) {
-        if (isStorageError(err, 'data')) return 'corrupt';
-        throw err;
-      }
-      if (!got) return 'hole';
-      if (!got.body.equals(this.zeroChunk)) return 'mapped';
-      if (!dryRun) {
-        const opts = this.mutation('background');
-        await this.chunkOps([index], () => this.store.delete(this.layout.chunkKey(index), opts));
-        this.alloc.set(index, false);
-        if (e) this.cache.remove(e);
-        this.stats.chunksDeleted++;
-      }
-      return 'zero';
-    } finally {
-      release();
-    }
-  }
-
-  /** Waits for the allocation map (defrag, statistics). */
-  async allocationMap(): Promise<AllocationMap> {
-    await this.alloc.load(this.store, this.layout);
-    return this.alloc;
+    await this.wb.flushAll(first, range ? Math.ceil((range.offset + range.length) / cs) : this.map.chunks);
   }
 
   async setCacheMode(mode: CacheMode): Promise<void> {
@@ -761,27 +371,128 @@ export class ChunkVolume implements Volume {
     this.mode = mode;
   }
 
+  // ---------------------------------------------------------------- provisioning, maintenance
+
+  async allocation(range: ByteRange): Promise<AllocationExtent[]> {
+    await this.map.load();
+    const out: AllocationExtent[] = [];
+    for (const p of pieces(range.offset, range.length, this.info.chunkSize)) {
+      const e = this.wb.get(p.index);
+      // A dirty chunk will be stored unless it turns out all zeros.
+      const mapped = e?.dirty ? !this.wb.isZero(e) : this.map.state(p.index) !== 'absent';
+      const last = out[out.length - 1];
+      if (last && last.mapped === mapped) out[out.length - 1] = { offset: last.offset, length: last.length + p.length, mapped };
+      else out.push({ offset: range.offset + p.pos, length: p.length, mapped });
+    }
+    return out;
+  }
+
+  /** The chunk states once the listing is complete (defrag, statistics). */
+  async chunkStates(): Promise<ChunkMap> {
+    await this.map.load();
+    return this.map;
+  }
+
+  /**
+   * Grows the LUN (s3tgt lun resize, a larger configured size). Grows and orphan deletions run
+   * one at a time. Chunk objects past the old end (an older, larger life of the name) are
+   * deleted first, so the new space reads as zeros; then volume.json records the size; then
+   * I/O may use it. The caller tells the initiators (CAPACITY DATA HAS CHANGED, SBC-4 §4.10).
+   */
+  grow(sizeBytes: number): Promise<VolumeInfo> {
+    return this.serialized(async () => {
+      this.checkWritable();
+      const old = this.infoValue;
+      if (sizeBytes <= old.sizeBytes)
+        throw new StorageError('invalid', `${this.layout.name}: new size ${sizeBytes} is not larger than ${old.sizeBytes}`);
+      checkSize(sizeBytes);
+      const stale: string[] = [];
+      for await (const e of listAll(this.store, this.layout.chunksPrefix, { lane: 'background' })) {
+        const i = this.layout.chunkIndexOf(e.key);
+        if (i === undefined || i >= this.map.chunks) stale.push(e.key);
+      }
+      for (let k = 0; k < stale.length; k += 1000) await this.gated.deleteMany(stale.slice(k, k + 1000), { lane: 'background' });
+      const next = await writeVolumeSize(this.gated, this.layout, old, sizeBytes);
+      this.map.grow(Math.ceil(sizeBytes / next.chunkSize));
+      this.infoValue = next;
+      log.info('LUN grown', { lun: this.layout.name, from: old.sizeBytes, to: sizeBytes, staleDeleted: stale.length });
+      return next;
+    });
+  }
+
+  /** Deletes objects defrag found to be no chunk of this LUN, deciding again now (a grow may have made them chunks). */
+  deleteOrphans(keys: readonly string[]): Promise<number> {
+    return this.serialized(async () => {
+      const doomed = keys.filter((k) => {
+        const i = this.layout.chunkIndexOf(k);
+        return i === undefined || i >= this.map.chunks;
+      });
+      for (let k = 0; k < doomed.length; k += 1000) await this.gated.deleteMany(doomed.slice(k, k + 1000), { lane: 'background' });
+      return doomed.length;
+    });
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.resizing.then(fn);
+    this.resizing = run.then(noop, noop);
+    return run;
+  }
+
+  /**
+   * One defrag step (SBC has no such command; this is `s3tgt defrag`): under an exclusive lock
+   * on the chunk, read its object whole and verify it. An all-zero chunk is discarded (unless
+   * dryRun); a chunk with cached writes not yet stored is left to its flush.
+   */
+  async scrubChunk(index: number, dryRun: boolean): Promise<ScrubResult> {
+    const cs = this.info.chunkSize;
+    return this.locks.with(index * cs, cs, 'exclusive', async () => {
+      const e = this.wb.get(index);
+      if (e && e.state !== 'clean') return 'busy';
+      let body: Buffer | null;
+      try {
+        body = (await this.map.fetchListed(index, 'background')).body;
+      } catch (err) {
+        if (isStorageError(err, 'data')) return 'corrupt';
+        throw err;
+      }
+      if (!body) return 'hole';
+      if (!body.equals(this.zero)) return 'mapped';
+      if (!dryRun) await this.wb.discard([index], 'background');
+      return 'zero';
+    });
+  }
+
+  // ---------------------------------------------------------------- records, lifecycle
+
   async loadRecord(name: string): Promise<Buffer | null> {
     return (await this.store.get(this.layout.recordKey(name)))?.body ?? null;
   }
 
   async saveRecord(name: string, data: Buffer): Promise<void> {
-    await this.store.put(this.layout.recordKey(name), data, this.mutation('foreground'));
+    await this.gated.put(this.layout.recordKey(name), data, { lane: 'foreground' });
   }
 
   /** Drops clean cached chunks (tests: force reads to go to the store). */
   dropCleanCache(): void {
-    this.cache.dropClean();
+    this.wb.dropClean();
   }
 
+  /**
+   * Flushes every dirty chunk, then shuts the gate: nothing writes to the store after. A volume
+   * that lost its lease says so (a fenced error), whether or not it had data left to write.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
-    if (this.flusherTimer) clearInterval(this.flusherTimer);
-    this.flusherTimer = undefined;
+    this.closed = true;
+    this.wb.stop();
     try {
-      if (!this.fencedError) await this.flush();
+      const dirty = this.wb.dirtyEntries;
+      if (this.gate.state === 'fenced') {
+        throw new StorageError('fenced', `${this.layout.name}: ${this.gate.reason?.message}; ${dirty} dirty chunks were not written`);
+      }
+      await this.wb.flushAll(0, this.map.chunks);
     } finally {
-      this.closed = true;
+      this.gate.close();
     }
   }
 }

@@ -32,7 +32,7 @@ const KNOWN = /\/(volume\.json|lease\.json|records\/[a-z0-9-]+\.json)$/;
  * - deletes chunks that are entirely zero (through the volume, so a chunk with cached writes
  *   is never deleted under them and a DELETE never overtakes a PUT of the same chunk);
  * - deletes orphans: chunk keys beyond the LUN size or with bad names, and leftovers of
- *   interrupted writes;
+ *   interrupted writes (through the volume too: every deletion passes its write gate);
  * - verifies every chunk's checksums and reports the corrupt ones (never deletes them);
  * - rebuilds the allocation map from what it found.
  * With dryRun it reports the same without changing anything.
@@ -67,7 +67,7 @@ export async function defrag(
   const worker = async (): Promise<void> => {
     while (next < chunks.length) {
       const index = chunks[next++];
-      const r = await volume.defragChunk(index, opts.dryRun);
+      const r = await volume.scrubChunk(index, opts.dryRun);
       if (r === 'mapped' || r === 'busy' || r === 'corrupt' || (r === 'zero' && opts.dryRun)) present.add(index);
       if (r === 'corrupt') corrupt.push(layout.chunkKey(index));
       else if (r !== 'hole') counts[r]++;
@@ -77,16 +77,11 @@ export async function defrag(
   await Promise.all(Array.from({ length: opts.parallel ?? 8 }, worker));
 
   const orphanBytes = orphans.reduce((n, o) => n + o.size, 0);
-  if (!opts.dryRun && orphans.length > 0) {
-    for (let i = 0; i < orphans.length; i += 1000) {
-      await store.deleteMany(
-        orphans.slice(i, i + 1000).map((o) => o.key),
-        { lane: 'background' },
-      );
-    }
-  }
+  // The volume decides again, one at a time with grows, under the lease: a chunk key that was
+  // past the end when listed may be a chunk of the grown LUN by now.
+  if (!opts.dryRun && orphans.length > 0) await volume.deleteOrphans(orphans.map((o) => o.key));
   for (let i = 0; i < orphans.length; i++) tick();
-  (await volume.allocationMap()).reconcile(present);
+  (await volume.chunkStates()).reconcile(present);
 
   const zeroBytes = counts.zero * volume.info.chunkSize;
   return {

@@ -1,17 +1,29 @@
 /**
  * Storage failures collapse to a few prescriptive kinds (SlateDB's ErrorKind), each with one
  * SCSI meaning chosen by the command set:
- * - unavailable: transient (S3 down, throttled, timed out after retries) — retry later;
- * - data: what is stored is wrong (checksum mismatch) — a medium error, never silent;
+ * - unavailable: transient (S3 down, throttled, timed out after retries, writes suspended
+ *   while the lease is unrenewed) — retry later (NOT READY 04/01);
+ * - data: what is stored is wrong (checksum mismatch, unreadable record) — a medium error;
  * - invalid: the request or configuration is wrong (403, missing volume) — fail fast;
  * - fenced: this process lost the LUN's single-writer lease and must not write;
  * - internal: our own bug.
+ * The code is stable and more precise than the kind (tests assert on it).
  */
 export type StorageErrorKind = 'unavailable' | 'data' | 'invalid' | 'fenced' | 'internal' | 'not-found' | 'precondition';
 
 export type StorageErrorCode =
   | 'STORE_ERR_UNAVAILABLE'
+  /** One attempt got no complete answer within its time limit (headers and body). */
+  | 'STORE_ERR_TIMEOUT'
+  /** No slot of the I/O pool freed up before the operation's deadline. */
+  | 'STORE_ERR_POOL_TIMEOUT'
+  /** The write gate is shut for now: the lease is not renewed (retryable). */
+  | 'STORE_ERR_SUSPENDED'
+  /** The volume is closing or closed: no more store mutations. */
+  | 'STORE_ERR_CLOSED'
   | 'STORE_ERR_CHECKSUM'
+  /** A record read back from the store (volume.json, lease, reservations, mode pages) is malformed. */
+  | 'STORE_ERR_RECORD'
   | 'STORE_ERR_INVALID'
   | 'STORE_ERR_NOT_FOUND'
   | 'STORE_ERR_PRECONDITION'
@@ -33,11 +45,11 @@ export class StorageError extends Error {
   constructor(
     readonly kind: StorageErrorKind,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; code?: StorageErrorCode },
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'StorageError';
-    this.code = CODES[kind];
+    this.code = options?.code ?? CODES[kind];
   }
 }
 

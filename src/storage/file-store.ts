@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { abortReason } from '../util/clock';
 import { StorageError } from './errors';
 import { HandleCache } from './file-handles';
-import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions } from './object-store';
+import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 /**
  * The local chunk store: the S3 layout in a directory, one file per object. Writes are atomic
@@ -36,6 +37,12 @@ export class FileObjectStore implements ObjectStore {
 
   /** Directories known to exist (a put would otherwise mkdir every time). */
   private readonly dirs = new Set<string>();
+
+  /** The rest of each listing in progress, by prefix and continuation token. */
+  private readonly cursors = new Map<string, { readonly keys: string[]; readonly at: number }>();
+
+  /** Tree walks made for listings (tests: one per listing, not one per page). */
+  walks = 0;
 
   constructor(private readonly root: string) {
     this.description = `file:${path.resolve(root)}`;
@@ -131,7 +138,7 @@ export class FileObjectStore implements ObjectStore {
           len.writeUInt32BE(json.length);
           parts.push(json, len, MAGIC);
         }
-        await fh.writev(parts);
+        await writeAll(fh, parts);
         await fh.sync();
         // rename and link keep the inode and its mtime: this is the final file's ETag.
         const st = await fh.stat({ bigint: true });
@@ -139,6 +146,9 @@ export class FileObjectStore implements ObjectStore {
       } finally {
         await fh.close();
       }
+      // A mutation whose gate shut (or whose time ran out) while the file was written does not
+      // land: the rename below is the moment the object changes.
+      if (opts.signal?.aborted) throw abortReason(opts.signal);
       if (opts.ifNoneMatch === '*') {
         // link() fails if the name exists: an atomic create-only, across processes.
         try {
@@ -191,39 +201,65 @@ export class FileObjectStore implements ObjectStore {
     }
   }
 
-  async delete(key: string): Promise<void> {
-    try {
-      await fs.unlink(this.pathOf(key));
-      this.handles.invalidate(key);
-    } catch (e) {
-      if (errno(e) !== 'ENOENT') throw storageErrorOf(e, `delete ${key}`);
-    }
+  /** Deleting is durable when it returns: the directory is fsynced, like after a put. */
+  async delete(key: string, opts?: RequestOptions): Promise<void> {
+    await this.deleteMany([key], opts);
   }
 
-  async deleteMany(keys: readonly string[]): Promise<void> {
+  async deleteMany(keys: readonly string[], opts?: RequestOptions): Promise<void> {
     const dirs = new Set<string>();
     for (const k of keys) {
-      await this.delete(k);
-      dirs.add(path.dirname(this.pathOf(k)));
+      if (opts?.signal?.aborted) throw abortReason(opts.signal);
+      const file = this.pathOf(k);
+      try {
+        await fs.unlink(file);
+        this.handles.invalidate(k);
+        dirs.add(path.dirname(file));
+      } catch (e) {
+        if (errno(e) !== 'ENOENT') throw storageErrorOf(e, `delete ${k}`);
+      }
     }
-    for (const d of dirs) await syncDir(d).catch(() => undefined);
+    try {
+      for (const d of dirs) await syncDir(d);
+    } catch (e) {
+      throw storageErrorOf(e, `delete: fsync of the directory`);
+    }
   }
 
-  /** Pages of 1000 keys; the token is the last key of the previous page (S3 StartAfter). */
+  /**
+   * Pages of 1000 keys; the token is the last key of the previous page (S3 StartAfter). The
+   * tree is walked once per listing: the first page keeps the sorted keys for the pages after
+   * it (for a minute; a token nobody kept walks again).
+   */
   async listPage(prefix: string, token: string | undefined): Promise<ListPage> {
-    const slash = prefix.lastIndexOf('/');
-    const baseKey = slash >= 0 ? prefix.slice(0, slash) : '';
-    const start = baseKey ? this.pathOf(baseKey) : this.root;
-    const keys: string[] = [];
-    await walk(start, baseKey, keys);
-    const matching = keys.filter((k) => k.startsWith(prefix) && (token === undefined || k > token)).sort();
+    const cursor = token === undefined ? undefined : this.cursors.get(`${prefix}\0${token}`);
+    if (token !== undefined) this.cursors.delete(`${prefix}\0${token}`);
+    const matching = cursor?.keys ?? (await this.walkPrefix(prefix)).filter((k) => token === undefined || k > token);
     const page = matching.slice(0, 1000);
     const entries: ListEntry[] = [];
     for (const key of page) {
       const meta = await this.head(key);
       if (meta) entries.push({ key, size: meta.size });
     }
-    return matching.length > 1000 ? { entries, next: page[page.length - 1] } : { entries };
+    if (matching.length <= 1000) return { entries };
+    const next = page[page.length - 1];
+    this.keepCursor(`${prefix}\0${next}`, matching.slice(1000));
+    return { entries, next };
+  }
+
+  private async walkPrefix(prefix: string): Promise<string[]> {
+    const slash = prefix.lastIndexOf('/');
+    const baseKey = slash >= 0 ? prefix.slice(0, slash) : '';
+    const keys: string[] = [];
+    await walk(baseKey ? this.pathOf(baseKey) : this.root, baseKey, keys);
+    this.walks++;
+    return keys.filter((k) => k.startsWith(prefix)).sort();
+  }
+
+  private keepCursor(id: string, keys: string[]): void {
+    const now = Date.now();
+    for (const [k, c] of this.cursors) if (now - c.at > 60_000) this.cursors.delete(k);
+    this.cursors.set(id, { keys, at: now });
   }
 
   /**
@@ -281,6 +317,24 @@ async function walk(dir: string, keyPrefix: string, out: string[]): Promise<void
     const key = keyPrefix ? `${keyPrefix}/${ent.name}` : ent.name;
     if (ent.isDirectory()) await walk(path.join(dir, ent.name), key, out);
     else if (ent.isFile() && !ent.name.includes(TEMP_MARK) && !ent.name.endsWith(LOCK_SUFFIX)) out.push(key);
+  }
+}
+
+/**
+ * Writes every byte of `parts` from the start of the file. A write that stops short (a full
+ * disk, a file size limit) is retried for the rest, which then fails with the error
+ * (ENOSPC, EFBIG): a put never stores a truncated object.
+ */
+async function writeAll(fh: fs.FileHandle, parts: readonly Buffer[]): Promise<void> {
+  let position = 0;
+  for (const part of parts) {
+    let done = 0;
+    while (done < part.length) {
+      const { bytesWritten } = await fh.write(part, done, part.length - done, position);
+      if (bytesWritten <= 0) throw new StorageError('unavailable', `write made no progress at byte ${position}`);
+      done += bytesWritten;
+      position += bytesWritten;
+    }
   }
 }
 

@@ -1,3 +1,5 @@
+import { abortReason, type Clock, systemClock, type Timer } from '../util/clock';
+import { StorageError } from './errors';
 import type { Lane } from './object-store';
 
 export interface IoPoolOptions {
@@ -7,13 +9,17 @@ export interface IoPoolOptions {
   readonly flushShare: number;
   /** Share of the slots background work (read-ahead, listing, defrag) may hold. */
   readonly backgroundShare: number;
+  /** How long a request without a deadline of its own may wait for a slot. */
+  readonly maxWaitMs: number;
 }
 
-export const DEFAULT_IO_POOL: IoPoolOptions = { concurrency: 64, flushShare: 0.6, backgroundShare: 0.2 };
+export const DEFAULT_IO_POOL: IoPoolOptions = { concurrency: 64, flushShare: 0.6, backgroundShare: 0.2, maxWaitMs: 15_000 };
+
+type QueuedLane = Exclude<Lane, 'control'>;
 
 interface Waiter {
-  readonly lane: Lane;
   readonly run: () => void;
+  settled: boolean;
 }
 
 export interface IoPoolStats {
@@ -21,18 +27,29 @@ export interface IoPoolStats {
   readonly queued: Record<Lane, number>;
 }
 
+/** When a queued request gives up, and what may end its wait early. */
+export interface SlotWait {
+  /** Clock time after which the wait fails with STORE_ERR_POOL_TIMEOUT. */
+  readonly deadline?: number;
+  readonly signal?: AbortSignal;
+}
+
 /**
  * The bounded pool every backend request goes through (the original design's "thread pool").
  * One global limit; each lane has a cap below it so the foreground lane can never be starved,
  * and when a slot frees, a foreground waiter goes first, then flushes, then background work.
+ * A wait for a slot is bounded (the operation's retry deadline) and ends when its signal aborts.
  */
 export class IoPool {
-  private readonly caps: Record<Lane, number>;
-  private readonly inFlight: Record<Lane, number> = { foreground: 0, flush: 0, background: 0 };
-  private readonly queues: Record<Lane, Waiter[]> = { foreground: [], flush: [], background: [] };
+  private readonly caps: Record<QueuedLane, number>;
+  private readonly inFlight: Record<Lane, number> = { foreground: 0, flush: 0, background: 0, control: 0 };
+  private readonly queues: Record<QueuedLane, Waiter[]> = { foreground: [], flush: [], background: [] };
   private total = 0;
 
-  constructor(readonly options: IoPoolOptions = DEFAULT_IO_POOL) {
+  constructor(
+    readonly options: IoPoolOptions = DEFAULT_IO_POOL,
+    private readonly clock: Clock = systemClock,
+  ) {
     const n = Math.max(3, options.concurrency);
     // Flush and background together never hold every slot: at least one stays for reads.
     const flush = Math.max(1, Math.floor(n * options.flushShare));
@@ -40,12 +57,10 @@ export class IoPool {
     this.caps = { foreground: n, flush: Math.min(flush, n - background - 1), background };
   }
 
-  async run<T>(lane: Lane, fn: () => Promise<T>): Promise<T> {
-    if (!this.canStart(lane)) {
-      await new Promise<void>((resolve) => this.queues[lane].push({ lane, run: resolve }));
-    } else {
-      this.start(lane);
-    }
+  async run<T>(lane: Lane, fn: () => Promise<T>, wait: SlotWait = {}): Promise<T> {
+    if (lane === 'control') return this.unqueued(fn);
+    if (this.canStart(lane)) this.start(lane);
+    else await this.queue(lane, wait);
     try {
       return await fn();
     } finally {
@@ -58,15 +73,59 @@ export class IoPool {
   stats(): IoPoolStats {
     return {
       inFlight: { ...this.inFlight },
-      queued: { foreground: this.queues.foreground.length, flush: this.queues.flush.length, background: this.queues.background.length },
+      queued: { foreground: this.queues.foreground.length, flush: this.queues.flush.length, background: this.queues.background.length, control: 0 },
     };
   }
 
-  private canStart(lane: Lane): boolean {
+  private async unqueued<T>(fn: () => Promise<T>): Promise<T> {
+    this.inFlight.control++;
+    try {
+      return await fn();
+    } finally {
+      this.inFlight.control--;
+    }
+  }
+
+  private queue(lane: QueuedLane, wait: SlotWait): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let timer: Timer | undefined;
+      const { signal } = wait;
+      const leave = (e: Error): void => {
+        if (w.settled) return;
+        w.settled = true;
+        const q = this.queues[lane];
+        q.splice(q.indexOf(w), 1);
+        signal?.removeEventListener('abort', onAbort);
+        reject(e);
+      };
+      const onAbort = (): void => leave(abortReason(signal as AbortSignal));
+      const w: Waiter = {
+        settled: false,
+        run: () => {
+          w.settled = true;
+          timer?.cancel();
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      if (signal?.aborted) {
+        reject(abortReason(signal));
+        return;
+      }
+      this.queues[lane].push(w);
+      const limit = (wait.deadline ?? this.clock.now() + this.options.maxWaitMs) - this.clock.now();
+      timer = this.clock.after(Math.max(0, limit), () =>
+        leave(new StorageError('unavailable', `no ${lane} I/O slot freed up within ${Math.round(limit)} ms`, { code: 'STORE_ERR_POOL_TIMEOUT' })),
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private canStart(lane: QueuedLane): boolean {
     return this.total < this.caps.foreground && this.inFlight[lane] < this.caps[lane];
   }
 
-  private start(lane: Lane): void {
+  private start(lane: QueuedLane): void {
     this.total++;
     this.inFlight[lane]++;
   }

@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import * as os from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { type Clock, every, systemClock, type Timer } from '../util/clock';
 import { log } from '../util/log';
 import { isStorageError } from './errors';
-import type { GetResult, ObjectStore } from './object-store';
+import { describeHolder, type HostIdentity, type LeaseRecord, parseLeaseRecord, provablyDead, systemIdentity } from './lease-record';
+import type { GetResult, ObjectStore, PutOptions, RequestOptions, WriteGuard } from './object-store';
+import { WriteGate } from './write-gate';
+
+export type { LeaseRecord } from './lease-record';
 
 export interface LeaseTiming {
   /** A lease nobody renewed for this long (as a newcomer observes it) may be taken over. */
@@ -14,22 +17,18 @@ export interface LeaseTiming {
 }
 
 /**
- * Defaults: renew every 3 s; a holder that has not renewed for TTL/2 (10 s) stops writing to
- * S3; a newcomer takes over a lease it has seen unchanged for TTL + margin (25 s). The 15 s
- * between the two is what keeps a holder cut off from S3 from writing after a takeover.
+ * Defaults: renew every 3 s; a holder whose last successful renewal was SENT more than TTL/2
+ * (10 s) ago writes nothing; a newcomer takes over a lease it has seen unchanged for TTL +
+ * margin (25 s). docs/architecture.md ("Fencing") has the arithmetic.
  */
 export const DEFAULT_LEASE_TIMING: LeaseTiming = { ttlMs: 20_000, renewEveryMs: 3_000, marginMs: 5_000 };
 
-export interface LeaseRecord {
-  readonly holder: string;
-  readonly purpose: string;
-  readonly host: string;
-  readonly pid: number;
-  readonly acquiredAt: string;
-  readonly renewedAt: string;
-  readonly ttlMs: number;
-  readonly generation: number;
+export interface LeaseEnv {
+  readonly clock: Clock;
+  readonly identity: HostIdentity;
 }
+
+const SYSTEM_ENV: LeaseEnv = { clock: systemClock, identity: systemIdentity };
 
 export class LeaseError extends Error {
   readonly code = 'LEASE_ERR_HELD';
@@ -41,150 +40,166 @@ export class LeaseError extends Error {
 
 export type LeaseState = 'held' | 'suspended' | 'lost' | 'released';
 
-export interface LeaseEvents {
-  /** Renewals failed for TTL/2: stop writing to the store until `resumed`. */
-  suspended(reason: string): void;
-  resumed(): void;
-  /** Someone else holds the lease now: never write again. */
-  lost(reason: string): void;
-}
+/**
+ * The lease object is where the write gate's validity comes from, so its own conditional
+ * writes (If-None-Match: * to create, If-Match to renew) pass no gate: the condition is their
+ * fence.
+ */
+const LEASE_OBJECT: WriteGuard = { admit: () => new AbortController().signal };
 
-function describe(rec: LeaseRecord | undefined): string {
-  return rec ? `${rec.purpose} by ${rec.host} pid ${rec.pid} (holder ${rec.holder.slice(0, 8)}, renewed ${rec.renewedAt})` : 'someone';
-}
+type Base = Omit<LeaseRecord, 'renewedAt' | 'generation'>;
+
+const CONTROL = { lane: 'control' } as const;
 
 /**
  * The single-writer lease of a LUN, kept in the store with conditional writes: created with
- * If-None-Match: *, renewed with If-Match (RGW compares the unquoted ETag). Only time as each
- * process measures it with its own clock is used, never a comparison of clocks.
+ * If-None-Match: *, renewed with If-Match (RGW compares the unquoted ETag). Only durations as
+ * each process measures them on its own monotonic clock are used, never a comparison of clocks.
+ * It drives the LUN's WriteGate: every successful renewal extends the gate to its send time
+ * plus TTL/2; a takeover by another process fences it.
  */
 export class Lease {
-  state: LeaseState = 'held';
-  private timer: NodeJS.Timeout | undefined;
-  private lastRenewal = Date.now();
+  private timer: Timer | undefined;
   private generation = 0;
-  private renewing = false;
+  private renewing: Promise<void> | undefined;
+  private released = false;
+  readonly gate: WriteGate;
 
   private constructor(
     private readonly store: ObjectStore,
     readonly key: string,
-    private readonly record: Omit<LeaseRecord, 'renewedAt' | 'generation'>,
+    private readonly base: Base,
     private etag: string,
     private readonly timing: LeaseTiming,
-    private readonly events: LeaseEvents,
-  ) {}
+    private readonly env: LeaseEnv,
+    sentAt: number,
+  ) {
+    this.gate = new WriteGate(env.clock, key.replace(/\/lease\.json$/, ''), sentAt + timing.ttlMs / 2);
+  }
 
   get holder(): string {
-    return this.record.holder;
+    return this.base.holder;
+  }
+
+  get state(): LeaseState {
+    if (this.released) return 'released';
+    const g = this.gate.state;
+    return g === 'fenced' ? 'lost' : g === 'suspended' ? 'suspended' : 'held';
   }
 
   /**
    * Takes the lease. An existing one is watched for TTL + margin: if it changes its holder is
-   * alive and this fails with a LeaseError; if it stays the same it is taken over.
+   * alive and this fails with a LeaseError; if it stays the same it is taken over. A holder
+   * that is provably a dead process of this machine (same boot, pid gone) is taken over at once.
    */
   static async acquire(
     store: ObjectStore,
     key: string,
     purpose: string,
-    events: LeaseEvents,
     timing: LeaseTiming = DEFAULT_LEASE_TIMING,
+    env: LeaseEnv = SYSTEM_ENV,
   ): Promise<Lease> {
-    const now = new Date().toISOString();
-    const record = { holder: randomUUID(), purpose, host: os.hostname(), pid: process.pid, acquiredAt: now, ttlMs: timing.ttlMs };
-    const body = (gen: number): Buffer => Buffer.from(JSON.stringify({ ...record, renewedAt: new Date().toISOString(), generation: gen }));
+    const { clock, identity: me } = env;
+    const base: Base = {
+      holder: randomUUID(),
+      purpose,
+      host: me.host,
+      ...(me.bootId ? { bootId: me.bootId } : {}),
+      pid: me.pid,
+      ...(me.pidStart ? { pidStart: me.pidStart } : {}),
+      acquiredAt: new Date().toISOString(),
+      ttlMs: timing.ttlMs,
+    };
+    const start = (etag: string, sentAt: number): Lease => new Lease(store, key, base, etag, timing, env, sentAt).startRenewing();
+    // Taking the lease retries under the backend's usual policy (a transient failure at start
+    // is retried); only renewals run on the tighter bounds below.
+    const put = (opts: PutOptions) => store.put(key, body(base, 0), { ...opts, lane: 'control', guard: LEASE_OBJECT });
     for (let attempt = 0; attempt < 5; attempt++) {
+      let sentAt = clock.now();
       try {
-        const { etag } = await store.put(key, body(0), { ifNoneMatch: '*' });
-        return Lease.start(store, key, record, etag, timing, events);
+        return start((await put({ ifNoneMatch: '*' })).etag, sentAt);
       } catch (e) {
         if (!isStorageError(e, 'precondition')) throw e;
       }
-      const seen = await store.get(key);
+      const seen = await store.get(key, undefined, CONTROL);
       if (!seen) continue; // released meanwhile: try to create it again
       // Our own create, whose answer was lost and which the retry repeated (see `landed`).
-      if (isOurs(seen, record.holder, 0)) return Lease.start(store, key, record, seen.meta.etag, timing, events);
-      const current = parse(seen.body);
-      log.info('LUN lease is held; watching it before any takeover', { key, held: describe(current), waitMs: timing.ttlMs + timing.marginMs });
-      const deadline = Date.now() + timing.ttlMs + timing.marginMs;
-      let changed = false;
-      while (Date.now() < deadline) {
-        await sleep(Math.min(timing.renewEveryMs / 2, deadline - Date.now()));
-        const now2 = await store.head(key);
-        if (!now2 || now2.etag !== seen.meta.etag) {
-          changed = true;
-          break;
-        }
-      }
-      if (changed) {
-        const latest = await store.get(key);
+      if (isOurs(seen, key, base.holder, 0)) return start(seen.meta.etag, sentAt);
+      const current = readable(seen, key);
+      if (current && provablyDead(current, me)) {
+        log.warn('the LUN lease is held by a process of this machine that no longer runs: taking it over now', {
+          key,
+          previous: describeHolder(current),
+        });
+      } else if (await changesWithin(store, key, seen.meta.etag, timing, clock, current)) {
+        const latest = await store.get(key, undefined, CONTROL);
         if (!latest) continue;
-        throw new LeaseError(`LUN is in use: its lease is held and being renewed (${describe(parse(latest.body))})`);
+        throw new LeaseError(`LUN is in use: its lease is held and being renewed (${describeHolder(readable(latest, key))})`);
       }
+      sentAt = clock.now();
       try {
-        const { etag } = await store.put(key, body(0), { ifMatch: seen.meta.etag });
-        log.warn('took over an expired LUN lease', { key, previous: describe(current) });
-        return Lease.start(store, key, record, etag, timing, events);
+        const { etag } = await put({ ifMatch: seen.meta.etag });
+        log.warn('took over the LUN lease', { key, previous: describeHolder(current) });
+        return start(etag, sentAt);
       } catch (e) {
         if (!isStorageError(e, 'precondition')) throw e;
-        const mine = await landed(store, key, record.holder, 0);
-        if (mine) return Lease.start(store, key, record, mine, timing, events);
+        const mine = await landed(store, key, base.holder, 0, CONTROL);
+        if (mine) return start(mine, sentAt);
         throw new LeaseError('LUN is in use: another process took its expired lease first');
       }
     }
     throw new LeaseError('could not take the LUN lease');
   }
 
-  private static start(
-    store: ObjectStore,
-    key: string,
-    record: Omit<LeaseRecord, 'renewedAt' | 'generation'>,
-    etag: string,
-    timing: LeaseTiming,
-    events: LeaseEvents,
-  ): Lease {
-    const l = new Lease(store, key, record, etag, timing, events);
-    l.timer = setInterval(() => void l.renew(), timing.renewEveryMs);
-    l.timer.unref();
-    return l;
+  private startRenewing(): this {
+    this.timer = every(this.env.clock, this.timing.renewEveryMs, () => void this.renew());
+    // Taking it took longer than TTL/2 (retries): validate before any write.
+    try {
+      this.gate.check('lease start');
+    } catch {
+      void this.renew();
+    }
+    return this;
   }
 
-  /** One renewal; lost on a precondition failure, suspended after TTL/2 without success. */
-  async renew(): Promise<void> {
-    if (this.renewing || this.state === 'lost' || this.state === 'released') return;
-    this.renewing = true;
+  /** One renewal (skipped while one is in flight): extends the gate, or fences it on a takeover. */
+  renew(): Promise<void> {
+    if (this.renewing || this.released || this.gate.state === 'fenced') return this.renewing ?? Promise.resolve();
+    this.renewing = this.renewOnce().finally(() => {
+      this.renewing = undefined;
+    });
+    return this.renewing;
+  }
+
+  private async renewOnce(): Promise<void> {
+    const next = this.generation + 1;
+    const sentAt = this.env.clock.now();
     try {
-      const next = this.generation + 1;
-      const body = Buffer.from(JSON.stringify({ ...this.record, renewedAt: new Date().toISOString(), generation: next }));
       let etag: string;
       try {
-        ({ etag } = await this.store.put(this.key, body, { ifMatch: this.etag }));
+        ({ etag } = await this.store.put(this.key, body(this.base, next), {
+          ifMatch: this.etag,
+          ...requestBounds(this.timing),
+          guard: LEASE_OBJECT,
+        }));
       } catch (e) {
-        const mine = isStorageError(e, 'precondition') ? await landed(this.store, this.key, this.record.holder, next) : null;
+        // A renewal whose answer was lost and that the retry repeated meets its own first try.
+        const mine = isStorageError(e, 'precondition')
+          ? await landed(this.store, this.key, this.base.holder, next, requestBounds(this.timing))
+          : null;
         if (mine === null) throw e;
         etag = mine;
       }
       this.etag = etag;
       this.generation = next;
-      this.lastRenewal = Date.now();
-      if (this.state === 'suspended') {
-        this.state = 'held';
-        log.warn('LUN lease renewed again: resuming writes', { key: this.key });
-        this.events.resumed();
-      }
+      this.gate.extend(sentAt + this.timing.ttlMs / 2);
     } catch (e) {
       if (isStorageError(e, 'precondition')) {
-        this.lose('the lease was taken over by another process');
+        this.timer?.cancel();
+        this.gate.fence('the lease was taken over by another process');
         return;
       }
-      const silentFor = Date.now() - this.lastRenewal;
-      if (this.state === 'held' && silentFor >= this.timing.ttlMs / 2) {
-        this.state = 'suspended';
-        const reason = `lease not renewed for ${silentFor} ms (${(e as Error).message})`;
-        log.error('suspending writes: the LUN lease cannot be renewed', { key: this.key, reason });
-        this.events.suspended(reason);
-      }
-    } finally {
-      this.renewing = false;
+      log.warn('LUN lease renewal failed; will retry', { key: this.key, error: (e as Error).message, gate: this.gate.state });
     }
   }
 
@@ -193,40 +208,78 @@ export class Lease {
    * rather than at the next tick, until `deadlineMs` passes. True when the lease is held.
    */
   async regain(deadlineMs: number): Promise<boolean> {
-    const deadline = Date.now() + deadlineMs;
-    while (this.state === 'suspended' && Date.now() < deadline) {
+    const { clock } = this.env;
+    const deadline = clock.now() + deadlineMs;
+    while (this.state === 'suspended' && clock.now() < deadline) {
       await this.renew();
-      if (this.state === 'suspended') await sleep(Math.min(this.timing.renewEveryMs / 4, Math.max(0, deadline - Date.now())));
+      if (this.state === 'suspended') await clock.sleep(Math.min(this.timing.renewEveryMs / 4, Math.max(0, deadline - clock.now())));
     }
     return this.state === 'held';
   }
 
-  private lose(reason: string): void {
-    if (this.state === 'lost') return;
-    this.state = 'lost';
-    if (this.timer) clearInterval(this.timer);
-    log.error('LUN lease lost: this process will not write to the LUN again', { key: this.key, reason });
-    this.events.lost(reason);
-  }
-
   /** Gives the lease up (after the final flush), so a successor need not wait for expiry. */
   async release(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    if (this.state === 'lost' || this.state === 'released') return;
-    this.state = 'released';
+    if (this.released) return;
+    this.released = true;
+    this.timer?.cancel();
+    this.gate.close('the lease was released');
+    await this.renewing;
+    if (this.gate.state === 'fenced') return;
     try {
-      const cur = await this.store.head(this.key);
-      if (cur?.etag === this.etag) await this.store.delete(this.key);
+      const cur = await this.store.head(this.key, requestBounds(this.timing));
+      if (cur?.etag === this.etag) await this.store.delete(this.key, { ...requestBounds(this.timing), guard: LEASE_OBJECT });
     } catch (e) {
       log.warn('could not release the LUN lease; it will expire', { key: this.key, error: (e as Error).message });
     }
   }
 }
 
+/**
+ * Lease requests are bounded well below TTL/2: a renewal that hangs must not keep the next
+ * one from being sent before the gate's validity ends.
+ */
+function requestBounds(t: LeaseTiming): { lane: 'control'; attemptTimeoutMs: number; retryDeadlineMs: number } {
+  return { lane: 'control', attemptTimeoutMs: Math.max(250, Math.round(t.ttlMs / 6)), retryDeadlineMs: Math.round(t.ttlMs / 4) };
+}
+
+function body(base: Base, generation: number): Buffer {
+  return Buffer.from(JSON.stringify({ ...base, renewedAt: new Date().toISOString(), generation }));
+}
+
+/** Watches the lease for TTL + margin; true as soon as its ETag changes (its holder renews). */
+async function changesWithin(
+  store: ObjectStore,
+  key: string,
+  etag: string,
+  timing: LeaseTiming,
+  clock: Clock,
+  current: LeaseRecord | undefined,
+): Promise<boolean> {
+  const waitMs = timing.ttlMs + timing.marginMs;
+  log.info('LUN lease is held; watching it before any takeover', { key, held: describeHolder(current), waitMs });
+  const deadline = clock.now() + waitMs;
+  while (clock.now() < deadline) {
+    await clock.sleep(Math.min(timing.renewEveryMs / 2, deadline - clock.now()));
+    const now = await store.head(key, CONTROL);
+    if (!now || now.etag !== etag) return true;
+  }
+  return false;
+}
+
 /** The lease object as it is now (for `s3tgt lun info`), or null when nobody holds it. */
 export async function readLease(store: ObjectStore, key: string): Promise<LeaseRecord | null> {
   const got = await store.get(key);
-  return got ? (parse(got.body) ?? null) : null;
+  return got ? parseLeaseRecord(got.body, key) : null;
+}
+
+/** A lease object that does not parse is held by someone unknown: it is watched like any other. */
+function readable(obj: GetResult, key: string): LeaseRecord | undefined {
+  try {
+    return parseLeaseRecord(obj.body, key);
+  } catch (e) {
+    log.warn('unreadable LUN lease object; treating it as held by an unknown process', { key, error: (e as Error).message });
+    return undefined;
+  }
 }
 
 /**
@@ -235,20 +288,16 @@ export async function readLease(store: ObjectStore, key: string): Promise<LeaseR
  * a timeout) and that the retrying store repeats meets its own first attempt and fails the
  * precondition; the holder id and generation in the body tell that write from a rival's.
  */
-async function landed(store: ObjectStore, key: string, holder: string, generation: number): Promise<string | null> {
-  const cur = await store.get(key);
-  return cur && isOurs(cur, holder, generation) ? cur.meta.etag : null;
+async function landed(store: ObjectStore, key: string, holder: string, generation: number, bounds?: RequestOptions): Promise<string | null> {
+  const cur = await store.get(key, undefined, bounds);
+  return cur && isOurs(cur, key, holder, generation) ? cur.meta.etag : null;
 }
 
-function isOurs(obj: GetResult, holder: string, generation: number): boolean {
-  const rec = parse(obj.body);
-  return rec?.holder === holder && rec.generation === generation;
-}
-
-function parse(body: Buffer): LeaseRecord | undefined {
+function isOurs(obj: GetResult, key: string, holder: string, generation: number): boolean {
   try {
-    return JSON.parse(body.toString('utf8')) as LeaseRecord;
+    const rec = parseLeaseRecord(obj.body, key);
+    return rec.holder === holder && rec.generation === generation;
   } catch {
-    return undefined;
+    return false;
   }
 }

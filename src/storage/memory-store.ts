@@ -56,6 +56,11 @@ export class MemoryObjectStore implements ObjectStore {
     return n;
   }
 
+  /** Test hook: the stored bytes of a key, synchronously (the simulation's oracle). */
+  peek(key: string): Buffer | undefined {
+    return this.objects.get(key)?.body;
+  }
+
   /** Test hook: replaces stored bytes without touching metadata (simulates corruption). */
   corrupt(key: string, offset: number): void {
     const e = this.objects.get(key);

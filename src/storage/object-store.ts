@@ -1,13 +1,35 @@
 /**
  * I/O lanes of the bounded request pool: foreground reads are never queued behind flushes or
- * background work (see io-pool.ts).
+ * background work (see io-pool.ts). The control lane (the lease: one small request per LUN
+ * every few seconds) never waits for a slot: data I/O must not starve the renewal that keeps
+ * it allowed.
  */
-export type Lane = 'foreground' | 'flush' | 'background';
+export type Lane = 'foreground' | 'flush' | 'background' | 'control';
+
+/**
+ * What a store mutation must pass right before it reaches the wire (storage/write-gate.ts).
+ * `admit` throws the typed reason when no mutation may start now, and otherwise returns the
+ * signal that aborts the mutation once the gate shuts.
+ */
+export interface WriteGuard {
+  admit(what: string): AbortSignal;
+}
 
 export interface RequestOptions {
   readonly lane?: Lane;
-  /** Aborts the request and any retry of it (a fenced volume must not write anymore). */
+  /**
+   * Aborts the request and any retry of it; the retry layer rethrows `signal.reason` as it is
+   * (a write gate aborts with a typed StorageError saying why).
+   */
   readonly signal?: AbortSignal;
+  /** Required on put/delete/deleteMany in the serving stack: the LUN's write gate. */
+  readonly guard?: WriteGuard;
+  /** One attempt's time limit, headers and body, instead of the backend's (lease renewals). */
+  readonly attemptTimeoutMs?: number;
+  /** How long transient failures are retried, instead of the backend's retry deadline. */
+  readonly retryDeadlineMs?: number;
+  /** Set by the retry layer: the clock time after which waiting for an I/O pool slot gives up. */
+  readonly deadline?: number;
 }
 
 export interface ObjectMeta {

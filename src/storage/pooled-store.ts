@@ -1,7 +1,10 @@
 import type { IoPool } from './io-pool';
 import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
-/** Decorator: every request of the wrapped store takes a slot of the I/O pool in its lane. */
+/**
+ * Decorator: every request of the wrapped store takes a slot of the I/O pool in its lane,
+ * waiting no longer than the operation's deadline (set by the retry layer above).
+ */
 export class PooledStore implements ObjectStore {
   readonly description: string;
 
@@ -12,28 +15,32 @@ export class PooledStore implements ObjectStore {
     this.description = inner.description;
   }
 
+  private run<T>(opts: RequestOptions | undefined, fallbackLane: 'foreground' | 'background', fn: () => Promise<T>): Promise<T> {
+    return this.pool.run(opts?.lane ?? fallbackLane, fn, { deadline: opts?.deadline, signal: opts?.signal });
+  }
+
   get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null> {
-    return this.pool.run(opts?.lane ?? 'foreground', () => this.inner.get(key, range, opts));
+    return this.run(opts, 'foreground', () => this.inner.get(key, range, opts));
   }
 
   head(key: string, opts?: RequestOptions): Promise<ObjectMeta | null> {
-    return this.pool.run(opts?.lane ?? 'foreground', () => this.inner.head(key, opts));
+    return this.run(opts, 'foreground', () => this.inner.head(key, opts));
   }
 
   put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }> {
-    return this.pool.run(opts?.lane ?? 'foreground', () => this.inner.put(key, body, opts));
+    return this.run(opts, 'foreground', () => this.inner.put(key, body, opts));
   }
 
   delete(key: string, opts?: RequestOptions): Promise<void> {
-    return this.pool.run(opts?.lane ?? 'foreground', () => this.inner.delete(key, opts));
+    return this.run(opts, 'foreground', () => this.inner.delete(key, opts));
   }
 
   deleteMany(keys: readonly string[], opts?: RequestOptions): Promise<void> {
-    return this.pool.run(opts?.lane ?? 'foreground', () => this.inner.deleteMany(keys, opts));
+    return this.run(opts, 'foreground', () => this.inner.deleteMany(keys, opts));
   }
 
   listPage(prefix: string, token: string | undefined, opts?: RequestOptions): Promise<ListPage> {
-    return this.pool.run(opts?.lane ?? 'background', () => this.inner.listPage(prefix, token, opts));
+    return this.run(opts, 'background', () => this.inner.listPage(prefix, token, opts));
   }
 
   listLeftovers(prefix: string): Promise<ListEntry[]> {

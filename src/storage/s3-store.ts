@@ -13,6 +13,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { abortReason } from '../util/clock';
 import { StorageError } from './errors';
 import type { GetResult, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
@@ -24,8 +25,6 @@ export interface S3StoreOptions {
   readonly pathStyle: boolean;
   /** Keep-alive sockets to the endpoint (at least the I/O pool's concurrency). */
   readonly maxSockets: number;
-  /** One request's time limit; the retry layer decides about trying again. */
-  readonly requestTimeoutMs: number;
   /**
    * Also send Content-MD5 with every PUT. Not needed with SigV4 signed payloads (the default),
    * whose x-amz-content-sha256 the server checks: RGW answers XAmzContentSHA256Mismatch to a
@@ -108,16 +107,20 @@ export class S3ObjectStore implements ObjectStore {
       ...(opts.credentials ? { credentials: opts.credentials } : {}),
       requestHandler: new NodeHttpHandler({
         ...(secure ? { httpsAgent: this.agent as https.Agent } : { httpAgent: this.agent }),
+        // Each attempt's whole time limit (headers and body) is TimeLimitedStore's, through the
+        // abort signal: the handler's own requestTimeout only logs a warning.
         connectionTimeout: 3000,
-        requestTimeout: opts.requestTimeoutMs,
       }),
     });
   }
 
-  /** Fails with an `invalid` StorageError when the bucket is missing or not ours. */
-  async checkBucket(): Promise<void> {
+  /**
+   * One attempt at the bucket: an `invalid` StorageError when it is missing or not ours, an
+   * `unavailable` one when S3 does not answer (the caller retries under the usual policy).
+   */
+  async checkBucket(ro?: RequestOptions): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.opts.bucket }));
+      await this.client.send(new HeadBucketCommand({ Bucket: this.opts.bucket }), sendOptions(ro));
     } catch (e) {
       const status = statusOf(e);
       if (status === 404) throw new StorageError('invalid', `bucket "${this.opts.bucket}" does not exist`, { cause: e });
@@ -136,7 +139,7 @@ export class S3ObjectStore implements ObjectStore {
         sendOptions(ro),
       );
       const expected = res.ContentLength ?? 0;
-      const body = await readBody(res.Body as AsyncIterable<Uint8Array> | undefined, expected, key);
+      const body = await readBody(res.Body as AsyncIterable<Uint8Array> | undefined, expected, key, ro?.signal);
       // Content-Range "bytes a-b/total" gives the object size for a ranged read.
       const total = res.ContentRange ? Number(res.ContentRange.split('/')[1]) : expected;
       return { body, meta: { size: Number.isFinite(total) ? total : expected, etag: etagOf(res.ETag), metadata: res.Metadata ?? {} } };
@@ -234,9 +237,10 @@ export class S3ObjectStore implements ObjectStore {
 /**
  * Reads a response body into one buffer. The SDK resolves `send` before the body arrives, and
  * a body cut mid-stream (server died, connection reset) throws here or ends short: both are
- * transient failures, which the SDK itself would not retry.
+ * transient failures, which the SDK itself would not retry. The request's signal (its time
+ * limit, the caller's abort) destroys a body that stalls.
  */
-async function readBody(body: AsyncIterable<Uint8Array> | undefined, expected: number, key: string): Promise<Buffer> {
+async function readBody(body: AsyncIterable<Uint8Array> | undefined, expected: number, key: string, signal?: AbortSignal): Promise<Buffer> {
   if (!body) return Buffer.alloc(0);
   const out = Buffer.allocUnsafe(expected);
   let got = 0;
@@ -246,9 +250,16 @@ async function readBody(body: AsyncIterable<Uint8Array> | undefined, expected: n
     got += chunk.length;
   };
   try {
+    if (signal?.aborted) throw abortReason(signal);
     if (body instanceof Readable) {
       // Event-driven: the async iterator of a Node stream costs a promise per chunk.
       await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => {
+          body.destroy();
+          reject(abortReason(signal as AbortSignal));
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        body.once('close', () => signal?.removeEventListener('abort', onAbort));
         body.on('data', (chunk: Buffer) => {
           try {
             take(chunk);
@@ -265,6 +276,7 @@ async function readBody(body: AsyncIterable<Uint8Array> | undefined, expected: n
       for await (const chunk of body) take(chunk);
     }
   } catch (e) {
+    if (signal?.aborted) throw abortReason(signal);
     throw classify(e, `GET ${key} (reading the body)`);
   }
   if (got !== expected) throw new StorageError('unavailable', `GET ${key}: body cut after ${got} of ${expected} bytes`);

@@ -4,7 +4,10 @@ import { CHUNK_SIZE, FORMAT_VERSION, type LunLayout } from './layout';
 import type { ObjectStore } from './object-store';
 import type { VolumeInfo } from './volume';
 
-/** `volume.json`: what a LUN is. Written once with If-None-Match: *, so two creators cannot race. */
+/**
+ * `volume.json`: what a LUN is. Written once with If-None-Match: *, so two creators cannot race.
+ * Writers pass the store view of the LUN's write gate (WriteGate.bind), under its lease.
+ */
 interface VolumeJson extends VolumeInfo {
   readonly formatVersion: number;
 }
@@ -16,7 +19,7 @@ export async function readVolumeInfo(store: ObjectStore, layout: LunLayout): Pro
   try {
     v = JSON.parse(got.body.toString('utf8'));
   } catch {
-    throw new StorageError('data', `${layout.volumeKey} is not valid JSON`);
+    throw new StorageError('data', `${layout.volumeKey} is not valid JSON`, { code: 'STORE_ERR_RECORD' });
   }
   return validate(v, layout.volumeKey);
 }
@@ -52,7 +55,7 @@ export function checkSize(sizeBytes: number): void {
 
 function validate(v: unknown, key: string): VolumeInfo {
   const bad = (why: string): never => {
-    throw new StorageError('data', `${key}: ${why}`);
+    throw new StorageError('data', `${key}: ${why}`, { code: 'STORE_ERR_RECORD' });
   };
   if (typeof v !== 'object' || v === null) return bad('not an object');
   const o = v as Record<string, unknown>;

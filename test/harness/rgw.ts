@@ -63,7 +63,6 @@ export class Rgw {
       bucket,
       pathStyle: true,
       maxSockets: 64,
-      requestTimeoutMs: 10_000,
       contentMd5: true,
       credentials: { accessKeyId: this.accessKeyId, secretAccessKey: this.secretAccessKey },
       ...over,

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -25,6 +26,21 @@ function accepts(port: number): Promise<boolean> {
       resolve(true);
     });
     s.on('error', () => resolve(false));
+  });
+}
+
+/** GET /healthz answered 200. */
+export function healthy(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/healthz', timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(false);
+    });
   });
 }
 
@@ -102,13 +118,15 @@ ${this.opts.moreTargetsYaml ?? ''}
     proc.stderr?.on('data', (d: Buffer) => {
       this.output += d.toString();
     });
-    // Ready when the portal accepts connections (whatever the log level).
+    // Ready when /healthz says so (whatever the log level): the portal listens before the
+    // LUNs are open (connections wait unread meanwhile).
     const deadline = Date.now() + 20_000;
-    while (!(await accepts(this.port))) {
+    while (!(await healthy(this.metricsPort))) {
       if (proc.exitCode !== null) throw new Error(`s3tgt exited ${proc.exitCode}:\n${this.output}`);
       if (Date.now() > deadline) throw new Error(`s3tgt did not start:\n${this.output}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+    if (!(await accepts(this.port))) throw new Error(`s3tgt is healthy but its portal does not accept connections:\n${this.output}`);
   }
 
   /** Waits for the process to exit on its own (after a signal sent earlier); SIGKILL after the timeout. */

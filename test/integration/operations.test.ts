@@ -88,7 +88,7 @@ describe('operations against RGW: metrics, lease, graceful stop (issue 7 accepta
     }
   });
 
-  it('a second server on the same S3 LUN fails with a lease error while the first serves; it takes over within the expiry after a kill', async () => {
+  it('a second server on the same S3 LUN fails with a lease error while the first serves; after kill -9 of the first (same host, pid gone) it takes over at once (issue 13, defect 13)', async () => {
     await rgw.createBucket('lease');
     const lease = '{ ttl: 6s, renewInterval: 1s }';
     const first = s3Target(rgw, { bucket: 'lease', logLevel: 'info', lease });
@@ -102,10 +102,11 @@ describe('operations against RGW: metrics, lease, graceful stop (issue 7 accepta
       const t0 = Date.now();
       await second.start();
       const took = Date.now() - t0;
-      // README: taken over once the lease stayed unchanged for ttl + ttl/4 (7.5 s here).
-      assert.ok(took < 7_500 + 5_000, `takeover took ${took} ms`);
-      assert.ok(took >= 6_000, `takeover after ${took} ms: too early, the lease was not honoured`);
-      assert.match(second.output, /took over an expired LUN lease/);
+      // The holder recorded in the lease is provably this machine's dead process (same boot
+      // id, pid gone): no need to wait out ttl + ttl/4 (7.5 s here).
+      assert.ok(took < 5_000, `takeover took ${took} ms`);
+      assert.match(second.output, /held by a process of this machine that no longer runs/);
+      assert.match(second.output, /took over the LUN lease/);
       const inq2 = await run('iscsi-inq', [second.url(0)]);
       assert.equal(inq2.code, 0, inq2.stderr);
     } finally {

@@ -51,7 +51,7 @@ describe('ChunkVolume', () => {
   it('reads zeros from a new volume without a request once the allocation map is built', async () => {
     const store = new SpyStore();
     const v = volume(store);
-    await v.allocationMap();
+    await v.chunkStates();
     const before = store.gets;
     const r = await v.read(3 * MiB + 512, 4096);
     assert.ok(r.every((b) => b === 0));
@@ -384,7 +384,7 @@ describe('ChunkVolume', () => {
     await v.write(0, randomBytes(16 * MiB));
     await v.close();
     const cold = volume(store, { readAheadChunks: 4 });
-    await cold.allocationMap();
+    await cold.chunkStates();
     const before = store.gets;
     store.getDelayMs = 5;
     // Sixteen 1 MiB reads in flight at once, in order (an initiator at QD16): read-ahead starts

@@ -21,7 +21,7 @@ describe('Prometheus exposition', () => {
       {
         kind: 's3',
         stats: store,
-        pool: { inFlight: { foreground: 1, flush: 2, background: 0 }, queued: { foreground: 0, flush: 5, background: 0 } },
+        pool: { inFlight: { foreground: 1, flush: 2, background: 0, control: 1 }, queued: { foreground: 0, flush: 5, background: 0, control: 0 } },
       },
     ],
   });

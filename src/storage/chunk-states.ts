@@ -1,0 +1,106 @@
+import { invariant } from '../util/invariant';
+import { log } from '../util/log';
+import type { LunLayout } from './layout';
+import { listAll, type ObjectStore } from './object-store';
+
+/**
+ * What the store holds for one chunk index, as far as this process knows:
+ * - unlisted: not known yet (the listing has not reached it); a read must ask;
+ * - absent: no object; the chunk reads as zeros without a request;
+ * - stored: an object exists;
+ * - may-exist: a PUT or DELETE was sent whose outcome is unknown (an answer lost, a time
+ *   limit hit, the request aborted): it may have happened, so a read asks and a discard DELETEs.
+ * Snapshots will add "inherited" here.
+ */
+export type ChunkState = 'unlisted' | 'absent' | 'stored' | 'may-exist';
+
+const CODE: Readonly<Record<ChunkState, number>> = { unlisted: 0, absent: 1, stored: 2, 'may-exist': 3 };
+const NAME: readonly ChunkState[] = ['unlisted', 'absent', 'stored', 'may-exist'];
+
+/**
+ * The state of every chunk index of a LUN, one byte each. Only ChunkMap changes it. The
+ * listing, run once in the background (opening never waits for it), fills only the indexes
+ * still unlisted: everything that happened meanwhile set its state explicitly.
+ */
+export class ChunkStates {
+  private codes: Uint8Array;
+  private loading: Promise<void> | undefined;
+  private loadedFlag = false;
+
+  constructor(private count: number) {
+    this.codes = new Uint8Array(count);
+  }
+
+  get chunks(): number {
+    return this.count;
+  }
+
+  get loaded(): boolean {
+    return this.loadedFlag;
+  }
+
+  get(i: number): ChunkState {
+    invariant(i >= 0 && i < this.count, () => `chunk ${i} outside 0..${this.count - 1}`);
+    return NAME[this.codes[i]];
+  }
+
+  set(i: number, s: ChunkState): void {
+    invariant(i >= 0 && i < this.count, () => `chunk ${i} outside 0..${this.count - 1}`);
+    this.codes[i] = CODE[s];
+  }
+
+  /** A grown LUN: the new chunks are absent (the caller deleted anything stored there first). */
+  grow(chunks: number): void {
+    invariant(chunks >= this.count, () => `a LUN never shrinks (${this.count} -> ${chunks} chunks)`);
+    const next = new Uint8Array(chunks);
+    next.set(this.codes);
+    next.fill(CODE.absent, this.count);
+    this.codes = next;
+    this.count = chunks;
+  }
+
+  /** Starts (once) the background listing; resolves when every index has a state. */
+  load(store: ObjectStore, layout: LunLayout): Promise<void> {
+    if (!this.loading) {
+      this.loading = this.list(store, layout).catch((e) => {
+        this.loading = undefined;
+        log.warn('chunk listing failed; will retry on demand', { lun: layout.name, error: (e as Error).message });
+        throw e;
+      });
+    }
+    return this.loading;
+  }
+
+  private async list(store: ObjectStore, layout: LunLayout): Promise<void> {
+    // The LUN may grow while we list; the chunks added are known absent already.
+    const n = this.count;
+    const seen = new Uint8Array(n);
+    for await (const entry of listAll(store, layout.chunksPrefix, { lane: 'background' })) {
+      const i = layout.chunkIndexOf(entry.key);
+      if (i !== undefined && i < n) seen[i] = 1;
+    }
+    for (let i = 0; i < n; i++) {
+      if (this.codes[i] === CODE.unlisted) this.codes[i] = seen[i] ? CODE.stored : CODE.absent;
+    }
+    this.loadedFlag = true;
+  }
+
+  /**
+   * Folds in a fresh listing (defrag). Only evidence that an object exists is trusted: a page
+   * may predate a PUT, so absence never turns a chunk absent here (a wrong "stored" costs one
+   * GET, a wrong "absent" would read zeros).
+   */
+  reconcile(present: ReadonlySet<number>): void {
+    for (const i of present) if (i < this.count && this.codes[i] !== CODE.absent) this.codes[i] = CODE.stored;
+    if (this.loadedFlag) return;
+    for (let i = 0; i < this.count; i++) if (this.codes[i] === CODE.unlisted) this.codes[i] = present.has(i) ? CODE.stored : CODE.absent;
+    this.loadedFlag = true;
+  }
+
+  /** How many chunks are in each state (statistics, defrag, `lun info`). */
+  census(): Record<ChunkState, number> {
+    const c = [0, 0, 0, 0];
+    for (let i = 0; i < this.count; i++) c[this.codes[i]]++;
+    return { unlisted: c[0], absent: c[1], stored: c[2], 'may-exist': c[3] };
+  }
+}

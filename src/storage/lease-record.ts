@@ -1,0 +1,112 @@
+import { readFileSync } from 'node:fs';
+import * as os from 'node:os';
+import { StorageError } from './errors';
+
+/** `lease.json`: who holds a LUN's single-writer lease. */
+export interface LeaseRecord {
+  /** A random id per acquisition: tells our own writes from anyone else's. */
+  readonly holder: string;
+  readonly purpose: string;
+  readonly host: string;
+  /** /proc/sys/kernel/random/boot_id of the holder's machine, when it has one. */
+  readonly bootId?: string;
+  readonly pid: number;
+  /** The holder process's start time (/proc/PID/stat field 22), against pid reuse. */
+  readonly pidStart?: string;
+  readonly acquiredAt: string;
+  readonly renewedAt: string;
+  readonly ttlMs: number;
+  readonly generation: number;
+}
+
+/** Parses and checks a lease object, like volume.json: a clear error naming the key and field. */
+export function parseLeaseRecord(body: Buffer, key: string): LeaseRecord {
+  const bad = (why: string): never => {
+    throw new StorageError('data', `${key}: ${why}`, { code: 'STORE_ERR_RECORD' });
+  };
+  let v: unknown;
+  try {
+    v = JSON.parse(body.toString('utf8'));
+  } catch {
+    return bad('not valid JSON');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('not an object');
+  const o = v as Record<string, unknown>;
+  const str = (k: string): string => (typeof o[k] === 'string' && (o[k] as string).length > 0 ? (o[k] as string) : bad(`missing or bad ${k}`));
+  const int = (k: string): number => (Number.isSafeInteger(o[k]) && (o[k] as number) >= 0 ? (o[k] as number) : bad(`missing or bad ${k}`));
+  const opt = (k: string): string | undefined => (o[k] === undefined ? undefined : str(k));
+  return {
+    holder: str('holder'),
+    purpose: str('purpose'),
+    host: str('host'),
+    bootId: opt('bootId'),
+    pid: int('pid'),
+    pidStart: opt('pidStart'),
+    acquiredAt: str('acquiredAt'),
+    renewedAt: str('renewedAt'),
+    ttlMs: int('ttlMs'),
+    generation: int('generation'),
+  };
+}
+
+export function describeHolder(rec: LeaseRecord | undefined): string {
+  return rec ? `${rec.purpose} by ${rec.host} pid ${rec.pid} (holder ${rec.holder.slice(0, 8)}, renewed ${rec.renewedAt})` : 'an unreadable lease';
+}
+
+/**
+ * This process and what it can prove about another process of the same machine. Injected,
+ * so the simulation has processes of its own.
+ */
+export interface HostIdentity {
+  readonly host: string;
+  readonly bootId: string | undefined;
+  readonly pid: number;
+  readonly pidStart: string | undefined;
+  /**
+   * True only when it is certain that the process `pid` started at `pidStart` on this boot
+   * no longer runs: /proc has no such pid, or the pid now belongs to a later process. False
+   * whenever that cannot be proven.
+   */
+  isGone(pid: number, pidStart: string): boolean;
+}
+
+function readProc(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Field 22 of /proc/PID/stat: start time in clock ticks since boot (after the "(comm)" field). */
+function startTimeOf(pid: number | 'self'): string | undefined {
+  const stat = readProc(`/proc/${pid}/stat`);
+  if (!stat) return undefined;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields[19];
+}
+
+export const systemIdentity: HostIdentity = {
+  host: os.hostname(),
+  bootId: readProc('/proc/sys/kernel/random/boot_id')?.trim() || undefined,
+  pid: process.pid,
+  pidStart: startTimeOf('self'),
+  isGone(pid, pidStart) {
+    // Without our own /proc entry nothing about others can be proven.
+    if (startTimeOf('self') === undefined) return false;
+    const now = startTimeOf(pid);
+    return now === undefined || now !== pidStart;
+  },
+};
+
+/**
+ * Whether the holder is provably a dead process of this very machine and boot (a crash or
+ * kill -9 right before this restart): then its lease need not be waited out. Every other case,
+ * another host, another boot, an old record without boot id or start time, or a process that
+ * may still run, waits for the full TTL.
+ */
+export function provablyDead(rec: LeaseRecord, me: HostIdentity): boolean {
+  if (rec.host !== me.host || !rec.bootId || rec.bootId !== me.bootId || !rec.pidStart) return false;
+  if (rec.pid === me.pid && rec.pidStart === me.pidStart) return false;
+  return me.isGone(rec.pid, rec.pidStart);
+}

@@ -1,0 +1,97 @@
+import { abortReason, type Clock } from '../util/clock';
+import { StorageError } from './errors';
+import { eitherSignal } from './guarded-store';
+import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
+
+/**
+ * Runs one attempt of `fn` within `ms`: it gets a signal that aborts on the time limit (with a
+ * retryable STORE_ERR_TIMEOUT) or when `caller` aborts (with the caller's reason), and the
+ * answer comes then whether `fn` honours the signal or not.
+ */
+export function withTimeLimit<T>(
+  clock: Clock,
+  ms: number,
+  what: string,
+  caller: AbortSignal | undefined,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  if (caller?.aborted) return Promise.reject(abortReason(caller));
+  const ctl = new AbortController();
+  const signal = eitherSignal(caller, ctl.signal) as AbortSignal;
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const settle = (f: () => void): void => {
+      if (settled) return;
+      settled = true;
+      timer.cancel();
+      caller?.removeEventListener('abort', onAbort);
+      f();
+    };
+    const onAbort = (): void => settle(() => reject(abortReason(caller as AbortSignal)));
+    const timer = clock.after(ms, () => {
+      const e = new StorageError('unavailable', `${what}: no complete answer within ${ms} ms`, { code: 'STORE_ERR_TIMEOUT' });
+      ctl.abort(e);
+      settle(() => reject(e));
+    });
+    caller?.addEventListener('abort', onAbort, { once: true });
+    fn(signal).then(
+      (v) => settle(() => resolve(v)),
+      (e: unknown) => settle(() => reject(signal.aborted ? abortReason(signal) : e)),
+    );
+  });
+}
+
+/**
+ * Decorator, at the wire: every attempt ends within its time limit (`s3.requestTimeout`, or
+ * the caller's `attemptTimeoutMs`), headers and body, whatever the server does: it answers with
+ * a retryable STORE_ERR_TIMEOUT and aborts the request below through its signal (the S3 backend
+ * destroys the socket). The caller's signal ends the attempt at once with its own reason. An
+ * attempt that ended this way has an unknown outcome: a mutation may still have happened.
+ */
+export class TimeLimitedStore implements ObjectStore {
+  readonly description: string;
+
+  constructor(
+    private readonly inner: ObjectStore,
+    private readonly clock: Clock,
+    private readonly timeoutMs: number,
+  ) {
+    this.description = inner.description;
+  }
+
+  private limit<T, O extends RequestOptions>(what: string, opts: O | undefined, fn: (o: O) => Promise<T>): Promise<T> {
+    return withTimeLimit(this.clock, opts?.attemptTimeoutMs ?? this.timeoutMs, what, opts?.signal, (signal) => fn({ ...(opts as O), signal }));
+  }
+
+  get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null> {
+    return this.limit(`GET ${key}`, opts, (o) => this.inner.get(key, range, o));
+  }
+
+  head(key: string, opts?: RequestOptions): Promise<ObjectMeta | null> {
+    return this.limit(`HEAD ${key}`, opts, (o) => this.inner.head(key, o));
+  }
+
+  put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }> {
+    return this.limit(`PUT ${key}`, opts, (o) => this.inner.put(key, body, o));
+  }
+
+  delete(key: string, opts?: RequestOptions): Promise<void> {
+    return this.limit(`DELETE ${key}`, opts, (o) => this.inner.delete(key, o));
+  }
+
+  deleteMany(keys: readonly string[], opts?: RequestOptions): Promise<void> {
+    return this.limit(`DELETE ${keys.length} keys`, opts, (o) => this.inner.deleteMany(keys, o));
+  }
+
+  listPage(prefix: string, token: string | undefined, opts?: RequestOptions): Promise<ListPage> {
+    return this.limit(`LIST ${prefix}`, opts, (o) => this.inner.listPage(prefix, token, o));
+  }
+
+  listLeftovers(prefix: string): Promise<ListEntry[]> {
+    return this.inner.listLeftovers?.(prefix) ?? Promise.resolve([]);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
