@@ -22,7 +22,7 @@ INTEGRATION_TESTS = $(shell find dist/test/store dist/test/integration -name '*.
 TEST_FLAGS := --test-reporter=spec --test-timeout=600000
 export S3TGT_LOG_LEVEL ?= error
 
-.PHONY: build deps deps-apt deps-npm deps-node-versions lint test test-unit test-integration test-node-versions bench clean start fuzz-long
+.PHONY: build deps deps-apt deps-npm deps-node-versions lint test test-unit test-integration test-node-versions bench clean start fuzz-long sim sim-long
 
 build: deps-npm
 	npx tsc -p .
@@ -57,7 +57,7 @@ test: deps build lint test-unit test-integration test-node-versions
 	@echo "make test: all suites passed"
 
 test-unit: build
-	$(NODE) --test $(TEST_FLAGS) $(UNIT_TESTS)
+	$(NODE) --test $(TEST_FLAGS) $(UNIT_TESTS) dist/test/sim/sim.test.js
 
 test-integration: build deps-apt
 	$(NODE) --test $(TEST_FLAGS) --test-concurrency=1 $(INTEGRATION_TESTS)
@@ -77,6 +77,14 @@ start: build
 
 clean:
 	rm -rf dist $(TOOLS)
+
+# The storage-core simulation (issue 13): `make sim` is the CI form (300 seeds), `make sim-long`
+# a million operations; a failure prints the seed and the command that replays it.
+sim: build
+	$(NODE) dist/test/sim/run.js --seeds $(or $(SIM_SEEDS),300) --ops $(or $(SIM_OPS),60)
+
+sim-long: build
+	$(NODE) dist/test/sim/run.js --total $(or $(SIM_TOTAL),1000000) --ops $(or $(SIM_OPS),500)
 
 # The long fuzz campaign (issue 6): 1e6 inputs against a fresh target, about 3 minutes here.
 fuzz-long: build

@@ -14,7 +14,8 @@ export const SECTOR = 512;
  * - uploading: a PUT (or DELETE, all zeros) of generation `uploadGen` is in flight; writes may
  *   still land (copy-on-write of the buffer being sent);
  * - discarding: a whole-chunk discard's DELETE is in flight; nothing reads or writes it
- *   (the discard holds the range lock); evicted when the DELETE succeeded, back otherwise;
+ *   (the discard holds the range lock); evicted when the DELETE succeeded, dirty otherwise
+ *   (the DELETE may have landed: the data must be written again);
  * - evicted: gone from the cache; nothing may use it.
  */
 export type EntryState = 'clean' | 'dirty' | 'filling' | 'uploading' | 'discarding' | 'evicted';
@@ -24,7 +25,7 @@ const ALLOWED: Readonly<Record<EntryState, readonly EntryState[]>> = {
   dirty: ['filling', 'uploading', 'discarding'],
   filling: ['dirty'],
   uploading: ['clean', 'dirty'],
-  discarding: ['clean', 'dirty', 'evicted'],
+  discarding: ['dirty', 'evicted'],
   evicted: [],
 };
 
@@ -45,6 +46,8 @@ export class ChunkEntry {
   /** Callers between finding the entry and being done with it: never evicted meanwhile. */
   pins = 0;
   lastWrite = 0;
+  /** When it became dirty (the flusher does not wait for a hot chunk forever). */
+  dirtySince = 0;
   failures = 0;
   /** The flusher leaves a failing entry alone until then (clock ms). */
   retryAt = 0;

@@ -1,15 +1,14 @@
 import { type Clock, systemClock } from '../util/clock';
-import { log } from '../util/log';
 import { type Parts, partsLength } from '../util/parts';
 import { type ChunkEntry, SECTOR } from './chunk-entry';
 import { ChunkMap } from './chunk-map';
+import { ChunkReader, NO_RELEASE, pieces } from './chunk-reader';
 import { isStorageError, StorageError } from './errors';
-import { segmentAligned } from './integrity';
 import type { LunLayout } from './layout';
-import { listAll, type ObjectStore } from './object-store';
+import type { ObjectStore } from './object-store';
 import { RangeLock } from './range-lock';
 import type { AllocationExtent, ByteRange, CacheMode, ReadView, Volume, VolumeInfo, WriteOptions } from './volume';
-import { checkSize, writeVolumeSize } from './volume-meta';
+import { VolumeResizer } from './volume-resize';
 import { VolumeStats } from './volume-stats';
 import { WriteGate } from './write-gate';
 import { Writeback } from './writeback';
@@ -42,27 +41,6 @@ export interface VolumeEnv {
   readonly gate?: WriteGate;
 }
 
-interface Piece {
-  readonly index: number;
-  /** Offset inside the chunk. */
-  readonly inner: number;
-  readonly length: number;
-  /** Offset inside the caller's buffer. */
-  readonly pos: number;
-}
-
-function* pieces(offset: number, length: number, chunkSize: number): Generator<Piece> {
-  for (let pos = 0; pos < length; ) {
-    const index = Math.floor((offset + pos) / chunkSize);
-    const inner = offset + pos - index * chunkSize;
-    const len = Math.min(chunkSize - inner, length - pos);
-    yield { index, inner, length: len, pos };
-    pos += len;
-  }
-}
-
-/** A read that holds nothing in the cache. */
-const NO_RELEASE = (): void => undefined;
 const noop = (): void => undefined;
 export type ScrubResult = 'mapped' | 'zero' | 'corrupt' | 'busy' | 'hole';
 
@@ -81,11 +59,9 @@ export class ChunkVolume implements Volume {
   private readonly wb: Writeback;
   private readonly gated: ObjectStore;
   private readonly zero: Buffer;
-  private infoValue: VolumeInfo;
+  private readonly reader: ChunkReader;
+  private readonly resizer: VolumeResizer;
   private mode: CacheMode;
-  private sequentialEnd = -1;
-  private sequentialStreak = 0;
-  private resizing: Promise<unknown> = Promise.resolve();
   private closed = false;
 
   constructor(
@@ -98,19 +74,20 @@ export class ChunkVolume implements Volume {
     const clock = env.clock ?? systemClock;
     this.gate = env.gate ?? WriteGate.unleased(clock, layout.name);
     this.gated = this.gate.bind(store);
-    this.infoValue = info;
     this.mode = options.cacheMode;
     this.zero = Buffer.alloc(info.chunkSize);
     this.map = new ChunkMap(store, layout, Math.ceil(info.sizeBytes / info.chunkSize), info.chunkSize, this.gate, this.stats);
     const capacity = Math.max(4, Math.floor(options.cacheBytes / info.chunkSize));
     this.wb = new Writeback(this.map, info.chunkSize, { capacity, ...options }, clock, this.gate, this.stats);
     this.map.onWholeFetched = (i, f) => void this.wb.adopt(i, f);
+    this.reader = new ChunkReader(this.map, this.wb, this.stats, info.chunkSize, options.readAheadChunks);
+    this.resizer = new VolumeResizer(store, this.gated, layout, this.map, info);
     // Opening never waits for the listing (ESXi's login timeout is 5 s).
     this.map.load().catch(noop);
   }
 
   get info(): VolumeInfo {
-    return this.infoValue;
+    return this.resizer.current;
   }
   get readOnly(): boolean {
     return this.options.readOnly;
@@ -154,127 +131,26 @@ export class ChunkVolume implements Volume {
   async readView(offset: number, length: number): Promise<ReadView> {
     this.checkRange(offset, length);
     this.checkReadable();
-    const release = await this.locks.acquire(offset, length, 'shared');
-    try {
+    return this.locks.with(offset, length, 'shared', async () => {
       const cs = this.info.chunkSize;
       let view: ReadView;
       if (length > 0 && Math.floor(offset / cs) === Math.floor((offset + length - 1) / cs)) {
-        view = await this.readWithinChunk({ index: Math.floor(offset / cs), inner: offset % cs, length, pos: 0 });
+        view = await this.reader.withinChunk({ index: Math.floor(offset / cs), inner: offset % cs, length, pos: 0 });
       } else {
         const out = Buffer.allocUnsafe(length);
-        await this.readLocked(offset, out);
+        await this.reader.into(offset, out);
         view = { data: out, release: NO_RELEASE };
       }
-      this.noteSequential(offset, length);
+      this.reader.noteSequential(offset, length);
       this.stats.bytesRead += length;
       return view;
-    } finally {
-      release();
-    }
-  }
-
-  /**
-   * A read inside one chunk, without a copy where it can: a view of the cached chunk (counted
-   * as a reader, so a write meanwhile copies the chunk first) or of the chunk just fetched.
-   */
-  private async readWithinChunk(p: Piece): Promise<ReadView> {
-    const e = this.wb.get(p.index);
-    if (e?.covers(p.inner, p.length)) return this.lend(e, p);
-    if (!e && !this.map.isAbsent(p.index) && p.length >= this.info.chunkSize / 2) {
-      this.stats.cacheMisses++;
-      const f = await this.map.fetchWhole(p.index, 'foreground');
-      if (!f.body) return { data: Buffer.alloc(p.length), release: NO_RELEASE };
-      // The cache kept this very buffer or not (decided once, see ChunkMap.onWholeFetched).
-      const cached = this.wb.get(p.index);
-      const release = cached?.buf === f.body ? cached.lend() : NO_RELEASE;
-      return { data: f.body.subarray(p.inner, p.inner + p.length), release };
-    }
-    const out = Buffer.allocUnsafe(p.length);
-    const t = this.readPiece(p, out);
-    if (t) await t;
-    return { data: out, release: NO_RELEASE };
-  }
-
-  private lend(e: ChunkEntry, p: Piece): ReadView {
-    this.wb.touch(e);
-    this.stats.cacheHits++;
-    return { data: e.buf.subarray(p.inner, p.inner + p.length), release: e.lend() };
-  }
-
-  private async readLocked(offset: number, out: Buffer): Promise<void> {
-    const tasks: Promise<void>[] = [];
-    for (const p of pieces(offset, out.length, this.info.chunkSize)) {
-      const t = this.readPiece(p, out);
-      if (t) tasks.push(t);
-    }
-    if (tasks.length > 0) await Promise.all(tasks);
-  }
-
-  /** Serves one chunk's part of a read; returns a promise only when it must wait. */
-  private readPiece(p: Piece, out: Buffer): Promise<void> | undefined {
-    const e = this.wb.get(p.index);
-    if (e?.covers(p.inner, p.length)) {
-      e.buf.copy(out, p.pos, p.inner, p.inner + p.length);
-      this.wb.touch(e);
-      this.stats.cacheHits++;
-      return undefined;
-    }
-    if (!e && this.map.isAbsent(p.index)) {
-      out.fill(0, p.pos, p.pos + p.length);
-      this.stats.holeReads++;
-      return undefined;
-    }
-    return e && e.state !== 'clean' ? this.readFilled(e, p, out) : this.readStored(p, out);
-  }
-
-  /** A dirty chunk with sectors nobody wrote: bring in the stored base once, then serve. */
-  private async readFilled(e: ChunkEntry, p: Piece, out: Buffer): Promise<void> {
-    e.pins++;
-    try {
-      await this.wb.fill(e, 'foreground');
-      e.buf.copy(out, p.pos, p.inner, p.inner + p.length);
-    } finally {
-      this.wb.unpin(e);
-    }
-  }
-
-  /** From the store: the whole chunk (shared GET), or a ranged GET widened to checksum segments, kept in the cache. */
-  private async readStored(p: Piece, out: Buffer): Promise<void> {
-    this.stats.cacheMisses++;
-    const cs = this.info.chunkSize;
-    const f =
-      p.length >= cs / 2
-        ? await this.map.fetchWhole(p.index, 'foreground')
-        : await this.map.fetchRange(p.index, segmentAligned(p.inner, p.length, cs), 'foreground');
-    if (!f.body) out.fill(0, p.pos, p.pos + p.length);
-    else f.body.copy(out, p.pos, p.inner - f.offset, p.inner - f.offset + p.length);
-    if (f.body && f.body.length < cs) this.wb.adopt(p.index, f);
-  }
-
-  private noteSequential(offset: number, length: number): void {
-    this.sequentialStreak = offset === this.sequentialEnd ? this.sequentialStreak + 1 : 0;
-    this.sequentialEnd = offset + length;
-    if (this.sequentialStreak >= 2 && this.options.readAheadChunks > 0) {
-      const next = Math.floor((offset + length) / this.info.chunkSize);
-      this.prefetchChunks(next, Math.min(this.map.chunks, next + this.options.readAheadChunks));
-    }
-  }
-
-  /** Read-ahead evicts clean chunks (LRU), never waits for dirty ones to flush. */
-  private prefetchChunks(from: number, to: number): void {
-    for (let i = from; i < to; i++) {
-      if (this.wb.get(i) || this.map.isAbsent(i)) continue;
-      if (this.wb.dirtyEntries >= this.wb.capacity - 1) return;
-      this.map.fetchWhole(i, 'background').then(() => {
-        this.stats.readAheadChunks++;
-      }, noop);
-    }
+    });
   }
 
   async prefetch(range: ByteRange): Promise<void> {
     const first = Math.floor(range.offset / this.info.chunkSize);
     const last = Math.ceil((range.offset + range.length) / this.info.chunkSize);
-    this.prefetchChunks(first, Math.min(last, first + this.wb.capacity / 2));
+    this.reader.prefetch(first, Math.min(last, first + this.wb.capacity / 2));
   }
 
   // ---------------------------------------------------------------- writes
@@ -309,7 +185,7 @@ export class ChunkVolume implements Volume {
     this.checkWritable();
     await this.locks.with(offset, length, 'exclusive', async () => {
       const current = Buffer.allocUnsafe(length);
-      await this.readLocked(offset, current);
+      await this.reader.into(offset, current);
       const next = fn(current);
       if (!next) return;
       if (next.length !== length) throw new StorageError('internal', `update returned ${next.length} bytes for ${length}`);
@@ -393,49 +269,15 @@ export class ChunkVolume implements Volume {
     return this.map;
   }
 
-  /**
-   * Grows the LUN (s3tgt lun resize, a larger configured size). Grows and orphan deletions run
-   * one at a time. Chunk objects past the old end (an older, larger life of the name) are
-   * deleted first, so the new space reads as zeros; then volume.json records the size; then
-   * I/O may use it. The caller tells the initiators (CAPACITY DATA HAS CHANGED, SBC-4 §4.10).
-   */
-  grow(sizeBytes: number): Promise<VolumeInfo> {
-    return this.serialized(async () => {
-      this.checkWritable();
-      const old = this.infoValue;
-      if (sizeBytes <= old.sizeBytes)
-        throw new StorageError('invalid', `${this.layout.name}: new size ${sizeBytes} is not larger than ${old.sizeBytes}`);
-      checkSize(sizeBytes);
-      const stale: string[] = [];
-      for await (const e of listAll(this.store, this.layout.chunksPrefix, { lane: 'background' })) {
-        const i = this.layout.chunkIndexOf(e.key);
-        if (i === undefined || i >= this.map.chunks) stale.push(e.key);
-      }
-      for (let k = 0; k < stale.length; k += 1000) await this.gated.deleteMany(stale.slice(k, k + 1000), { lane: 'background' });
-      const next = await writeVolumeSize(this.gated, this.layout, old, sizeBytes);
-      this.map.grow(Math.ceil(sizeBytes / next.chunkSize));
-      this.infoValue = next;
-      log.info('LUN grown', { lun: this.layout.name, from: old.sizeBytes, to: sizeBytes, staleDeleted: stale.length });
-      return next;
-    });
+  /** Grows the LUN (see VolumeResizer.grow). */
+  async grow(sizeBytes: number): Promise<VolumeInfo> {
+    this.checkWritable();
+    return this.resizer.grow(sizeBytes);
   }
 
-  /** Deletes objects defrag found to be no chunk of this LUN, deciding again now (a grow may have made them chunks). */
+  /** Deletes what defrag found to be no chunk of this LUN, deciding again now. */
   deleteOrphans(keys: readonly string[]): Promise<number> {
-    return this.serialized(async () => {
-      const doomed = keys.filter((k) => {
-        const i = this.layout.chunkIndexOf(k);
-        return i === undefined || i >= this.map.chunks;
-      });
-      for (let k = 0; k < doomed.length; k += 1000) await this.gated.deleteMany(doomed.slice(k, k + 1000), { lane: 'background' });
-      return doomed.length;
-    });
-  }
-
-  private serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.resizing.then(fn);
-    this.resizing = run.then(noop, noop);
-    return run;
+    return this.resizer.deleteOrphans(keys);
   }
 
   /**

@@ -114,7 +114,7 @@ export class IoPool {
       }
       this.queues[lane].push(w);
       const limit = (wait.deadline ?? this.clock.now() + this.options.maxWaitMs) - this.clock.now();
-      timer = this.clock.after(Math.max(0, limit), () =>
+      timer = this.clock.after(limit, () =>
         leave(new StorageError('unavailable', `no ${lane} I/O slot freed up within ${Math.round(limit)} ms`, { code: 'STORE_ERR_POOL_TIMEOUT' })),
       );
       signal?.addEventListener('abort', onAbort, { once: true });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
-import { StorageError } from './errors';
+import { StoredRecord } from './record';
 
 /** `lease.json`: who holds a LUN's single-writer lease. */
 export interface LeaseRecord {
@@ -21,31 +21,19 @@ export interface LeaseRecord {
 
 /** Parses and checks a lease object, like volume.json: a clear error naming the key and field. */
 export function parseLeaseRecord(body: Buffer, key: string): LeaseRecord {
-  const bad = (why: string): never => {
-    throw new StorageError('data', `${key}: ${why}`, { code: 'STORE_ERR_RECORD' });
-  };
-  let v: unknown;
-  try {
-    v = JSON.parse(body.toString('utf8'));
-  } catch {
-    return bad('not valid JSON');
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('not an object');
-  const o = v as Record<string, unknown>;
-  const str = (k: string): string => (typeof o[k] === 'string' && (o[k] as string).length > 0 ? (o[k] as string) : bad(`missing or bad ${k}`));
-  const int = (k: string): number => (Number.isSafeInteger(o[k]) && (o[k] as number) >= 0 ? (o[k] as number) : bad(`missing or bad ${k}`));
-  const opt = (k: string): string | undefined => (o[k] === undefined ? undefined : str(k));
+  const r = StoredRecord.parse(body, key);
+  const opt = (name: string): string | undefined => (r.get(name).present ? r.get(name).str() : undefined);
   return {
-    holder: str('holder'),
-    purpose: str('purpose'),
-    host: str('host'),
+    holder: r.get('holder').str(),
+    purpose: r.get('purpose').str(),
+    host: r.get('host').str(),
     bootId: opt('bootId'),
-    pid: int('pid'),
+    pid: r.get('pid').int(),
     pidStart: opt('pidStart'),
-    acquiredAt: str('acquiredAt'),
-    renewedAt: str('renewedAt'),
-    ttlMs: int('ttlMs'),
-    generation: int('generation'),
+    acquiredAt: r.get('acquiredAt').str(),
+    renewedAt: r.get('renewedAt').str(),
+    ttlMs: r.get('ttlMs').int(),
+    generation: r.get('generation').int(),
   };
 }
 

@@ -212,7 +212,7 @@ export class Lease {
     const deadline = clock.now() + deadlineMs;
     while (this.state === 'suspended' && clock.now() < deadline) {
       await this.renew();
-      if (this.state === 'suspended') await clock.sleep(Math.min(this.timing.renewEveryMs / 4, Math.max(0, deadline - clock.now())));
+      if (this.state === 'suspended') await clock.sleep(Math.min(this.timing.renewEveryMs / 4, deadline - clock.now()));
     }
     return this.state === 'held';
   }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { StorageError } from './errors';
 import { CHUNK_SIZE, FORMAT_VERSION, type LunLayout } from './layout';
 import type { ObjectStore } from './object-store';
+import { StoredRecord } from './record';
 import type { VolumeInfo } from './volume';
 
 /**
@@ -14,14 +15,7 @@ interface VolumeJson extends VolumeInfo {
 
 export async function readVolumeInfo(store: ObjectStore, layout: LunLayout): Promise<VolumeInfo | null> {
   const got = await store.get(layout.volumeKey);
-  if (!got) return null;
-  let v: unknown;
-  try {
-    v = JSON.parse(got.body.toString('utf8'));
-  } catch {
-    throw new StorageError('data', `${layout.volumeKey} is not valid JSON`, { code: 'STORE_ERR_RECORD' });
-  }
-  return validate(v, layout.volumeKey);
+  return got ? validate(StoredRecord.parse(got.body, layout.volumeKey)) : null;
 }
 
 export async function createVolume(store: ObjectStore, layout: LunLayout, sizeBytes: number, logicalBlockSize: 512 | 4096): Promise<VolumeInfo> {
@@ -53,25 +47,17 @@ export function checkSize(sizeBytes: number): void {
   }
 }
 
-function validate(v: unknown, key: string): VolumeInfo {
-  const bad = (why: string): never => {
-    throw new StorageError('data', `${key}: ${why}`, { code: 'STORE_ERR_RECORD' });
-  };
-  if (typeof v !== 'object' || v === null) return bad('not an object');
-  const o = v as Record<string, unknown>;
-  if (o.formatVersion !== FORMAT_VERSION) bad(`unsupported format version ${String(o.formatVersion)}`);
-  if (typeof o.name !== 'string') bad('missing name');
-  if (typeof o.sizeBytes !== 'number' || !Number.isSafeInteger(o.sizeBytes) || o.sizeBytes <= 0) bad('bad sizeBytes');
-  if (o.logicalBlockSize !== 512 && o.logicalBlockSize !== 4096) bad('bad logicalBlockSize');
-  if (o.chunkSize !== CHUNK_SIZE) bad(`chunk size ${String(o.chunkSize)} is not 1 MiB`);
-  if (typeof o.uuid !== 'string' || !/^[0-9a-f-]{36}$/.test(o.uuid)) bad('bad uuid');
-  if (typeof o.created !== 'string') bad('missing created');
+function validate(r: StoredRecord): VolumeInfo {
+  const version = r.get('formatVersion');
+  if (version.present && version.int() !== FORMAT_VERSION) version.fail(`unsupported format version (this s3tgt reads ${FORMAT_VERSION})`);
+  if (!version.present) version.fail('missing');
+  const uuid = (f: StoredRecord): string => (/^[0-9a-f-]{36}$/.test(f.str()) ? f.str() : f.fail('not a UUID'));
   return {
-    name: o.name as string,
-    sizeBytes: o.sizeBytes as number,
-    logicalBlockSize: o.logicalBlockSize as 512 | 4096,
-    chunkSize: CHUNK_SIZE,
-    uuid: o.uuid as string,
-    created: o.created as string,
+    name: r.get('name').str(),
+    sizeBytes: r.get('sizeBytes').int(1),
+    logicalBlockSize: r.get('logicalBlockSize').oneOf([512, 4096] as const),
+    chunkSize: r.get('chunkSize').oneOf([CHUNK_SIZE]),
+    uuid: uuid(r.get('uuid')),
+    created: r.get('created').str(true),
   };
 }

@@ -83,7 +83,7 @@ export class WriteGate implements WriteGuard {
 
   /** A view of `store` whose every mutation passes this gate. */
   bind(store: ObjectStore): ObjectStore {
-    return scopedStore(store, (opts) => ({ ...opts, ...this.options(opts?.lane ?? 'foreground') }));
+    return scopedStore(store, (opts, what) => ({ ...opts, ...this.options(opts?.lane ?? 'foreground', what) }));
   }
 
   /**
@@ -143,7 +143,7 @@ export class WriteGate implements WriteGuard {
     this.expiry = undefined;
     if (this.validUntil === Number.POSITIVE_INFINITY) return;
     this.expiry = this.clock.after(
-      Math.max(0, this.validUntil - this.clock.now()),
+      this.validUntil - this.clock.now(),
       () => {
         this.expiry = undefined;
         if (this.stateValue === 'open' && this.clock.now() >= this.validUntil) this.expire();

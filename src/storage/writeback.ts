@@ -37,6 +37,8 @@ export class Writeback {
   private spaceWaiters: Array<() => void> = [];
   private flushes = 0;
   private readonly flusher: Timer;
+  /** A chunk that never stops changing is still uploaded this long after it became dirty. */
+  private readonly maxDirtyMs: number;
 
   constructor(
     private readonly map: ChunkMap,
@@ -48,6 +50,7 @@ export class Writeback {
   ) {
     this.pool = new ChunkBufferPool(chunkSize, Math.min(16, options.capacity));
     this.zero = Buffer.alloc(chunkSize);
+    this.maxDirtyMs = Math.max(2_000, 10 * options.flushDelayMs);
     this.flusher = every(clock, TICK_MS, () => this.tick());
   }
 
@@ -170,6 +173,7 @@ export class Writeback {
     e.markValid(inner, len);
     e.gen++;
     e.lastWrite = this.clock.now();
+    if (!wasDirty) e.dirtySince = e.lastWrite;
     if (e.state === 'clean') e.to('dirty');
     this.account(e, wasDirty);
     this.touch(e);
@@ -255,7 +259,14 @@ export class Writeback {
       try {
         await this.map.discard(indexes, lane);
       } catch (err) {
-        for (const d of dones) this.end(d.e, d.was, d.done);
+        // The DELETE may have landed: the store may no longer hold what a clean entry has, so
+        // every entry is dirty again and its data goes back (each block: old data or zeros).
+        for (const d of dones) {
+          const wasDirty = d.e.dirty;
+          if (!wasDirty) d.e.gen++;
+          this.end(d.e, 'dirty', d.done);
+          this.account(d.e, wasDirty);
+        }
         throw err;
       }
       for (const d of dones) {
@@ -286,7 +297,7 @@ export class Writeback {
     for (const e of this.entries.values()) {
       if (this.flushes >= FLUSH_PARALLEL) break;
       if (!this.flushable(e, now)) continue;
-      if (!pressure && now - e.lastWrite < this.options.flushDelayMs) continue;
+      if (!pressure && now - e.lastWrite < this.options.flushDelayMs && now - e.dirtySince < this.maxDirtyMs) continue;
       this.background(e);
     }
   }

@@ -18,11 +18,11 @@ export interface Clock {
    */
   now(): number;
   /**
-   * Runs `fn` once after `ms`. A background timer (the flusher, lease renewals, a gate's
+   * Runs `fn` once after `ms` (at once for `ms` ≤ 0). A background timer (the flusher, lease renewals, a gate's
    * expiry) does not keep the process alive; one that something waits for does.
    */
   after(ms: number, fn: () => void, background?: boolean): Timer;
-  /** Resolves after `ms`; rejects with the signal's reason when it aborts first. */
+  /** Resolves after `ms` (at once for `ms` ≤ 0); rejects with the signal's reason when it aborts first. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 

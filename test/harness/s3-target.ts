@@ -16,6 +16,8 @@ export interface S3TargetOptions {
    * within ttl + ttl/4 (7.5 s) instead of the 25 s of the production default.
    */
   readonly lease?: string;
+  /** More LUNs of the test target (YAML list items, indented like LUN 0). */
+  readonly moreLunsYaml?: string;
 }
 
 /** An s3tgt process serving LUN 0 ("disk0", 1 GiB by default) from an RGW bucket. */
@@ -34,7 +36,8 @@ ${o.extraYaml ?? ''}`,
         name: disk0
         size: ${o.size ?? '1GiB'}
         store: s3
-        cache: ${o.cache ?? '{ size: 64MiB, flushDelay: 50ms }'}`,
+        cache: ${o.cache ?? '{ size: 64MiB, flushDelay: 50ms }'}
+${o.moreLunsYaml ?? ''}`,
   });
 }
 

@@ -9,9 +9,11 @@ import { abortReason, type Clock, systemClock } from '../../src/util/clock';
  * - lost-answer: the request lands, then its answer is lost (a reset after the write);
  * - black-hole: no answer ever (the server accepted the request and hangs); a mutation lands
  *   only if `lands` says so; the caller's abort (its time limit) is the only way out;
- * - delay: answered `delayMs` later than usual.
+ * - delay: reaches the store `delayMs` later than usual (a slow request: its effect is late);
+ * - slow-answer: applied at once, answered `delayMs` later (a GET returns what was there when
+ *   it was served, however late it arrives).
  */
-export type Fault = 'error' | 'cut' | 'lost-answer' | 'black-hole' | 'delay';
+export type Fault = 'error' | 'cut' | 'lost-answer' | 'black-hole' | 'delay' | 'slow-answer';
 
 export interface FaultRule {
   readonly fault: Fault;
@@ -58,7 +60,7 @@ export class FailingStore implements ObjectStore {
   private readonly latency: () => number;
   private readonly onLand: ((op: StoreOp, key: string) => boolean) | undefined;
   /** Requests answered, failed or left hanging, by fault. */
-  readonly counts: Record<Fault | 'ok', number> = { ok: 0, error: 0, cut: 0, 'lost-answer': 0, 'black-hole': 0, delay: 0 };
+  readonly counts: Record<Fault | 'ok', number> = { ok: 0, error: 0, cut: 0, 'lost-answer': 0, 'black-hole': 0, delay: 0, 'slow-answer': 0 };
 
   constructor(
     private readonly inner: ObjectStore,
@@ -104,7 +106,7 @@ export class FailingStore implements ObjectStore {
     this.counts[fault]++;
     const mutation = MUTATIONS.includes(op);
     const toLand = this.latency() + (fault === 'delay' ? (rule?.delayMs ?? 0) : 0);
-    const toAnswer = this.latency() + (fault === 'lost-answer' ? (rule?.delayMs ?? 0) : 0);
+    const toAnswer = this.latency() + (fault === 'lost-answer' || fault === 'slow-answer' ? (rule?.delayMs ?? 0) : 0);
     return new Promise<T>((resolve, reject) => {
       let answered = false;
       const answer = (f: () => void): void => {
@@ -146,18 +148,16 @@ export class FailingStore implements ObjectStore {
   }
 
   put(key: string, body: Buffer, opts: PutOptions = {}): Promise<{ etag: string }> {
-    const { signal, ...rest } = opts;
-    return this.request('put', key, signal, () =>
-      this.inner.put(key, body, { metadata: rest.metadata, ifMatch: rest.ifMatch, ifNoneMatch: rest.ifNoneMatch, guard: rest.guard }),
-    );
+    const { metadata, ifMatch, ifNoneMatch } = opts;
+    return this.request('put', key, opts.signal, () => this.inner.put(key, body, { metadata, ifMatch, ifNoneMatch }));
   }
 
   delete(key: string, opts?: RequestOptions): Promise<void> {
-    return this.request('delete', key, opts?.signal, () => this.inner.delete(key, { guard: opts?.guard }));
+    return this.request('delete', key, opts?.signal, () => this.inner.delete(key));
   }
 
   deleteMany(keys: readonly string[], opts?: RequestOptions): Promise<void> {
-    return this.request('deleteMany', keys[0] ?? '', opts?.signal, () => this.inner.deleteMany(keys, { guard: opts?.guard }));
+    return this.request('deleteMany', keys[0] ?? '', opts?.signal, () => this.inner.deleteMany(keys));
   }
 
   listPage(prefix: string, token: string | undefined, opts?: RequestOptions): Promise<ListPage> {

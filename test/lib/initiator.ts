@@ -8,6 +8,7 @@ import {
   encodeLoginRequest,
   encodeLogoutRequest,
   encodeScsiCommand,
+  encodeTaskMgmtRequest,
   encodeTextRequest,
   type OutFrame,
   pad4,
@@ -236,6 +237,34 @@ export class TestInitiator {
       } else if (p.kind === 'r2t' && p.itt === itt) {
         throw new Error('unexpected R2T');
       }
+    }
+  }
+
+  /** A task management function (RFC 7143 §11.5): 1 ABORT TASK (of `referencedTaskTag`), 5 LOGICAL UNIT RESET. */
+  tmf(func: number, referencedTaskTag = 0xffffffff): number {
+    const itt = this.itt++;
+    this.send(
+      encodeTaskMgmtRequest({
+        immediate: true,
+        func,
+        lun: 0n,
+        itt,
+        referencedTaskTag,
+        cmdSN: this.cmdSN,
+        expStatSN: this.expStatSN,
+        refCmdSN: 0,
+        expDataSN: 0,
+      }),
+    );
+    return itt;
+  }
+
+  /** Waits for the task management response to `itt` (other PDUs meanwhile are dropped). */
+  async tmfResponse(itt: number, timeoutMs = 5000): Promise<number> {
+    for (;;) {
+      const p = await this.recv(timeoutMs);
+      if (p === 'closed' || p === 'timeout') throw new Error(`no task management response to ITT ${itt}: ${p}`);
+      if (p.kind === 'task-mgmt-response' && p.itt === itt) return p.response;
     }
   }
 

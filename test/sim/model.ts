@@ -17,16 +17,63 @@ export const SECTOR = 512;
 /** Writes of one block repeated (WRITE SAME): the same bytes in every sector. */
 const SAME = 0xffffffff;
 
+/**
+ * Per sector, a set of write ids: one Uint32Array holds the sets of one value (nearly all of
+ * them), a map the few with more (after failed writes, or what may survive a crash).
+ */
+class SectorSets {
+  private one: Uint32Array;
+  private readonly many = new Map<number, number[]>();
+
+  constructor(n: number) {
+    this.one = new Uint32Array(n);
+  }
+
+  get length(): number {
+    return this.one.length;
+  }
+
+  grow(n: number): void {
+    const next = new Uint32Array(n);
+    next.set(this.one);
+    this.one = next;
+  }
+
+  values(s: number): readonly number[] {
+    return this.many.get(s) ?? [this.one[s]];
+  }
+
+  has(s: number, v: number): boolean {
+    const m = this.many.get(s);
+    return m ? m.includes(v) : this.one[s] === v;
+  }
+
+  set(s: number, v: number): void {
+    this.one[s] = v;
+    this.many.delete(s);
+  }
+
+  add(s: number, v: number): void {
+    if (this.has(s, v)) return;
+    this.many.set(s, [...this.values(s), v]);
+  }
+
+  copyFrom(o: SectorSets): void {
+    this.one = Uint32Array.from(o.one);
+    this.many.clear();
+    for (const [k, v] of o.many) this.many.set(k, [...v]);
+  }
+}
+
 export class Model {
-  private cur: number[][];
-  private dur: number[][];
+  private readonly cur: SectorSets;
+  private readonly dur: SectorSets;
   private readonly same = new Set<number>();
   private nextId = 1;
 
   constructor(bytes: number) {
-    const n = bytes / SECTOR;
-    this.cur = Array.from({ length: n }, () => [0]);
-    this.dur = Array.from({ length: n }, () => [0]);
+    this.cur = new SectorSets(bytes / SECTOR);
+    this.dur = new SectorSets(bytes / SECTOR);
   }
 
   get sectors(): number {
@@ -41,10 +88,9 @@ export class Model {
   }
 
   grow(bytes: number): void {
-    while (this.cur.length < bytes / SECTOR) {
-      this.cur.push([0]);
-      this.dur.push([0]);
-    }
+    if (bytes / SECTOR <= this.cur.length) return;
+    this.cur.grow(bytes / SECTOR);
+    this.dur.grow(bytes / SECTOR);
   }
 
   /** The bytes of sector `s` written by `id`. */
@@ -69,8 +115,9 @@ export class Model {
   certain(first: number, count: number): number[] | undefined {
     const out: number[] = [];
     for (let s = first; s < first + count; s++) {
-      if (this.cur[s].length !== 1) return undefined;
-      out.push(this.cur[s][0]);
+      const v = this.cur.values(s);
+      if (v.length !== 1) return undefined;
+      out.push(v[0]);
     }
     return out;
   }
@@ -78,21 +125,22 @@ export class Model {
   applyWrite(id: number, first: number, count: number, ok: boolean, durable: boolean): void {
     for (let s = first; s < first + count; s++) {
       if (ok) {
-        this.cur[s] = [id];
-        this.dur[s] = durable ? [id] : add(this.dur[s], id);
+        this.cur.set(s, id);
+        if (durable) this.dur.set(s, id);
+        else this.dur.add(s, id);
       } else {
-        this.cur[s] = add(this.cur[s], id);
-        this.dur[s] = add(this.dur[s], id);
+        this.cur.add(s, id);
+        this.dur.add(s, id);
       }
     }
   }
 
   flushed(): void {
-    this.dur = this.cur.map((c) => [...c]);
+    this.dur.copyFrom(this.cur);
   }
 
   crashed(): void {
-    this.cur = this.dur.map((d) => [...d]);
+    this.cur.copyFrom(this.dur);
   }
 
   /**
@@ -104,19 +152,15 @@ export class Model {
     for (let k = 0; k < count; k++) {
       const s = first + k;
       const at = k * SECTOR;
-      const zero = data.readUInt32LE(at) === 0 && data.readUInt32LE(at + 4) === 0;
-      const id = zero ? 0 : data.readUInt32LE(at);
+      const id = data.readUInt32LE(at);
       Model.fill(expect, 0, id, s, this.same.has(id));
       if (expect.compare(data, at, at + SECTOR) !== 0) {
-        return `sector ${s}: bytes of no write (header id ${data.readUInt32LE(at)}, sector ${data.readUInt32LE(at + 4)}); allowed ${this.cur[s].join('/')}`;
+        return `sector ${s}: bytes of no write (header id ${id}, sector ${data.readUInt32LE(at + 4)}); allowed ${this.cur.values(s).join('/')}`;
       }
-      if (!this.cur[s].includes(id)) return `sector ${s}: read write #${id}, allowed ${this.cur[s].join('/')} (durable ${this.dur[s].join('/')})`;
-      this.cur[s] = [id];
+      if (!this.cur.has(s, id))
+        return `sector ${s}: read write #${id}, allowed ${this.cur.values(s).join('/')} (durable ${this.dur.values(s).join('/')})`;
+      this.cur.set(s, id);
     }
     return undefined;
   }
-}
-
-function add(set: number[], v: number): number[] {
-  return set.includes(v) ? set : [...set, v];
 }

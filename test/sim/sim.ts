@@ -46,10 +46,10 @@ const MAX_SIZE = 24 * MiB;
 export async function simulate(o: SimOptions): Promise<SimReport> {
   const rng = new Rng(o.seed);
   const w = new World(rng);
-  let size = (2 + rng.int(7)) * MiB;
+  let size = (3 + rng.int(8)) * MiB;
   const model = new Model(size);
   const options: ChunkVolumeOptions = {
-    cacheBytes: (4 + rng.int(6)) * MiB,
+    cacheBytes: (4 + rng.int(3)) * MiB,
     cacheMode: rng.chance(0.2) ? 'write-through' : 'write-back',
     readOnly: false,
     flushDelayMs: rng.pick([0, 50, 200, 1000]),
@@ -68,8 +68,15 @@ export async function simulate(o: SimOptions): Promise<SimReport> {
     if (!p.volume) throw new SimFailure('no volume');
     return p.volume;
   };
+  /** What happened, step by step: the end of it is printed with a failure. */
+  const trace: string[] = [];
+  const note = (what: string): void => {
+    trace.push(`t=${w.sched.now} ${p.name} step ${step}: ${what}`);
+    if (trace.length > 200) trace.shift();
+  };
   const fail = (what: string): never => {
-    throw new SimFailure(`seed ${o.seed} step ${step} (op ${done}): ${what}`);
+    const tail = process.env.SIM_TRACE ? `\n${trace.join('\n')}` : '';
+    throw new SimFailure(`seed ${o.seed} step ${step} (op ${done}): ${what}${tail}`);
   };
   /** Every error a command may end with while its process holds the lease: retryable, never fenced or internal. */
   const allowed = (e: unknown, what: string): void => {
@@ -99,7 +106,9 @@ export async function simulate(o: SimOptions): Promise<SimReport> {
     const durableMode = vol().cacheMode === 'write-through';
     for (let k = 0; k < n; k++) {
       const roll = rng.int(100);
-      const r = roll >= 80 && roll < 88 && rng.chance(0.5) ? chunkRange() : range(5 * 2048);
+      // Whole chunks for a share of writes and discards (sequential writers, UNMAP of big extents).
+      const whole = (roll < 40 && rng.chance(0.2)) || (roll >= 80 && roll < 88 && rng.chance(0.5));
+      const r = whole ? chunkRange() : range(5 * 2048);
       const at = r.first * SECTOR;
       const len = r.count * SECTOR;
       let op: IoOp;
@@ -114,7 +123,7 @@ export async function simulate(o: SimOptions): Promise<SimReport> {
         run = vol()
           .read(at, len)
           .then((d) => {
-            read.data = Buffer.from(d);
+            read.data = d; // a view: never released, so a later write copies the chunk first
           });
       } else if (roll < 78) {
         const id = model.newId(true);
@@ -150,6 +159,10 @@ export async function simulate(o: SimOptions): Promise<SimReport> {
       error: s.status === 'rejected' ? s.reason : undefined,
     }));
     for (const { op, ok, error } of outcomes) {
+      const chunks = `chunks ${Math.floor((op.first * SECTOR) / MiB)}-${Math.floor(((op.first + op.count) * SECTOR - 1) / MiB)}`;
+      const id = 'id' in op ? ` #${op.id}` : '';
+      const durable = 'durable' in op && op.durable ? ' durable' : '';
+      note(`${op.kind}${id} sectors ${op.first}+${op.count} (${chunks})${durable}: ${ok ? 'ok' : `failed ${(error as Error)?.message}`}`);
       if (!ok) allowed(error, op.kind);
       switch (op.kind) {
         case 'write':
@@ -184,7 +197,7 @@ export async function simulate(o: SimOptions): Promise<SimReport> {
         return undefined;
       });
       if (!data) continue;
-      const bad = model.checkRead(Buffer.from(data), off / SECTOR, len / SECTOR);
+      const bad = model.checkRead(data, off / SECTOR, len / SECTOR);
       if (bad) fail(`full read: ${bad}`);
     }
   };
@@ -206,13 +219,14 @@ export async function simulate(o: SimOptions): Promise<SimReport> {
       // An outage of some requests: every one fails the same way until the phase ends, so
       // commands give up after the retry deadline with an unknown outcome.
       const ops = rng.pick<FaultRule['ops']>([['put'], ['delete', 'deleteMany'], ['put', 'delete', 'deleteMany'], ['get'], undefined]);
-      const fault = rng.pick(['error', 'lost-answer', 'black-hole', 'delay'] as const);
+      const fault = rng.pick(['error', 'lost-answer', 'black-hole', 'delay', 'slow-answer'] as const);
       rules.push({ fault, key: chunks, ...(ops ? { ops } : {}), lands: rng.chance(0.5), delayMs: 3_000 + rng.int(6_000) });
       return rules;
     }
     if (rng.chance(0.6)) rules.push({ fault: 'error', key: chunks, probability: 0.05 + rng.int(20) / 100 });
     if (rng.chance(0.5)) rules.push({ fault: 'lost-answer', key: chunks, ops: ['put', 'delete', 'deleteMany'], probability: 0.1 });
     if (rng.chance(0.4)) rules.push({ fault: 'delay', key: chunks, probability: 0.2, delayMs: rng.int(1500) });
+    if (rng.chance(0.5)) rules.push({ fault: 'slow-answer', key: chunks, ops: ['get'], probability: 0.3, delayMs: rng.int(1500) });
     if (rng.chance(0.3)) rules.push({ fault: 'black-hole', key: chunks, probability: 0.03, lands: rng.chance(0.5) });
     if (rng.chance(0.3)) rules.push({ fault: 'cut', key: chunks, ops: ['put'], probability: 0.05 });
     return rules;
@@ -229,17 +243,22 @@ export async function simulate(o: SimOptions): Promise<SimReport> {
         (e: unknown) => allowed(e, 'flush'),
       );
       if (r) model.flushed();
+      note(`flush: ${r ? 'ok' : 'failed'}`);
       done++;
     } else if (roll < 67) {
-      await w.sched.advance(rng.int(3000));
+      const ms = rng.int(3000);
+      await w.sched.advance(ms);
+      note(`${ms} ms pass`);
       done++;
     } else if (roll < 72) {
       p.net.clear();
       if (rng.chance(0.6)) for (const r of faultRules()) p.net.add(r);
+      note(`faults: ${JSON.stringify(p.net.rules)}`);
       stats.faults++;
       done++;
     } else if (roll < 75) {
       // kill -9 and restart on this machine: the lease is provably free (pid gone).
+      note('kill -9');
       w.kill(p);
       await w.sched.advance(200 + rng.int(800));
       stats.crashes++;
@@ -252,6 +271,7 @@ export async function simulate(o: SimOptions): Promise<SimReport> {
       if (rng.chance(0.5)) old.clock.pause();
       else old.net.rules.unshift({ fault: 'black-hole', key: /lease\.json$/ });
       zombies.push(old);
+      note(`cut off (${old.clock.paused ? 'paused' : 'lease path hung'}); a successor takes over`);
       stats.takeovers++;
       await successor();
       if (old.clock.paused && rng.chance(0.7)) old.clock.resume(); // SIGCONT: it must not write
@@ -260,6 +280,7 @@ export async function simulate(o: SimOptions): Promise<SimReport> {
       // The lease cannot be renewed for a while (S3 errors on its path only): writes suspend
       // and resume; commands meanwhile fail retryably, never as fenced.
       p.net.rules.unshift({ fault: 'error', key: /lease\.json$/, times: 5 + rng.int(30) });
+      note('lease path errors');
       stats.suspensions++;
       done++;
     } else if (roll < 83 && size < MAX_SIZE) {
@@ -272,13 +293,16 @@ export async function simulate(o: SimOptions): Promise<SimReport> {
         size = next;
         model.grow(size);
       }
+      note(`grow to ${next}: ${ok ? 'ok' : 'failed'}`);
       done++;
     } else if (roll < 86) {
       await w.run(defrag(vol(), p.store, LAYOUT, { dryRun: rng.chance(0.2), parallel: 4 }), 300_000).catch((e: unknown) => allowed(e, 'defrag'));
+      note('defrag');
       done++;
     } else if (roll < 88) {
       const mode = vol().cacheMode === 'write-back' ? 'write-through' : 'write-back';
       await w.run(vol().setCacheMode(mode)).catch((e: unknown) => allowed(e, 'cache mode'));
+      note(`cache mode ${mode}`);
       done++;
     } else if (roll < 92) {
       // A discard of several ranges, alone (its ranges lock one after another).
@@ -288,9 +312,17 @@ export async function simulate(o: SimOptions): Promise<SimReport> {
         (e: unknown) => allowed(e, 'discard'),
       );
       for (const r of rs) model.applyWrite(0, r.first, r.count, ok === true, false);
+      note(`discard ${rs.map((r) => `${r.first}+${r.count}`).join(', ')}: ${ok ? 'ok' : 'failed'}`);
       done++;
     } else {
-      await verifyAll();
+      // A large read across chunk boundaries (the whole LUN is read after crashes and takeovers).
+      const r = range(4 * 2048);
+      const data = await w.run(vol().read(r.first * SECTOR, r.count * SECTOR)).catch((e: unknown) => allowed(e, 'read'));
+      if (data) {
+        const bad = model.checkRead(data, r.first, r.count);
+        if (bad) fail(`read of sectors ${r.first}+${r.count}: ${bad}`);
+      }
+      note(`read sectors ${r.first}+${r.count}`);
       done++;
     }
     if (w.violations.length > 0) fail(`fencing: ${w.violations[0]}`);

@@ -209,7 +209,7 @@ describe('taking over a lease (issue 13, defects 10 and 13)', () => {
     await w.s3.put(KEY, Buffer.from('{"holder": 12'));
     await assert.rejects(readLease(w.s3, KEY), (e: unknown) => isStorageError(e) && e.code === 'STORE_ERR_RECORD' && e.message.includes(KEY));
     await w.s3.put(KEY, Buffer.from('{"holder":"x","purpose":"serve","host":"h","pid":-1}'));
-    await assert.rejects(readLease(w.s3, KEY), /bad pid/);
+    await assert.rejects(readLease(w.s3, KEY), /lease.json: pid: missing or not an integer/);
     const p = w.proc('new', identity());
     const t0 = w.sched.now;
     const got = await w.sched.settle(Lease.acquire(p.store, KEY, 'serve', TIMING, p.env), 60_000);

@@ -1,3 +1,4 @@
+import { StoredRecord } from '../../storage/record';
 import { log } from '../../util/log';
 import type { LogicalUnit } from '../logical-unit';
 
@@ -152,23 +153,23 @@ export class ModePages {
     return changed;
   }
 
+  /** Restores the saved pages; a record that does not read back as one is refused, naming it. */
   async load(): Promise<void> {
     const raw = await this.lu.volume.loadRecord('mode-pages');
     if (!raw) return;
-    try {
-      const rec = JSON.parse(raw.toString('utf8')) as SavedModeRecord;
-      for (const [code, hex] of Object.entries(rec.pages)) {
-        const def = findPage(Number(code));
-        const b = Buffer.from(hex, 'hex');
-        if (!def || b.length !== def.changeable.length) continue;
-        this.saved.set(def.code, b);
-        this.current.set(def.code, Buffer.from(b));
-        if (def.code === 0x08) await this.lu.volume.setCacheMode(b[WCE.byte] & WCE.bit ? 'write-back' : 'write-through');
-      }
-      log.info('saved mode pages restored', { lun: this.lu.lun, pages: Object.keys(rec.pages) });
-    } catch (e) {
-      log.warn('ignoring unreadable saved mode pages', { lun: this.lu.lun, error: (e as Error).message });
+    const rec = StoredRecord.parse(raw, 'records/mode-pages.json');
+    rec.get('version').oneOf([1]);
+    const pages = rec.get('pages');
+    for (const code of pages.keys()) {
+      const field = pages.get(code);
+      const def = (/^\d{1,3}$/.test(code) ? findPage(Number(code)) : undefined) ?? field.fail('no such mode page');
+      const b = Buffer.from(field.hex(), 'hex');
+      if (b.length !== def.changeable.length) field.fail(`${b.length} bytes, page ${code} has ${def.changeable.length}`);
+      this.saved.set(def.code, b);
+      this.current.set(def.code, Buffer.from(b));
+      if (def.code === 0x08) await this.lu.volume.setCacheMode(b[WCE.byte] & WCE.bit ? 'write-back' : 'write-through');
     }
+    log.info('saved mode pages restored', { lun: this.lu.lun, pages: pages.keys() });
   }
 
   private async persist(): Promise<void> {

@@ -1,9 +1,17 @@
+import { StoredRecord } from '../../storage/record';
 import { log } from '../../util/log';
 import type { CommandDef, Decoded } from '../command';
 import { ScsiStatusError } from '../errors';
 import type { LogicalUnit } from '../logical-unit';
 import type { ITNexus } from '../nexus';
 import { ScsiStatus } from '../status';
+
+/** A reservation key as saved: up to 16 hex digits (SPC-5 §6.16.3: 8 bytes). */
+function reservationKey(f: StoredRecord): bigint {
+  const hex = f.hex(true);
+  if (hex.length === 0 || hex.length > 16) f.fail('not a reservation key (1 to 16 hex digits)');
+  return BigInt(`0x${hex}`);
+}
 
 /** SPC-5 §6.17.3 Table 174: persistent reservation types. */
 export const PrType = {
@@ -119,33 +127,37 @@ export class Reservations {
     await this.lu.volume.saveRecord('persistent-reservations', Buffer.from(JSON.stringify(rec)));
   }
 
-  /** SPC-5 §5.13.5.4: registrations and the reservation survive a restart only with APTPL. */
+  /**
+   * SPC-5 §5.13.5.4: registrations and the reservation survive a restart only with APTPL. A
+   * record that does not read back as one is refused with an error naming it: starting
+   * without a cluster's reservations would let every node write the disk.
+   */
   async load(): Promise<void> {
-    const raw = await this.lu.volume.loadRecord('persistent-reservations');
+    const name = 'persistent-reservations';
+    const raw = await this.lu.volume.loadRecord(name);
     if (!raw) return;
-    try {
-      const rec = JSON.parse(raw.toString('utf8')) as PrRecord;
-      this.generation = rec.generation;
-      if (!rec.aptpl) return;
-      this.aptpl = true;
-      for (const r of rec.registrations) {
-        this.registrations.set(r.nexusId, {
-          nexusId: r.nexusId,
-          key: BigInt(`0x${r.key}`),
-          initiatorPort: r.initiatorPort,
-          transportId: Buffer.from(r.transportId, 'hex'),
-          relativeTargetPortId: r.relativeTargetPortId,
-          allTargetPorts: r.allTargetPorts,
-        });
-      }
-      this.reservation = rec.reservation ?? undefined;
-      log.info('persistent reservations restored (APTPL)', {
-        lun: this.lu.lun,
-        registrations: this.registrations.size,
-        reserved: !!this.reservation,
-      });
-    } catch (e) {
-      log.error('unreadable persistent reservation state; starting without it', { lun: this.lu.lun, error: (e as Error).message });
-    }
+    const rec = StoredRecord.parse(raw, `records/${name}.json`);
+    rec.get('version').oneOf([1]);
+    const generation = rec.get('generation').int(0, 0xffffffff);
+    const aptpl = rec.get('aptpl').bool();
+    const registrations: Registration[] = rec
+      .get('registrations')
+      .array()
+      .map((r) => ({
+        nexusId: r.get('nexusId').str(),
+        key: reservationKey(r.get('key')),
+        initiatorPort: r.get('initiatorPort').str(),
+        transportId: Buffer.from(r.get('transportId').hex(), 'hex'),
+        relativeTargetPortId: r.get('relativeTargetPortId').int(0, 0xffff),
+        allTargetPorts: r.get('allTargetPorts').bool(),
+      }));
+    const res = rec.get('reservation');
+    const reservation = res.isNull ? undefined : { holder: res.get('holder').str(), type: res.get('type').oneOf([...VALID_PR_TYPES]) };
+    this.generation = generation;
+    if (!aptpl) return;
+    this.aptpl = true;
+    for (const r of registrations) this.registrations.set(r.nexusId, r);
+    this.reservation = reservation;
+    log.info('persistent reservations restored (APTPL)', { lun: this.lu.lun, registrations: this.registrations.size, reserved: !!this.reservation });
   }
 }
