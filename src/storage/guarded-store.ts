@@ -1,12 +1,6 @@
+import { linked } from '../util/signals';
 import { StorageError } from './errors';
 import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
-
-/** One signal that aborts when either does. */
-export function eitherSignal(a: AbortSignal | undefined, b: AbortSignal | undefined): AbortSignal | undefined {
-  if (!a) return b;
-  if (!b || a === b) return a;
-  return AbortSignal.any([a, b]);
-}
 
 /**
  * Decorator, right above the wire (below the I/O pool and the retry layer): every mutation
@@ -21,10 +15,17 @@ export class GuardedStore implements ObjectStore {
     this.description = inner.description;
   }
 
-  private admit<O extends RequestOptions>(what: string, opts: O | undefined): O {
+  /** Asks the gate, then runs the mutation with a signal that also aborts when the gate shuts. */
+  private async admitted<T, O extends RequestOptions>(what: string, opts: O | undefined, fn: (o: O) => Promise<T>): Promise<T> {
     if (!opts?.guard) throw new StorageError('internal', `${what}: a store mutation without a write gate`);
     const gate = opts.guard.admit(what);
-    return { ...opts, signal: eitherSignal(opts.signal, gate) };
+    if (!opts.signal || opts.signal === gate) return fn({ ...opts, signal: gate });
+    const link = linked(opts.signal, gate);
+    try {
+      return await fn({ ...opts, signal: link.signal });
+    } finally {
+      link.unlink();
+    }
   }
 
   get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null> {
@@ -35,16 +36,16 @@ export class GuardedStore implements ObjectStore {
     return this.inner.head(key, opts);
   }
 
-  async put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }> {
-    return this.inner.put(key, body, this.admit(`PUT ${key}`, opts));
+  put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }> {
+    return this.admitted(`PUT ${key}`, opts, (o) => this.inner.put(key, body, o));
   }
 
-  async delete(key: string, opts?: RequestOptions): Promise<void> {
-    return this.inner.delete(key, this.admit(`DELETE ${key}`, opts));
+  delete(key: string, opts?: RequestOptions): Promise<void> {
+    return this.admitted(`DELETE ${key}`, opts, (o) => this.inner.delete(key, o));
   }
 
-  async deleteMany(keys: readonly string[], opts?: RequestOptions): Promise<void> {
-    return this.inner.deleteMany(keys, this.admit(`DELETE ${keys.length} keys`, opts));
+  deleteMany(keys: readonly string[], opts?: RequestOptions): Promise<void> {
+    return this.admitted(`DELETE ${keys.length} keys`, opts, (o) => this.inner.deleteMany(keys, o));
   }
 
   listPage(prefix: string, token: string | undefined, opts?: RequestOptions): Promise<ListPage> {

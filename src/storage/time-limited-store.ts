@@ -1,6 +1,6 @@
 import { abortReason, type Clock } from '../util/clock';
+import { linked } from '../util/signals';
 import { StorageError } from './errors';
-import { eitherSignal } from './guarded-store';
 import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 /**
@@ -17,7 +17,8 @@ export function withTimeLimit<T>(
 ): Promise<T> {
   if (caller?.aborted) return Promise.reject(abortReason(caller));
   const ctl = new AbortController();
-  const signal = eitherSignal(caller, ctl.signal) as AbortSignal;
+  const link = linked(caller, ctl.signal);
+  const signal = link.signal;
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     const settle = (f: () => void): void => {
@@ -25,6 +26,7 @@ export function withTimeLimit<T>(
       settled = true;
       timer.cancel();
       caller?.removeEventListener('abort', onAbort);
+      link.unlink();
       f();
     };
     const onAbort = (): void => settle(() => reject(abortReason(caller as AbortSignal)));
