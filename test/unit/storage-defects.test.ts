@@ -3,31 +3,16 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { ChunkVolume, type ChunkVolumeOptions } from '../../src/storage/chunk-volume';
 import { defrag } from '../../src/storage/defrag';
-import { LunLayout } from '../../src/storage/layout';
 import { MemoryObjectStore } from '../../src/storage/memory-store';
 import type { ObjectStore } from '../../src/storage/object-store';
 import type { VolumeInfo } from '../../src/storage/volume';
 import { readVolumeInfo } from '../../src/storage/volume-meta';
 import { FailingStore } from '../lib/failing-store';
+import { MiB, TEST_LAYOUT, testInfo, testOptions } from '../lib/volumes';
 
-const MiB = 1024 * 1024;
-const layout = new LunLayout('p', 'vol');
-const INFO: VolumeInfo = {
-  name: 'vol',
-  sizeBytes: 16 * MiB,
-  logicalBlockSize: 512,
-  chunkSize: MiB,
-  uuid: '00000000-0000-0000-0000-000000000000',
-  created: '',
-};
-const OPTIONS: ChunkVolumeOptions = {
-  cacheBytes: 16 * MiB,
-  cacheMode: 'write-back',
-  readOnly: false,
-  flushDelayMs: 60_000,
-  readAheadChunks: 0,
-  spaceTimeoutMs: 5_000,
-};
+const layout = TEST_LAYOUT;
+const INFO = testInfo(16 * MiB);
+const OPTIONS = testOptions(16 * MiB);
 
 const volume = (store: ObjectStore, info: VolumeInfo = INFO, opts: Partial<ChunkVolumeOptions> = {}): ChunkVolume =>
   new ChunkVolume(store, layout, info, { ...OPTIONS, ...opts });

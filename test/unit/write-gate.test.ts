@@ -1,37 +1,21 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ChunkVolume, type ChunkVolumeOptions } from '../../src/storage/chunk-volume';
+import { ChunkVolume } from '../../src/storage/chunk-volume';
 import { defrag } from '../../src/storage/defrag';
 import { isStorageError, StorageError } from '../../src/storage/errors';
 import { IoPool } from '../../src/storage/io-pool';
-import { LunLayout } from '../../src/storage/layout';
 import { MemoryObjectStore } from '../../src/storage/memory-store';
 import type { ObjectStore } from '../../src/storage/object-store';
 import { RetryingStore } from '../../src/storage/retrying-store';
 import { storeStack } from '../../src/storage/stack';
-import type { VolumeInfo } from '../../src/storage/volume';
 import { WriteGate } from '../../src/storage/write-gate';
 import { FailingStore } from '../lib/failing-store';
 import { VirtualScheduler } from '../lib/virtual-clock';
+import { MiB, TEST_LAYOUT, testInfo, testOptions } from '../lib/volumes';
 
-const MiB = 1024 * 1024;
-const layout = new LunLayout('p', 'vol');
-const INFO: VolumeInfo = {
-  name: 'vol',
-  sizeBytes: 8 * MiB,
-  logicalBlockSize: 512,
-  chunkSize: MiB,
-  uuid: '00000000-0000-0000-0000-000000000000',
-  created: '',
-};
-const OPTIONS: ChunkVolumeOptions = {
-  cacheBytes: 8 * MiB,
-  cacheMode: 'write-back',
-  readOnly: false,
-  flushDelayMs: 60_000,
-  readAheadChunks: 0,
-  spaceTimeoutMs: 5_000,
-};
+const layout = TEST_LAYOUT;
+const INFO = testInfo(8 * MiB);
+const OPTIONS = testOptions(8 * MiB);
 const suspended = (e: unknown): boolean => isStorageError(e, 'unavailable') && e.code === 'STORE_ERR_SUSPENDED';
 
 async function stored(): Promise<{ mem: MemoryObjectStore; store: FailingStore; gate: WriteGate; v: ChunkVolume }> {
