@@ -326,9 +326,12 @@ async function walk(dir: string, keyPrefix: string, out: string[]): Promise<void
  * (ENOSPC, EFBIG): a put never stores a truncated object.
  */
 async function writeAll(fh: fs.FileHandle, parts: readonly Buffer[]): Promise<void> {
-  let position = 0;
+  // One writev in the usual case; what it did not write is written again from where it stopped.
+  let position = (await fh.writev(parts as Buffer[], 0)).bytesWritten;
+  let skip = position;
   for (const part of parts) {
-    let done = 0;
+    let done = Math.min(skip, part.length);
+    skip -= done;
     while (done < part.length) {
       const { bytesWritten } = await fh.write(part, done, part.length - done, position);
       if (bytesWritten <= 0) throw new StorageError('unavailable', `write made no progress at byte ${position}`);
