@@ -56,6 +56,8 @@ export async function s3PathBench(
       endpoint,
       size: '4GiB',
       cache: '{ size: 256MiB, flushDelay: 200ms }',
+      // The production lease timing (the test harness shortens it for kill-and-restart tests).
+      lease: '{ ttl: 20s, renewInterval: 3s }',
       logLevel: 'warn',
     });
     await target.start();

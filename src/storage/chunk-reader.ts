@@ -97,6 +97,10 @@ export class ChunkReader {
       this.stats.holeReads++;
       return undefined;
     }
+    if (!e && this.wb.segments.read(p.index, p.inner, p.length, out, p.pos)) {
+      this.stats.cacheHits++;
+      return undefined;
+    }
     return e && e.state !== 'clean' ? this.filled(e, p, out) : this.stored(p, out);
   }
 

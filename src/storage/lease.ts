@@ -235,11 +235,12 @@ export class Lease {
 }
 
 /**
- * Lease requests are bounded well below TTL/2: a renewal that hangs must not keep the next
- * one from being sent before the gate's validity ends.
+ * Lease requests are bounded below TTL/2: a renewal attempt that hangs is given up after TTL/4
+ * and tried again, so one lost request does not let the gate's validity end; a slow S3 (a
+ * renewal answered in up to TTL/4, 5 s by default) does not make it either.
  */
 function requestBounds(t: LeaseTiming): { lane: 'control'; attemptTimeoutMs: number; retryDeadlineMs: number } {
-  return { lane: 'control', attemptTimeoutMs: Math.max(250, Math.round(t.ttlMs / 6)), retryDeadlineMs: Math.round(t.ttlMs / 4) };
+  return { lane: 'control', attemptTimeoutMs: Math.max(250, Math.round(t.ttlMs / 4)), retryDeadlineMs: Math.round(t.ttlMs / 3) };
 }
 
 function body(base: Base, generation: number): Buffer {

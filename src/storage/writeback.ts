@@ -7,6 +7,7 @@ import { ChunkEntry, type EntryState } from './chunk-entry';
 import type { ChunkMap, Fetched } from './chunk-map';
 import { StorageError } from './errors';
 import type { Lane } from './object-store';
+import { SegmentCache } from './segment-cache';
 import type { VolumeStats } from './volume-stats';
 import type { WriteGate } from './write-gate';
 
@@ -31,6 +32,8 @@ const TICK_MS = 50;
  */
 export class Writeback {
   private readonly entries = new Map<number, ChunkEntry>();
+  /** Segments small reads fetched, in the cache's free room. */
+  readonly segments: SegmentCache;
   private readonly pool: ChunkBufferPool;
   private readonly zero: Buffer;
   private dirtyCount = 0;
@@ -49,6 +52,7 @@ export class Writeback {
     private readonly stats: VolumeStats,
   ) {
     this.pool = new ChunkBufferPool(chunkSize, Math.min(16, options.capacity));
+    this.segments = new SegmentCache(chunkSize);
     this.zero = Buffer.alloc(chunkSize);
     this.maxDirtyMs = Math.max(2_000, 10 * options.flushDelayMs);
     this.flusher = every(clock, TICK_MS, () => this.tick());
@@ -86,22 +90,29 @@ export class Writeback {
 
   /**
    * Keeps what a read fetched, if it is still the store's content and there is room without
-   * waiting: a new clean entry (a whole chunk adopts the fetched buffer itself), or more valid
-   * sectors of a clean one. Returns the entry holding the bytes, if any.
+   * waiting: a whole chunk becomes a clean entry (adopting the fetched buffer itself); a part
+   * becomes more valid sectors of a clean entry, or segments in the free room (never at the
+   * cost of a chunk). Returns the entry holding the bytes, if any.
    */
   adopt(i: number, f: Fetched): ChunkEntry | undefined {
     if (!f.body || !this.map.stillCurrent(i, f)) return undefined;
     const whole = f.offset === 0 && f.body.length === this.chunkSize;
     let e = this.entries.get(i);
     if (e) {
-      if (e.state !== 'clean') return undefined;
-      e.merge(f.body, f.offset, f.offset, f.offset + f.body.length);
-      return e;
+      if (e.state === 'clean') e.merge(f.body, f.offset, f.offset, f.offset + f.body.length);
+      return e.state === 'clean' ? e : undefined;
+    }
+    if (!whole) {
+      if (this.entries.size + this.segments.slots < this.options.capacity || this.segments.size % this.segments.perChunk !== 0) {
+        this.segments.keep(i, f.offset, f.body);
+        while (this.entries.size + this.segments.slots > this.options.capacity) this.segments.shrink();
+      }
+      return undefined;
     }
     if (!this.room()) return undefined;
-    e = new ChunkEntry(i, whole ? f.body : this.pool.take(), 'clean');
-    if (whole) e.markValid(0, this.chunkSize);
-    else e.merge(f.body, f.offset, f.offset, f.offset + f.body.length);
+    this.segments.drop(i);
+    e = new ChunkEntry(i, f.body, 'clean');
+    e.markValid(0, this.chunkSize);
     this.entries.set(i, e);
     return e;
   }
@@ -140,6 +151,7 @@ export class Writeback {
         return found;
       }
       if (this.room()) {
+        this.segments.drop(i); // the chunk is about to change
         const e = new ChunkEntry(i, this.pool.take(), 'clean');
         e.pins++;
         this.entries.set(i, e);
@@ -250,6 +262,7 @@ export class Writeback {
    */
   async discard(indexes: readonly number[], lane: Lane): Promise<void> {
     const held = indexes.map((i) => this.entries.get(i)).filter((e): e is ChunkEntry => e !== undefined);
+    for (const i of indexes) this.segments.drop(i);
     for (const e of held) e.pins++;
     try {
       for (let busy = held.find((e) => !e.idle); busy; busy = held.find((e) => !e.idle)) await busy.busy;
@@ -282,6 +295,7 @@ export class Writeback {
 
   /** Drops clean idle entries (tests: force reads to go to the store). */
   dropClean(): void {
+    this.segments.clear();
     for (const e of [...this.entries.values()]) if (e.state === 'clean' && e.pins === 0) this.end(e, 'evicted');
   }
 
@@ -333,9 +347,10 @@ export class Writeback {
       });
   }
 
-  /** Room for one more entry without waiting: below capacity, or a clean idle entry to evict. */
+  /** Room for one more entry without waiting: below capacity, segments to give up, or a clean idle entry to evict. */
   private room(): boolean {
-    if (this.entries.size < this.options.capacity) return true;
+    if (this.entries.size + this.segments.slots < this.options.capacity) return true;
+    if (this.segments.shrink() && this.entries.size + this.segments.slots < this.options.capacity) return true;
     for (const e of this.entries.values()) {
       if (e.state === 'clean' && e.pins === 0) {
         this.end(e, 'evicted');

@@ -110,6 +110,25 @@ describe('storage core defects (issue 13), against a failing store', () => {
     await cold.close();
   });
 
+  it('kept segments live in the free room of the cache: they never evict a cached chunk, and a write or discard forgets them (defect 12)', async () => {
+    const mem = new MemoryObjectStore();
+    const store = new FailingStore(mem);
+    const v = volume(store, INFO, { cacheBytes: 4 * MiB });
+    await v.write(0, randomBytes(8 * MiB), { fua: true }); // chunks 4-7 stay cached, clean
+    const hot = await v.read(4 * MiB, 4 * MiB);
+    const before = store.seen('get');
+    await v.read(4096, 4096); // chunk 0: not cached, no room: read, not kept
+    assert.ok((await v.read(4 * MiB, 4 * MiB)).equals(hot));
+    assert.equal(store.seen('get') - before, 1, 'the four cached chunks are still cached');
+    v.dropCleanCache();
+    await v.read(8192, 4096); // room now: the segment is kept
+    await v.write(8192, Buffer.alloc(512, 0x42)); // the chunk changes: its segments are forgotten
+    await v.flush();
+    await v.read(4 * MiB, 4 * MiB); // four chunks push chunk 0's (clean) entry out
+    assert.equal((await v.read(8192, 512))[0], 0x42, 'not the segment kept before the write');
+    await v.close();
+  });
+
   it('concurrent grows are serialized: both acknowledged, the LUN ends at the larger size in memory and in volume.json (defect 9)', async () => {
     const mem = new MemoryObjectStore();
     await mem.put(layout.volumeKey, Buffer.from(JSON.stringify({ formatVersion: 1, ...INFO })));
