@@ -17,6 +17,8 @@ export interface S3PathResult {
   readonly targetRead: number;
   readonly rawRandomGetIops: number;
   readonly randomReadIops: number;
+  /** Share of the random reads s3tgt answered from its cache (segments kept by earlier misses). */
+  readonly randomReadHits: number;
   readonly randomWriteIops: number;
   /** Peak RSS of the s3tgt process over the run (after the random writes). */
   readonly peakRssMiB: number;
@@ -73,6 +75,7 @@ export async function s3PathBench(
       await target.stop();
       await target.start();
       const readIops = await randomIo(target.port, TEST_IQN, { kind: 'read', count: opts.randomReads, qd: 32, spanBytes: opts.mib * 1048576 });
+      const readHits = await cacheHitShare(target.metricsPort);
       const iops = await randomIo(target.port, TEST_IQN, { kind: 'write', count: opts.randomWrites, qd: 32, spanBytes: 1024 * 1048576 });
       return {
         latencyMs: opts.latencyMs,
@@ -84,6 +87,7 @@ export async function s3PathBench(
         targetRead: opts.mib / readS,
         rawRandomGetIops: raw.randomGetIops,
         randomReadIops: readIops,
+        randomReadHits: readHits,
         randomWriteIops: iops,
         peakRssMiB: peakRssMiB(target.proc?.pid ?? 0),
       };
@@ -93,4 +97,15 @@ export async function s3PathBench(
   } finally {
     await proxy?.stop();
   }
+}
+
+/** Cache hits / (hits + misses) of the target's LUN 0, from its metrics endpoint. */
+async function cacheHitShare(metricsPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const total = (name: string): number => {
+    const line = text.split('\n').find((l) => l.startsWith(`s3tgt_cache_${name}_total{`));
+    return Number(line?.split(' ').pop() ?? 0);
+  };
+  const hits = total('hits');
+  return hits / Math.max(1, hits + total('misses'));
 }

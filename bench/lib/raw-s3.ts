@@ -1,4 +1,5 @@
 import { S3ObjectStore } from '../../src/storage/s3-store';
+import { Rng } from '../../test/fuzz/rng';
 
 export interface RawResult {
   readonly putMiBs: number;
@@ -45,14 +46,10 @@ export async function rawPutGet(
     const r = await s3.get(key(i));
     if (r?.body.length !== opts.size) throw new Error('short read');
   });
-  let x = 12345;
-  const rand = (): number => {
-    x = (x * 1103515245 + 12345) >>> 0;
-    return x;
-  };
+  const rng = new Rng(12345);
   const gets = opts.randomGets ?? 0;
   const randomS = await timed(gets, 32, async () => {
-    const r = await s3.get(key(rand() % opts.objects), { offset: (rand() % (opts.size / 4096)) * 4096, length: 4096 });
+    const r = await s3.get(key(rng.int(opts.objects)), { offset: rng.int(opts.size / 4096) * 4096, length: 4096 });
     if (r?.body.length !== 4096) throw new Error('short ranged read');
   });
   const randomGetIops = gets > 0 ? gets / randomS : 0;

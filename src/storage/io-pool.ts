@@ -95,6 +95,7 @@ export class IoPool {
         w.settled = true;
         const q = this.queues[lane];
         q.splice(q.indexOf(w), 1);
+        timer?.cancel();
         signal?.removeEventListener('abort', onAbort);
         reject(e);
       };

@@ -61,6 +61,12 @@ const CONTROL = { lane: 'control' } as const;
 export class Lease {
   private timer: Timer | undefined;
   private generation = 0;
+  /**
+   * When the first renewal to `generation + 1` was sent. A renewal whose answer was lost may
+   * have landed; a later one that finds it (412, then its own record) knows only that it landed
+   * after this time, so the gate is extended from here, not from the later send.
+   */
+  private firstSend: { readonly generation: number; readonly at: number } | undefined;
   private renewing: Promise<void> | undefined;
   private released = false;
   readonly gate: WriteGate;
@@ -174,8 +180,11 @@ export class Lease {
   private async renewOnce(): Promise<void> {
     const next = this.generation + 1;
     const sentAt = this.env.clock.now();
+    const first = this.firstSend?.generation === next ? this.firstSend : { generation: next, at: sentAt };
+    this.firstSend = first;
     try {
       let etag: string;
+      let landedAfter = sentAt;
       try {
         ({ etag } = await this.store.put(this.key, body(this.base, next), {
           ifMatch: this.etag,
@@ -183,16 +192,18 @@ export class Lease {
           guard: LEASE_OBJECT,
         }));
       } catch (e) {
-        // A renewal whose answer was lost and that the retry repeated meets its own first try.
+        // A renewal whose answer was lost meets itself: a retry of this one, or an earlier
+        // renewal to the same generation that landed unanswered.
         const mine = isStorageError(e, 'precondition')
           ? await landed(this.store, this.key, this.base.holder, next, requestBounds(this.timing))
           : null;
         if (mine === null) throw e;
         etag = mine;
+        landedAfter = first.at;
       }
       this.etag = etag;
       this.generation = next;
-      this.gate.extend(sentAt + this.timing.ttlMs / 2);
+      this.gate.extend(landedAfter + this.timing.ttlMs / 2);
     } catch (e) {
       if (isStorageError(e, 'precondition')) {
         this.timer?.cancel();

@@ -162,11 +162,16 @@ export class Writeback {
       const left = deadline - this.clock.now();
       if (left <= 0) throw new StorageError('unavailable', 'write cache full of chunks that cannot be flushed');
       await new Promise<void>((resolve) => {
-        const t = this.clock.after(Math.min(left, 1000), resolve);
-        this.spaceWaiters.push(() => {
+        const woken = (): void => {
           t.cancel();
           resolve();
+        };
+        const t = this.clock.after(Math.min(left, 1000), () => {
+          const at = this.spaceWaiters.indexOf(woken);
+          if (at >= 0) this.spaceWaiters.splice(at, 1);
+          resolve();
         });
+        this.spaceWaiters.push(woken);
       });
     }
   }
@@ -258,17 +263,33 @@ export class Writeback {
    * Discards whole chunks: their entries (whatever they held) wait for any upload in flight,
    * stay cached as `discarding` while the ChunkMap deletes the objects, and are evicted once it
    * has; if it fails they are back as they were, with their data. The caller holds the chunks'
-   * range lock, so nothing else reads or writes them meanwhile.
+   * range lock, so nothing else reads or writes them meanwhile (read-ahead may still bring
+   * them in: see `gather`).
    */
   async discard(indexes: readonly number[], lane: Lane): Promise<void> {
-    const held = indexes.map((i) => this.entries.get(i)).filter((e): e is ChunkEntry => e !== undefined);
-    for (const i of indexes) this.segments.drop(i);
-    for (const e of held) e.pins++;
+    const held = new Set<ChunkEntry>();
+    // Read-ahead and PRE-FETCH take no range lock: while this waits for an upload, a GET of
+    // another of these chunks may land and become an entry. Gather again after every wait.
+    const gather = (): void => {
+      for (const i of indexes) {
+        const e = this.entries.get(i);
+        if (e && !held.has(e)) {
+          e.pins++;
+          held.add(e);
+        }
+      }
+    };
+    gather();
     try {
-      for (let busy = held.find((e) => !e.idle); busy; busy = held.find((e) => !e.idle)) await busy.busy;
+      const busyOne = (): ChunkEntry | undefined => [...held].find((e) => !e.idle);
+      for (let busy = busyOne(); busy; busy = busyOne()) {
+        await busy.busy;
+        gather();
+      }
+      for (const i of indexes) this.segments.drop(i);
       // From here to the ChunkMap registering the DELETEs, nothing waits: no fetch started
       // before can land in the cache after (see ChunkMap.stillCurrent).
-      const dones = held.map((e) => ({ e, was: e.state, done: this.begin(e, 'discarding') }));
+      const dones = [...held].map((e) => ({ e, was: e.state, done: this.begin(e, 'discarding') }));
       try {
         await this.map.discard(indexes, lane);
       } catch (err) {

@@ -156,6 +156,29 @@ describe('fencing on a clock we control (issue 13, defect 2)', () => {
     assert.equal((await w.s3.get('luns/a/chunks/0000000000000000'))?.body.toString(), 'successor');
   });
 
+  it('a renewal that landed unanswered, found later by a renewal sent after it, extends the gate only from its own send time (found in review)', async () => {
+    const w = world();
+    const h = w.proc('holder', identity());
+    const lease = await w.run(Lease.acquire(h.store, KEY, 'serve', TIMING, h.env));
+    await w.sched.runUntil(7_000); // renewals sent at 3.01 s and 6.01 s succeeded: valid until 16.01 s
+    h.net.add({ fault: 'black-hole', key: /lease\.json$/, lands: true }); // the renewal sent at 9.01 s lands; no answer comes
+    await w.sched.runUntil(31_000);
+    assert.equal((await readLease(w.s3, KEY))?.generation, 3, 'generation 3 landed at about 9.02 s');
+    assert.equal(lease.gate.state, 'suspended');
+    h.net.clear(); // the path heals: the renewal sent at 27.01 s, retried, meets generation 3 (412, then its own record)
+    await w.sched.runUntil(32_900);
+    h.net.add({ fault: 'black-hole', key: /lease\.json$/ }); // and breaks again: nothing changes the object after 9.02 s
+    // A newcomer watching since 9.02 s may take over from 9.02 + TTL + margin = 34.02 s on.
+    for (const t of [33_000, 34_100, 35_500, 36_900]) {
+      await w.sched.runUntil(t);
+      assert.notEqual(lease.gate.state, 'open', `valid at ${t} ms: generation 3 was credited with the send time of the renewal that found it`);
+    }
+    h.net.clear();
+    await w.sched.runUntil(45_000);
+    assert.equal(lease.gate.state, 'open', 'a renewal on the ETag of generation 3 re-validates it');
+    assert.equal((await readLease(w.s3, KEY))?.holder, lease.holder);
+  });
+
   it('a hung renewal attempt is bounded well below TTL/2: the next one is sent and keeps the lease', async () => {
     const w = world();
     const h = w.proc('holder', identity());

@@ -194,4 +194,32 @@ describe('storage core defects (issue 13), against a failing store', () => {
     assert.ok((await cold.read(6 * MiB, MiB)).equals(six), 'chunk 6 reads the same after a restart');
     await cold.close();
   });
+
+  it('UNMAP of two chunks waiting for one upload while a read-ahead GET of the other lands: the other reads zeros and stays deleted (found in review)', async () => {
+    const mem = new MemoryObjectStore();
+    const store = new FailingStore(mem);
+    const v = volume(store);
+    await v.write(5 * MiB, Buffer.alloc(MiB, 0xa5), { fua: true }); // chunk 5 holds A in the store
+    v.dropCleanCache();
+    await v.allocation({ offset: 0, length: INFO.sizeBytes });
+    await v.write(6 * MiB, Buffer.alloc(4096, 0x66)); // chunk 6 dirty
+    store.add({ fault: 'delay', ops: ['put'], key: chunkKey(6), delayMs: 200, times: 1 });
+    store.add({ fault: 'slow-answer', ops: ['get'], key: chunkKey(5), delayMs: 50, times: 1 });
+    const flushed = v.flush(); // chunk 6 uploads for 200 ms
+    await sleep(10);
+    await v.prefetch({ offset: 5 * MiB, length: MiB }); // A comes back after 50 ms, while the UNMAP waits
+    await v.discard([{ offset: 5 * MiB, length: 2 * MiB }]);
+    await flushed;
+    assert.ok(
+      (await v.read(5 * MiB, MiB)).every((x) => x === 0),
+      'discarded blocks read zeros (LBPRZ=1), not the GET that landed meanwhile',
+    );
+    await v.write(5 * MiB + 4096, Buffer.alloc(4096, 7));
+    await v.close();
+    const cold = volume(mem);
+    const expect = Buffer.alloc(MiB);
+    expect.fill(7, 4096, 8192);
+    assert.ok((await cold.read(5 * MiB, MiB)).equals(expect), 'the discarded data is not written back with a later partial write');
+    await cold.close();
+  });
 });
