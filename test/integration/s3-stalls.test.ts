@@ -182,6 +182,54 @@ describe('S3 stalls, lost answers and slow deletes (issue 13)', () => {
     }
   });
 
+  it('UNMAP of two chunks that waits for the upload of one while PRE-FETCH brings the other in: the other reads zeros and stays deleted (found in review)', async () => {
+    const t = await target('unmapwait', { cache: '{ size: 16MiB, flushDelay: 100ms }' });
+    await t.start();
+    try {
+      let c = await session(t);
+      for (let k = 0; k < 16; k++) {
+        const r = await c.response(c.command(write10(lbaOf(5) + k * 128, 128), { write: Buffer.alloc(64 * 1024, 0xb0 + k) }));
+        assert.equal(r.status, 0);
+      }
+      assert.equal((await c.response(c.command(SYNC_CACHE), 20_000)).status, 0);
+      c.close();
+      assert.equal(await t.stop(), 0);
+      await t.start();
+      c = await session(t);
+      await new Promise((r) => setTimeout(r, 500)); // chunk 5 is listed: stored, not cached
+      proxy.rule({ action: 'delay-request', match: /^PUT .*\/chunks\/0000000000000006/, delayMs: 1_500 });
+      proxy.rule({ action: 'delay-request', match: /^GET .*\/chunks\/0000000000000005/, delayMs: 300 });
+      assert.equal((await c.response(c.command(write10(lbaOf(6), 8), { write: Buffer.alloc(4096, 0x66) }))).status, 0);
+      await new Promise((r) => setTimeout(r, 300)); // the flusher is uploading chunk 6
+      c.command(prefetch10(lbaOf(5), 2048)); // its GET lands while the UNMAP waits for that upload
+      const u = unmap(lbaOf(5), 4096);
+      const um = await c.response(c.command(u.cdb, { write: u.data }), 20_000);
+      assert.equal(um.status, 0, `UNMAP: ${sense(um)}`);
+      const r = await c.response(c.command(read10(lbaOf(5), 128), { read: 64 * 1024 }));
+      assert.equal(r.status, 0);
+      assert.ok(
+        r.data.every((b) => b === 0),
+        'UNMAPped blocks read zeros (LBPRZ=1), not what the PRE-FETCH read',
+      );
+      assert.equal((await c.response(c.command(write10(lbaOf(5) + 1024, 8), { write: Buffer.alloc(4096, 0x5a) }))).status, 0);
+      assert.equal((await c.response(c.command(SYNC_CACHE), 20_000)).status, 0);
+      proxy.clearRules();
+      c.close();
+      assert.equal(await t.stop(), 0);
+      await t.start();
+      const d = await session(t);
+      const parts: Buffer[] = [];
+      for (let k = 0; k < 4; k++) parts.push((await d.response(d.command(read10(lbaOf(5) + k * 512, 512), { read: 256 * 1024 }))).data);
+      const expect = Buffer.alloc(MiB);
+      expect.fill(0x5a, 512 * 1024, 512 * 1024 + 4096);
+      assert.ok(Buffer.concat(parts).equals(expect), 'only the later 4 KiB write is there; the rest of the chunk is zeros');
+      d.close();
+    } finally {
+      proxy.clearRules();
+      await t.stop();
+    }
+  });
+
   it('a FUA write in flight when the lease cannot be renewed fails retryably (02/04/01), never as a lost lease (defect 4)', async () => {
     const t = await target('suspend', { lease: '{ ttl: 6s, renewInterval: 1s }' });
     await t.start();
