@@ -27,6 +27,8 @@ export type StorageErrorCode =
   | 'STORE_ERR_INVALID'
   | 'STORE_ERR_NOT_FOUND'
   | 'STORE_ERR_PRECONDITION'
+  /** A write or fsync of the local journal failed: its segment's tail is unknown (retryable). */
+  | 'STORE_ERR_JOURNAL_IO'
   | 'STORE_ERR_FENCED'
   | 'STORE_ERR_INTERNAL';
 

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { abortReason } from '../util/clock';
 import { StorageError } from './errors';
 import { HandleCache } from './file-handles';
+import { readFully, writeAll } from './file-io';
 import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 /**
@@ -138,7 +139,7 @@ export class FileObjectStore implements ObjectStore {
           len.writeUInt32BE(json.length);
           parts.push(json, len, MAGIC);
         }
-        await writeAll(fh, parts);
+        await writeAll(fh, parts, 0);
         await fh.sync();
         // rename and link keep the inode and its mtime: this is the final file's ETag.
         const st = await fh.stat({ bigint: true });
@@ -317,36 +318,6 @@ async function walk(dir: string, keyPrefix: string, out: string[]): Promise<void
     const key = keyPrefix ? `${keyPrefix}/${ent.name}` : ent.name;
     if (ent.isDirectory()) await walk(path.join(dir, ent.name), key, out);
     else if (ent.isFile() && !ent.name.includes(TEMP_MARK) && !ent.name.endsWith(LOCK_SUFFIX)) out.push(key);
-  }
-}
-
-/**
- * Writes every byte of `parts` from the start of the file. A write that stops short (a full
- * disk, a file size limit) is retried for the rest, which then fails with the error
- * (ENOSPC, EFBIG): a put never stores a truncated object.
- */
-async function writeAll(fh: fs.FileHandle, parts: readonly Buffer[]): Promise<void> {
-  // One writev in the usual case; what it did not write is written again from where it stopped.
-  let position = (await fh.writev(parts as Buffer[], 0)).bytesWritten;
-  let skip = position;
-  for (const part of parts) {
-    let done = Math.min(skip, part.length);
-    skip -= done;
-    while (done < part.length) {
-      const { bytesWritten } = await fh.write(part, done, part.length - done, position);
-      if (bytesWritten <= 0) throw new StorageError('unavailable', `write made no progress at byte ${position}`);
-      done += bytesWritten;
-      position += bytesWritten;
-    }
-  }
-}
-
-async function readFully(fh: fs.FileHandle, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
-    if (bytesRead === 0) throw new StorageError('data', 'object shorter than its recorded size');
-    done += bytesRead;
   }
 }
 
