@@ -1,11 +1,11 @@
-import { type Clock, every, type Timer } from '../util/clock';
+import type { Clock } from '../util/clock';
 import { invariant } from '../util/invariant';
-import { log } from '../util/log';
 import { copyFrom, type Parts } from '../util/parts';
 import { ChunkBufferPool } from './chunk-buffers';
 import { ChunkEntry, type EntryState } from './chunk-entry';
 import type { ChunkMap, Fetched } from './chunk-map';
 import { StorageError } from './errors';
+import { Flusher } from './flusher';
 import type { Lane } from './object-store';
 import { SegmentCache } from './segment-cache';
 import type { VolumeStats } from './volume-stats';
@@ -19,10 +19,6 @@ export interface WritebackOptions {
   /** How long a writer waits for cache space before failing retryably (below initiator timeouts). */
   readonly spaceTimeoutMs: number;
 }
-
-/** Background uploads in flight at most (the I/O pool's flush lane bounds them again). */
-const FLUSH_PARALLEL = 16;
-const TICK_MS = 50;
 
 /**
  * The chunk cache and its way to the store: entries (chunk-entry.ts) with their state machine,
@@ -38,24 +34,25 @@ export class Writeback {
   private readonly zero: Buffer;
   private dirtyCount = 0;
   private spaceWaiters: Array<() => void> = [];
-  private flushes = 0;
-  private readonly flusher: Timer;
-  /** A chunk that never stops changing is still uploaded this long after it became dirty. */
-  private readonly maxDirtyMs: number;
+  private readonly flusher: Flusher;
 
   constructor(
     private readonly map: ChunkMap,
     private readonly chunkSize: number,
     private readonly options: WritebackOptions,
     private readonly clock: Clock,
-    private readonly gate: WriteGate,
+    gate: WriteGate,
     private readonly stats: VolumeStats,
   ) {
     this.pool = new ChunkBufferPool(chunkSize, Math.min(16, options.capacity));
     this.segments = new SegmentCache(chunkSize);
     this.zero = Buffer.alloc(chunkSize);
-    this.maxDirtyMs = Math.max(2_000, 10 * options.flushDelayMs);
-    this.flusher = every(clock, TICK_MS, () => this.tick());
+    this.flusher = new Flusher(
+      { entries: () => this.entries.values(), dirty: () => this.dirtyCount, durable: (e) => this.durable(e, e.gen, 'flush'), name: map.layout.name },
+      { capacity: options.capacity, flushDelayMs: options.flushDelayMs },
+      clock,
+      gate,
+    );
   }
 
   get(i: number): ChunkEntry | undefined {
@@ -158,7 +155,7 @@ export class Writeback {
         return e;
       }
       this.stats.backPressureWaits++;
-      this.flushOldest();
+      this.flusher.flushOldest();
       const left = deadline - this.clock.now();
       if (left <= 0) throw new StorageError('unavailable', 'write cache full of chunks that cannot be flushed');
       await new Promise<void>((resolve) => {
@@ -312,7 +309,7 @@ export class Writeback {
     }
   }
 
-  // ---------------------------------------------------------------- flusher, room
+  // ---------------------------------------------------------------- room
 
   /** Drops clean idle entries (tests: force reads to go to the store). */
   dropClean(): void {
@@ -321,51 +318,7 @@ export class Writeback {
   }
 
   stop(): void {
-    this.flusher.cancel();
-  }
-
-  /** The background flusher: uploads chunks that settled, and more when the cache fills up. */
-  private tick(): void {
-    if (this.gate.state !== 'open' || this.dirtyCount === 0) return;
-    const now = this.clock.now();
-    const pressure = this.dirtyCount >= this.options.capacity / 2;
-    for (const e of this.entries.values()) {
-      if (this.flushes >= FLUSH_PARALLEL) break;
-      if (!this.flushable(e, now)) continue;
-      if (!pressure && now - e.lastWrite < this.options.flushDelayMs && now - e.dirtySince < this.maxDirtyMs) continue;
-      this.background(e);
-    }
-  }
-
-  private flushable(e: ChunkEntry, now: number): boolean {
-    return e.state === 'dirty' && e.pins === 0 && (e.failures === 0 || now >= e.retryAt);
-  }
-
-  /** A writer found the cache full: start flushing the oldest dirty chunks now. */
-  private flushOldest(): void {
-    if (this.gate.state !== 'open') return;
-    const now = this.clock.now();
-    let started = 0;
-    for (const e of this.entries.values()) {
-      if (started >= 8 || this.flushes >= FLUSH_PARALLEL) break;
-      if (this.flushable(e, now)) {
-        this.background(e);
-        started++;
-      }
-    }
-  }
-
-  private background(e: ChunkEntry): void {
-    this.flushes++;
-    this.durable(e, e.gen, 'flush')
-      .catch((err: unknown) => {
-        if (e.failures <= 1 || e.failures % 20 === 0) {
-          log.warn('background flush failed; will retry', { lun: this.map.layout.name, chunk: e.index, error: (err as Error).message });
-        }
-      })
-      .finally(() => {
-        this.flushes--;
-      });
+    this.flusher.stop();
   }
 
   /** Room for one more entry without waiting: below capacity, segments to give up, or a clean idle entry to evict. */

@@ -1,0 +1,87 @@
+import { type Clock, every, type Timer } from '../util/clock';
+import { log } from '../util/log';
+import type { ChunkEntry } from './chunk-entry';
+import type { WriteGate } from './write-gate';
+
+/** Background uploads in flight at most (the I/O pool's flush lane bounds them again). */
+const FLUSH_PARALLEL = 16;
+const TICK_MS = 50;
+
+/** What the flusher sees of the Writeback: it picks entries, the Writeback changes them. */
+export interface FlusherHost {
+  entries(): Iterable<ChunkEntry>;
+  dirty(): number;
+  /** Makes the entry's current generation durable (Writeback.durable on the flush lane). */
+  durable(e: ChunkEntry): Promise<void>;
+  readonly name: string;
+}
+
+/**
+ * The background flusher's policy: a dirty chunk is uploaded once it has not been written for
+ * `flushDelay`, or at the latest 10 x `flushDelay` (at least 2 s) after it became dirty (a chunk
+ * that never stops changing is still made durable); when half the cache is dirty, every
+ * flushable chunk goes; a writer facing a full cache starts the oldest ones at once.
+ */
+export class Flusher {
+  private inFlight = 0;
+  private readonly timer: Timer;
+  private readonly maxDirtyMs: number;
+
+  constructor(
+    private readonly host: FlusherHost,
+    private readonly o: { readonly capacity: number; readonly flushDelayMs: number },
+    private readonly clock: Clock,
+    private readonly gate: WriteGate,
+  ) {
+    this.maxDirtyMs = Math.max(2_000, 10 * o.flushDelayMs);
+    this.timer = every(clock, TICK_MS, () => this.tick());
+  }
+
+  stop(): void {
+    this.timer.cancel();
+  }
+
+  /** A writer found the cache full: start flushing the oldest dirty chunks now. */
+  flushOldest(): void {
+    if (this.gate.state !== 'open') return;
+    const now = this.clock.now();
+    let started = 0;
+    for (const e of this.host.entries()) {
+      if (started >= 8 || this.inFlight >= FLUSH_PARALLEL) break;
+      if (this.flushable(e, now)) {
+        this.background(e);
+        started++;
+      }
+    }
+  }
+
+  private tick(): void {
+    if (this.gate.state !== 'open' || this.host.dirty() === 0) return;
+    const now = this.clock.now();
+    const pressure = this.host.dirty() >= this.o.capacity / 2;
+    for (const e of this.host.entries()) {
+      if (this.inFlight >= FLUSH_PARALLEL) break;
+      if (!this.flushable(e, now)) continue;
+      if (!pressure && now - e.lastWrite < this.o.flushDelayMs && now - e.dirtySince < this.maxDirtyMs) continue;
+      this.background(e);
+    }
+  }
+
+  private flushable(e: ChunkEntry, now: number): boolean {
+    return e.state === 'dirty' && e.pins === 0 && (e.failures === 0 || now >= e.retryAt);
+  }
+
+  private background(e: ChunkEntry): void {
+    this.inFlight++;
+    this.host
+      .durable(e)
+      .catch((err: unknown) => {
+        if (e.failures <= 1 || e.failures % 20 === 0) {
+          log.warn('background flush failed; will retry', { lun: this.host.name, chunk: e.index, error: (err as Error).message });
+        }
+      })
+      .finally(() => {
+        this.inFlight--;
+      });
+  }
+}
