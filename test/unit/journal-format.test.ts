@@ -11,11 +11,14 @@ import { type CommitStats, type RecordInput, SegmentWriter } from '../../src/sto
 import { systemClock } from '../../src/util/clock';
 
 const LUN = '0123456789abcdef0123456789abcdef';
+const HOLDER = 'fedcba98-7654-3210-fedc-ba9876543210';
+/** The holder as records read back. */
+const H = 'fedcba9876543210fedcba9876543210';
 
 const write = (chunk: number, offset: number, data: Buffer): RecordInput => ({
   kind: 'write',
   lun: LUN,
-  generation: 7,
+  holder: HOLDER,
   chunk,
   offset,
   length: data.length,
@@ -56,17 +59,17 @@ describe('journal records and segments (issue 14)', () => {
       const a = randomBytes(4096);
       const b = randomBytes(512);
       assert.equal(await w.append(write(3, 8192, a)), 1);
-      assert.equal(await w.append({ kind: 'discard', lun: LUN, generation: 7, chunk: 9, offset: 0, length: 1 << 20, data: Buffer.alloc(0) }), 2);
+      assert.equal(await w.append({ kind: 'discard', lun: LUN, holder: HOLDER, chunk: 9, offset: 0, length: 1 << 20, data: Buffer.alloc(0) }), 2);
       assert.equal(await w.append(write(2 ** 40, 0, b)), 3);
       const scan = scanSegment(await fs.readFile(file));
       assert.equal(scan.tail, 'clean');
       assert.equal(scan.end, w.size);
       assert.deepEqual(
-        scan.records.map((r) => [r.kind, r.chunk, r.offset, r.length, r.sequence, r.group, r.generation, r.lun]),
+        scan.records.map((r) => [r.kind, r.chunk, r.offset, r.length, r.sequence, r.group, r.holder, r.lun]),
         [
-          ['write', 3, 8192, 4096, 1, 1, 7, LUN],
-          ['discard', 9, 0, 1 << 20, 2, 2, 7, LUN],
-          ['write', 2 ** 40, 0, 512, 3, 3, 7, LUN],
+          ['write', 3, 8192, 4096, 1, 1, H, LUN],
+          ['discard', 9, 0, 1 << 20, 2, 2, H, LUN],
+          ['write', 2 ** 40, 0, 512, 3, 3, H, LUN],
         ],
       );
       assert.ok(scan.records[0].data.equals(a) && scan.records[2].data.equals(b));

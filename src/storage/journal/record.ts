@@ -1,7 +1,7 @@
 import { crc32c } from '@node-rs/crc32';
 
 /**
- * One journal record (issue 14; docs/journal.md is the reference): an 80-byte header and the
+ * One journal record (issue 14; docs/journal.md is the reference): an 88-byte header and the
  * data it carries, all covered by one CRC32C. Little-endian; 64-bit fields are exact
  * integers (bigint on disk, checked to be safe integers when read).
  *
@@ -12,18 +12,18 @@ import { crc32c } from '@node-rs/crc32';
  *     8     4  total length (header + data)
  *    12     4  CRC32C of the whole record, computed with this field zero
  *    16    16  LUN UUID
- *    32     8  lease generation the record was written under
- *    40     8  sequence number (consecutive across the journal)
- *    48     8  commit group: records written by one write and made durable by one fsync
- *    56     4  index of the record in its group
- *    60     4  records in its group
- *    64     8  chunk index
- *    72     4  offset in the chunk
- *    76     4  length (write: of the data that follows; discard: of the discarded range)
+ *    32    16  lease holder: the id of the LUN lease acquisition it was written under
+ *    48     8  sequence number (consecutive across the journal)
+ *    56     8  commit group: records written by one write and made durable by one fsync
+ *    64     4  index of the record in its group
+ *    68     4  records in its group
+ *    72     8  chunk index
+ *    80     4  offset in the chunk
+ *    84     4  length (write: of the data that follows; discard: of the discarded range)
  */
 export const RECORD_MAGIC = 0x4a543353; // "S3TJ" read little-endian
 export const RECORD_VERSION = 1;
-export const HEADER_SIZE = 80;
+export const HEADER_SIZE = 88;
 
 export type RecordKind = 'write' | 'discard';
 const KIND_CODE: Readonly<Record<RecordKind, number>> = { write: 1, discard: 2 };
@@ -31,9 +31,10 @@ const KIND_OF: ReadonlyMap<number, RecordKind> = new Map(Object.entries(KIND_COD
 
 export interface JournalRecord {
   readonly kind: RecordKind;
-  /** 32 hex digits (a UUID without dashes, or with them: both are accepted). */
+  /** A UUID (dashes optional; read back as 32 hex digits). */
   readonly lun: string;
-  readonly generation: number;
+  /** The lease holder id (a UUID) of the acquisition the record was written under. */
+  readonly holder: string;
   readonly sequence: number;
   readonly group: number;
   readonly indexInGroup: number;
@@ -62,14 +63,14 @@ export function encodeHeader(r: JournalRecord): Buffer {
   h.writeUInt16LE(KIND_CODE[r.kind], 6);
   h.writeUInt32LE(HEADER_SIZE + dataLength, 8);
   uuidBytes(r.lun).copy(h, 16);
-  h.writeBigUInt64LE(BigInt(r.generation), 32);
-  h.writeBigUInt64LE(BigInt(r.sequence), 40);
-  h.writeBigUInt64LE(BigInt(r.group), 48);
-  h.writeUInt32LE(r.indexInGroup, 56);
-  h.writeUInt32LE(r.groupSize, 60);
-  h.writeBigUInt64LE(BigInt(r.chunk), 64);
-  h.writeUInt32LE(r.offset, 72);
-  h.writeUInt32LE(r.length, 76);
+  uuidBytes(r.holder).copy(h, 32);
+  h.writeBigUInt64LE(BigInt(r.sequence), 48);
+  h.writeBigUInt64LE(BigInt(r.group), 56);
+  h.writeUInt32LE(r.indexInGroup, 64);
+  h.writeUInt32LE(r.groupSize, 68);
+  h.writeBigUInt64LE(BigInt(r.chunk), 72);
+  h.writeUInt32LE(r.offset, 80);
+  h.writeUInt32LE(r.length, 84);
   h.writeUInt32LE(crc32c(r.data, crc32c(h)) >>> 0, 12);
   return h;
 }
@@ -85,7 +86,7 @@ export function decodeRecord(buf: Buffer, pos: number): { record: JournalRecord;
   const kind = KIND_OF.get(buf.readUInt16LE(pos + 6));
   if (kind === undefined) return { unreadable: 'kind' };
   const total = buf.readUInt32LE(pos + 8);
-  const length = buf.readUInt32LE(pos + 76);
+  const length = buf.readUInt32LE(pos + 84);
   if (total !== HEADER_SIZE + (kind === 'write' ? length : 0)) return { unreadable: 'length' };
   if (buf.length - pos < total) return { unreadable: 'short' };
   const header = Buffer.from(buf.subarray(pos, pos + HEADER_SIZE));
@@ -101,21 +102,26 @@ export function decodeRecord(buf: Buffer, pos: number): { record: JournalRecord;
   const record: JournalRecord = {
     kind,
     lun: buf.subarray(pos + 16, pos + 32).toString('hex'),
-    generation: u64(32),
-    sequence: u64(40),
-    group: u64(48),
-    indexInGroup: buf.readUInt32LE(pos + 56),
-    groupSize: buf.readUInt32LE(pos + 60),
-    chunk: u64(64),
-    offset: buf.readUInt32LE(pos + 72),
+    holder: buf.subarray(pos + 32, pos + 48).toString('hex'),
+    sequence: u64(48),
+    group: u64(56),
+    indexInGroup: buf.readUInt32LE(pos + 64),
+    groupSize: buf.readUInt32LE(pos + 68),
+    chunk: u64(72),
+    offset: buf.readUInt32LE(pos + 80),
     length,
     data,
   };
   return { record, end: pos + total };
 }
 
+/** A UUID as 32 hex digits (how records read back), whatever dashes it was written with. */
+export function uuidHex(uuid: string): string {
+  return uuid.replaceAll('-', '').toLowerCase();
+}
+
 function uuidBytes(uuid: string): Buffer {
-  const hex = uuid.replaceAll('-', '');
-  if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new RangeError(`journal record: LUN UUID ${JSON.stringify(uuid)} is not 16 bytes of hex`);
+  const hex = uuidHex(uuid);
+  if (!/^[0-9a-f]{32}$/.test(hex)) throw new RangeError(`journal record: ${JSON.stringify(uuid)} is not a UUID (16 bytes of hex)`);
   return Buffer.from(hex, 'hex');
 }
