@@ -29,6 +29,12 @@ export type StorageErrorCode =
   | 'STORE_ERR_PRECONDITION'
   /** A write or fsync of the local journal failed: its segment's tail is unknown (retryable). */
   | 'STORE_ERR_JOURNAL_IO'
+  /** The journal had no room within the wait allowed (retryable: uploads free it). */
+  | 'STORE_ERR_JOURNAL_FULL'
+  /** The journal directory is missing, not writable, or locked by another process. */
+  | 'STORE_ERR_JOURNAL_DIR'
+  /** A journal record that was acknowledged does not verify: replay stops there. */
+  | 'STORE_ERR_JOURNAL_CORRUPT'
   | 'STORE_ERR_FENCED'
   | 'STORE_ERR_INTERNAL';
 

@@ -1,4 +1,4 @@
-import type * as fs from 'node:fs/promises';
+import * as fs from 'node:fs/promises';
 import { StorageError } from './errors';
 
 // Whole reads and writes of local files (the file store, the journal).
@@ -31,5 +31,15 @@ export async function readFully(fh: fs.FileHandle, buf: Buffer, position: number
     const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
     if (bytesRead === 0) throw new StorageError('data', 'object shorter than its recorded size');
     done += bytesRead;
+  }
+}
+
+/** Makes a directory's entries durable (a created, renamed or removed file). */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await fs.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { abortReason } from '../util/clock';
 import { StorageError } from './errors';
 import { HandleCache } from './file-handles';
-import { readFully, writeAll } from './file-io';
+import { readFully, syncDir, writeAll } from './file-io';
 import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 /**
@@ -318,15 +318,6 @@ async function walk(dir: string, keyPrefix: string, out: string[]): Promise<void
     const key = keyPrefix ? `${keyPrefix}/${ent.name}` : ent.name;
     if (ent.isDirectory()) await walk(path.join(dir, ent.name), key, out);
     else if (ent.isFile() && !ent.name.includes(TEMP_MARK) && !ent.name.endsWith(LOCK_SUFFIX)) out.push(key);
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 

@@ -40,6 +40,7 @@ interface Waiting {
 export class SegmentWriter {
   private waiting: Waiting[] = [];
   private committing = false;
+  private idleWaiters: Array<() => void> = [];
   private failed: Error | undefined;
   private sequence: number;
   private group: number;
@@ -67,6 +68,17 @@ export class SegmentWriter {
     return this.failed;
   }
 
+  /** Waits for the records in flight, then closes the file. */
+  async close(): Promise<void> {
+    await this.idle();
+    await this.fh.close();
+  }
+
+  /** Resolves once every record appended so far is durable (or failed). */
+  async idle(): Promise<void> {
+    while (this.committing) await new Promise<void>((r) => this.idleWaiters.push(r));
+  }
+
   /** Resolves with the record's sequence number once it is on disk (written and fsynced). */
   append(input: RecordInput): Promise<number> {
     if (this.failed) return Promise.reject(this.failed);
@@ -82,6 +94,9 @@ export class SegmentWriter {
       while (this.waiting.length > 0 && !this.failed) await this.commitOne(this.takeGroup());
     } finally {
       this.committing = false;
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const r of w) r();
     }
   }
 

@@ -1,0 +1,315 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Clock } from '../../util/clock';
+import { invariant } from '../../util/invariant';
+import { log } from '../../util/log';
+import { StorageError } from '../errors';
+import { syncDir } from '../file-io';
+import type { HostIdentity } from '../lease-record';
+import { lockJournalDir } from './journal-lock';
+import { encodedLength, type JournalRecord, uuidHex } from './record';
+import { type SegmentScan, scanSegment } from './segment-scan';
+import { type CommitStats, type RecordInput, SegmentWriter } from './segment-writer';
+
+export interface JournalOptions {
+  readonly dir: string;
+  /** Bytes of segment files at most (the upload buffer). */
+  readonly sizeBytes: number;
+  /** A segment is closed and a new one started past this size (default: size / 8, at most 64 MiB). */
+  readonly segmentBytes?: number;
+  /** Bytes per commit group at most (default 4 MiB). */
+  readonly maxGroupBytes?: number;
+  /** How long an append waits for room before failing retryably. */
+  readonly spaceTimeoutMs: number;
+  readonly clock: Clock;
+  readonly identity: HostIdentity;
+  readonly onCommit?: (s: CommitStats) => void;
+}
+
+interface Segment {
+  readonly id: number;
+  readonly file: string;
+  /** Bytes written or reserved. */
+  bytes: number;
+  /** Records not yet in S3. */
+  pending: number;
+  /** Found at start-up: its records, by LUN, are pending until replay has made them durable. */
+  readonly recovered?: Map<string, number>;
+}
+
+const SEGMENT = /^seg-([0-9a-f]{16})\.log$/;
+const segmentName = (id: number): string => `seg-${id.toString(16).padStart(16, '0')}.log`;
+
+/**
+ * The server's local journal (docs/journal.md): a directory of segment files, one being
+ * appended with group commit. Segments are deleted oldest first once none of their records is
+ * pending (replay applies a suffix of the records in order, which is only right if no older
+ * segment outlives a newer one). A failed write or fsync breaks the journal until restart:
+ * appends then fail retryably, and the next start truncates the torn tail.
+ */
+export class Journal {
+  private readonly segments: Segment[] = [];
+  private writer!: SegmentWriter;
+  private rotating: Promise<void> | undefined;
+  private used = 0;
+  private readonly pendingByChunk = new Map<string, Array<{ readonly seq: number; readonly seg: Segment }>>();
+  private spaceWaiters: Array<() => void> = [];
+  private readonly segmentBytes: number;
+  private closed = false;
+
+  private constructor(
+    private readonly o: JournalOptions,
+    private readonly unlock: () => Promise<void>,
+    /** Every record found at start-up, by LUN (32 hex digits), until its replay is done. */
+    private readonly recovered: Map<string, JournalRecord[]>,
+  ) {
+    this.segmentBytes = o.segmentBytes ?? Math.min(64 * 1024 * 1024, Math.floor(o.sizeBytes / 8));
+    invariant(
+      this.segmentBytes >= 1024 * 1024 && this.segmentBytes * 2 <= o.sizeBytes,
+      () => `journal: segments of ${this.segmentBytes} bytes in ${o.sizeBytes}`,
+    );
+  }
+
+  /**
+   * Locks the directory, reads every segment (a torn tail of the last one is cut off; damage
+   * anywhere else stops with STORE_ERR_JOURNAL_CORRUPT naming file and offset), and starts a
+   * new segment for appends.
+   */
+  static async open(o: JournalOptions): Promise<Journal> {
+    const unlock = await lockJournalDir(o.dir, o.identity);
+    try {
+      const ids = (await fs.readdir(o.dir))
+        .map((n) => SEGMENT.exec(n)?.[1])
+        .filter((h): h is string => h !== undefined)
+        .map((h) => Number.parseInt(h, 16))
+        .sort((a, b) => a - b);
+      const recovered = new Map<string, JournalRecord[]>();
+      const found: Array<{ id: number; scan: SegmentScan }> = [];
+      for (const [k, id] of ids.entries()) {
+        const file = path.join(o.dir, segmentName(id));
+        const scan = scanSegment(await fs.readFile(file));
+        const last = k === ids.length - 1;
+        if (scan.tail === 'corrupt' || (scan.tail === 'torn' && !last)) throw corrupt(file, scan);
+        if (scan.tail === 'torn') {
+          log.warn('journal: cut off the torn tail of the last segment (a write that was never acknowledged)', {
+            file,
+            at: scan.end,
+            why: scan.damage?.why,
+          });
+          await truncate(file, scan.end);
+        }
+        for (const r of scan.records) {
+          const list = recovered.get(r.lun) ?? [];
+          list.push(r);
+          recovered.set(r.lun, list);
+        }
+        found.push({ id, scan });
+      }
+      const j = new Journal(o, unlock, recovered);
+      let next = { sequence: 1, group: 1 };
+      for (const { id, scan } of found) {
+        const byLun = new Map<string, number>();
+        for (const r of scan.records) byLun.set(r.lun, (byLun.get(r.lun) ?? 0) + 1);
+        const seg: Segment = { id, file: path.join(o.dir, segmentName(id)), bytes: scan.end, pending: scan.records.length, recovered: byLun };
+        j.segments.push(seg);
+        j.used += seg.bytes;
+        const lastRecord = scan.records.at(-1);
+        if (lastRecord) next = { sequence: lastRecord.sequence + 1, group: lastRecord.group + 1 };
+      }
+      await j.startSegment((found.at(-1)?.id ?? 0) + 1, next);
+      return j;
+    } catch (e) {
+      await unlock();
+      throw e;
+    }
+  }
+
+  /** The records a LUN left in the journal at the last stop, in sequence order, for replay. */
+  recoveredFor(lun: string): readonly JournalRecord[] {
+    return this.recovered.get(uuidHex(lun)) ?? [];
+  }
+
+  /** LUNs (32 hex digits) with recovered records not yet replayed. */
+  get recoveredLuns(): readonly string[] {
+    return [...this.recovered.keys()];
+  }
+
+  get usedBytes(): number {
+    return this.used;
+  }
+
+  get capacityBytes(): number {
+    return this.o.sizeBytes;
+  }
+
+  /** Makes a record durable in the journal; resolves with its sequence number. */
+  async append(input: RecordInput): Promise<number> {
+    const broken = this.writer.broken;
+    if (broken) throw broken;
+    if (this.closed) throw new StorageError('unavailable', 'the journal is closed', { code: 'STORE_ERR_CLOSED' });
+    const len = encodedLength(input);
+    await this.room(len);
+    const seg = await this.activeFor(len);
+    seg.pending++;
+    let seq: number;
+    try {
+      seq = await this.writer.append(input);
+    } catch (e) {
+      seg.pending--;
+      throw e;
+    }
+    const key = chunkKey(input.lun, input.chunk);
+    const list = this.pendingByChunk.get(key) ?? [];
+    list.push({ seq, seg });
+    this.pendingByChunk.set(key, list);
+    return seq;
+  }
+
+  /** The chunk's records up to `upTo` are in S3: their segments may go once nothing else in them is pending. */
+  retire(lun: string, chunk: number, upTo: number): void {
+    const key = chunkKey(lun, chunk);
+    const list = this.pendingByChunk.get(key);
+    if (!list) return;
+    while (list.length > 0 && list[0].seq <= upTo) {
+      const { seg } = list.shift() as { seq: number; seg: Segment };
+      seg.pending--;
+      invariant(seg.pending >= 0, () => `journal segment ${seg.id}: pending count ${seg.pending}`);
+    }
+    if (list.length === 0) this.pendingByChunk.delete(key);
+    this.recycle();
+  }
+
+  /** Replay of a LUN's recovered records has made them durable in S3 (or the operator discarded them). */
+  retireRecovered(lun: string): void {
+    const hex = uuidHex(lun);
+    for (const seg of this.segments) {
+      const n = seg.recovered?.get(hex);
+      if (n === undefined) continue;
+      seg.recovered?.delete(hex);
+      seg.pending -= n;
+      invariant(seg.pending >= 0, () => `journal segment ${seg.id}: pending count ${seg.pending}`);
+    }
+    this.recovered.delete(hex);
+    this.recycle();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.rotating;
+    await this.writer.idle();
+    await this.writer.close();
+    await this.unlock();
+  }
+
+  // ------------------------------------------------------------------ segments
+
+  private async startSegment(id: number, next: { sequence: number; group: number }): Promise<void> {
+    const file = path.join(this.o.dir, segmentName(id));
+    const fh = await fs.open(file, 'wx');
+    await syncDir(this.o.dir);
+    this.writer = new SegmentWriter(fh, 0, {
+      clock: this.o.clock,
+      sequence: next.sequence,
+      group: next.group,
+      maxGroupBytes: this.o.maxGroupBytes ?? 4 * 1024 * 1024,
+      onCommit: this.o.onCommit,
+    });
+    this.segments.push({ id, file, bytes: 0, pending: 0 });
+  }
+
+  /** The segment this many bytes go to, after starting a new one if the current is full. */
+  private async activeFor(len: number): Promise<Segment> {
+    for (;;) {
+      if (this.rotating) await this.rotating;
+      const seg = this.segments[this.segments.length - 1];
+      if (seg.bytes === 0 || seg.bytes + len <= this.segmentBytes) {
+        seg.bytes += len;
+        this.used += len;
+        return seg;
+      }
+      this.rotating ??= this.rotate(seg).finally(() => {
+        this.rotating = undefined;
+      });
+    }
+  }
+
+  /** Closes the full segment once everything in it is durable, then opens the next. */
+  private async rotate(full: Segment): Promise<void> {
+    const old = this.writer;
+    await old.idle();
+    const broken = old.broken;
+    if (broken) throw broken;
+    await old.close();
+    await this.startSegment(full.id + 1, old.next);
+    this.recycle();
+  }
+
+  private recycle(): void {
+    const current = this.segments[this.segments.length - 1];
+    while (this.segments.length > 1 && this.segments[0] !== current && this.segments[0].pending === 0) {
+      const seg = this.segments.shift() as Segment;
+      fs.rm(seg.file, { force: true }).then(
+        () => {
+          this.used -= seg.bytes;
+          invariant(this.used >= 0, () => `journal: ${this.used} bytes used`);
+          this.wake();
+        },
+        (e: unknown) => log.error('journal: could not delete a segment whose records are all in S3', { file: seg.file, error: (e as Error).message }),
+      );
+    }
+  }
+
+  /** Waits until `len` more bytes fit, at most spaceTimeoutMs; then fails retryably. */
+  private async room(len: number): Promise<void> {
+    const deadline = this.o.clock.now() + this.o.spaceTimeoutMs;
+    while (this.used + len > this.o.sizeBytes) {
+      const left = deadline - this.o.clock.now();
+      if (left <= 0) {
+        throw new StorageError('unavailable', `the journal is full (${this.used} of ${this.o.sizeBytes} bytes not yet in S3)`, {
+          code: 'STORE_ERR_JOURNAL_FULL',
+        });
+      }
+      await new Promise<void>((resolve) => {
+        const woken = (): void => {
+          t.cancel();
+          resolve();
+        };
+        const t = this.o.clock.after(left, () => {
+          const at = this.spaceWaiters.indexOf(woken);
+          if (at >= 0) this.spaceWaiters.splice(at, 1);
+          resolve();
+        });
+        this.spaceWaiters.push(woken);
+      });
+    }
+  }
+
+  private wake(): void {
+    const w = this.spaceWaiters;
+    this.spaceWaiters = [];
+    for (const r of w) r();
+  }
+}
+
+const chunkKey = (lun: string, chunk: number): string => `${uuidHex(lun)}/${chunk}`;
+
+function corrupt(file: string, scan: SegmentScan): StorageError {
+  const d = scan.damage;
+  const later = d?.laterGroup !== undefined ? `; commit group ${d.laterGroup} follows, so the damaged record had been acknowledged` : '';
+  return new StorageError(
+    'data',
+    `journal segment ${file}: record at byte ${d?.offset ?? scan.end} does not verify (${d?.why ?? 'unknown'})${later}; ${scan.records.length} records before it are intact`,
+    { code: 'STORE_ERR_JOURNAL_CORRUPT' },
+  );
+}
+
+async function truncate(file: string, length: number): Promise<void> {
+  const fh = await fs.open(file, 'r+');
+  try {
+    await fh.truncate(length);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
