@@ -17,6 +17,11 @@ export interface LeaseRecord {
   readonly renewedAt: string;
   readonly ttlMs: number;
   readonly generation: number;
+  /**
+   * Earlier holders whose journal records this holder accepted (it took the lease over from
+   * them, directly or through a chain of such holders): their records may still be replayed.
+   */
+  readonly vouches?: readonly string[];
 }
 
 /** Parses and checks a lease object, like volume.json: a clear error naming the key and field. */
@@ -34,6 +39,14 @@ export function parseLeaseRecord(body: Buffer, key: string): LeaseRecord {
     renewedAt: r.get('renewedAt').str(),
     ttlMs: r.get('ttlMs').int(),
     generation: r.get('generation').int(),
+    ...(r.get('vouches').present
+      ? {
+          vouches: r
+            .get('vouches')
+            .array()
+            .map((v) => v.str()),
+        }
+      : {}),
   };
 }
 

@@ -47,7 +47,7 @@ export type LeaseState = 'held' | 'suspended' | 'lost' | 'released';
  */
 const LEASE_OBJECT: WriteGuard = { admit: () => new AbortController().signal };
 
-type Base = Omit<LeaseRecord, 'renewedAt' | 'generation'>;
+type Base = Omit<LeaseRecord, 'renewedAt' | 'generation' | 'vouches'> & { vouches?: readonly string[] };
 
 const CONTROL = { lane: 'control' } as const;
 
@@ -79,6 +79,8 @@ export class Lease {
     private readonly timing: LeaseTiming,
     private readonly env: LeaseEnv,
     sentAt: number,
+    /** The lease record this one took over; undefined when it created the lease. */
+    readonly previous: LeaseRecord | undefined,
   ) {
     this.gate = new WriteGate(env.clock, key.replace(/\/lease\.json$/, ''), sentAt + timing.ttlMs / 2);
   }
@@ -104,6 +106,13 @@ export class Lease {
     purpose: string,
     timing: LeaseTiming = DEFAULT_LEASE_TIMING,
     env: LeaseEnv = SYSTEM_ENV,
+    /**
+     * The earlier holders this holder vouches for (the journal's replay chain,
+     * docs/journal.md), given the record about to be taken over; they go into the same PUT.
+     * Called again before every attempt, with undefined before an attempt to create the lease.
+     * `previous` on the Lease is the record its final, successful attempt took over.
+     */
+    vouch: (previous: LeaseRecord | undefined) => readonly string[] = () => [],
   ): Promise<Lease> {
     const { clock, identity: me } = env;
     const base: Base = {
@@ -116,11 +125,18 @@ export class Lease {
       acquiredAt: new Date().toISOString(),
       ttlMs: timing.ttlMs,
     };
-    const start = (etag: string, sentAt: number): Lease => new Lease(store, key, base, etag, timing, env, sentAt).startRenewing();
+    let previous: LeaseRecord | undefined;
+    const start = (etag: string, sentAt: number): Lease => new Lease(store, key, base, etag, timing, env, sentAt, previous).startRenewing();
+    const withVouches = (prev: LeaseRecord | undefined): void => {
+      previous = prev;
+      const v = vouch(prev);
+      base.vouches = v.length > 0 ? [...v] : undefined;
+    };
     // Taking the lease retries under the backend's usual policy (a transient failure at start
     // is retried); only renewals run on the tighter bounds below.
     const put = (opts: PutOptions) => store.put(key, body(base, 0), { ...opts, lane: 'control', guard: LEASE_OBJECT });
     for (let attempt = 0; attempt < 5; attempt++) {
+      withVouches(undefined);
       let sentAt = clock.now();
       try {
         return start((await put({ ifNoneMatch: '*' })).etag, sentAt);
@@ -142,6 +158,7 @@ export class Lease {
         if (!latest) continue;
         throw new LeaseError(`LUN is in use: its lease is held and being renewed (${describeHolder(readable(latest, key))})`);
       }
+      withVouches(current);
       sentAt = clock.now();
       try {
         const { etag } = await put({ ifMatch: seen.meta.etag });

@@ -1,0 +1,30 @@
+import type { LeaseRecord } from '../lease-record';
+import { type JournalRecord, uuidHex } from './record';
+
+/**
+ * Whether a LUN's recovered journal records may be replayed over what is in S3
+ * (docs/journal.md). They may if every holder they were written under is vouched for by the
+ * lease this process took over: its last holder, or a holder that one vouched for. Anyone
+ * else may have written the LUN since, so their records could be older than S3's data.
+ */
+export type ReplayDecision =
+  | { readonly replay: true; readonly vouches: readonly string[] }
+  | { readonly replay: false; readonly unknown: readonly string[]; readonly why: string };
+
+/** The holders a lease record vouches for, itself included (32 hex digits each). */
+export function vouchedBy(previous: LeaseRecord | undefined): Set<string> {
+  if (!previous) return new Set();
+  return new Set([previous.holder, ...(previous.vouches ?? [])].map(uuidHex));
+}
+
+export function replayDecision(records: readonly JournalRecord[], previous: LeaseRecord | undefined): ReplayDecision {
+  const holders = [...new Set(records.map((r) => uuidHex(r.holder)))];
+  if (holders.length === 0) return { replay: true, vouches: [] };
+  const vouched = vouchedBy(previous);
+  const unknown = holders.filter((h) => !vouched.has(h));
+  if (unknown.length === 0) return { replay: true, vouches: holders };
+  const why = previous
+    ? `the LUN's lease was last held by ${previous.holder} (${previous.host} pid ${previous.pid}), which does not vouch for the journal's writer(s) ${unknown.join(', ')}: another server may have written the LUN since`
+    : `the LUN had no lease when this server started, so the journal's writer(s) ${unknown.join(', ')} may have been followed by another server`;
+  return { replay: false, unknown, why };
+}
