@@ -24,6 +24,38 @@ const sense = (r: { status: number; sense: Buffer }): number[] => [r.status, r.s
 const NOT_READY_RETRY = [2, 2, 0x04, 0x01];
 
 /**
+ * Writes chunk `chunk` whole (16 x 64 KiB, byte values fill + k), makes it durable, restarts
+ * the target (cold cache) and waits for the chunk listing: the chunk is stored, not cached.
+ */
+async function storedChunk(t: TargetProcess, chunk: number, fill: number): Promise<TestInitiator> {
+  const c = await session(t);
+  for (let k = 0; k < 16; k++) {
+    const r = await c.response(c.command(write10(lbaOf(chunk) + k * 128, 128), { write: Buffer.alloc(64 * 1024, fill + k) }));
+    assert.equal(r.status, 0);
+  }
+  assert.equal((await c.response(c.command(SYNC_CACHE), 20_000)).status, 0);
+  c.close();
+  assert.equal(await t.stop(), 0);
+  await t.start();
+  const d = await session(t);
+  await new Promise((r) => setTimeout(r, 500));
+  return d;
+}
+
+/** After a graceful stop and a restart: chunk `chunk` holds only 4 KiB of 0x5a at 512 KiB, zeros elsewhere. */
+async function assertOnlyLaterWrite(t: TargetProcess, chunk: number): Promise<void> {
+  assert.equal(await t.stop(), 0);
+  await t.start();
+  const d = await session(t);
+  const parts: Buffer[] = [];
+  for (let k = 0; k < 4; k++) parts.push((await d.response(d.command(read10(lbaOf(chunk) + k * 512, 512), { read: 256 * 1024 }))).data);
+  const expect = Buffer.alloc(MiB);
+  expect.fill(0x5a, 512 * 1024, 512 * 1024 + 4096);
+  assert.ok(Buffer.concat(parts).equals(expect), 'only the later 4 KiB write is there; the rest of the chunk is zeros');
+  d.close();
+}
+
+/**
  * Issue 13: an S3 that hangs, stalls mid-body, loses answers or is slow to delete, seen from an
  * initiator through the fault proxy in front of a real RGW. Every one of these tests fails on
  * the commit before the storage-core split (a hang, stale data, or resurrected data).
@@ -138,17 +170,7 @@ describe('S3 stalls, lost answers and slow deletes (issue 13)', () => {
     const t = await target('slowdelete', { cache: '{ size: 16MiB, flushDelay: 1h }' });
     await t.start();
     try {
-      let c = await session(t);
-      for (let k = 0; k < 16; k++) {
-        const r = await c.response(c.command(write10(lbaOf(4) + k * 128, 128), { write: Buffer.alloc(64 * 1024, 0xa0 + k) }));
-        assert.equal(r.status, 0);
-      }
-      assert.equal((await c.response(c.command(SYNC_CACHE), 20_000)).status, 0);
-      c.close();
-      assert.equal(await t.stop(), 0);
-      await t.start();
-      c = await session(t);
-      await new Promise((r) => setTimeout(r, 500)); // chunk 4 is listed: stored, not cached
+      const c = await storedChunk(t, 4, 0xa0);
       proxy.rule({ action: 'delay-request', match: /^POST .*[?&]delete/, delayMs: 800 });
       proxy.rule({ action: 'delay-request', match: /^GET .*\/chunks\/0000000000000004/, delayMs: 100 });
       c.command(prefetch10(lbaOf(4), 2048)); // its answer (CONDITION MET) is not waited for
@@ -166,16 +188,7 @@ describe('S3 stalls, lost answers and slow deletes (issue 13)', () => {
       assert.equal((await c.response(c.command(SYNC_CACHE), 20_000)).status, 0);
       proxy.clearRules();
       c.close();
-      assert.equal(await t.stop(), 0);
-      await t.start();
-      const d = await session(t);
-      const parts: Buffer[] = [];
-      for (let k = 0; k < 4; k++) parts.push((await d.response(d.command(read10(lbaOf(4) + k * 512, 512), { read: 256 * 1024 }))).data);
-      const whole = Buffer.concat(parts);
-      const expect = Buffer.alloc(MiB);
-      expect.fill(0x5a, 512 * 1024, 512 * 1024 + 4096);
-      assert.ok(whole.equals(expect), 'only the later 4 KiB write is there; the rest of the chunk is zeros');
-      d.close();
+      await assertOnlyLaterWrite(t, 4);
     } finally {
       proxy.clearRules();
       await t.stop();
@@ -186,17 +199,7 @@ describe('S3 stalls, lost answers and slow deletes (issue 13)', () => {
     const t = await target('unmapwait', { cache: '{ size: 16MiB, flushDelay: 100ms }' });
     await t.start();
     try {
-      let c = await session(t);
-      for (let k = 0; k < 16; k++) {
-        const r = await c.response(c.command(write10(lbaOf(5) + k * 128, 128), { write: Buffer.alloc(64 * 1024, 0xb0 + k) }));
-        assert.equal(r.status, 0);
-      }
-      assert.equal((await c.response(c.command(SYNC_CACHE), 20_000)).status, 0);
-      c.close();
-      assert.equal(await t.stop(), 0);
-      await t.start();
-      c = await session(t);
-      await new Promise((r) => setTimeout(r, 500)); // chunk 5 is listed: stored, not cached
+      const c = await storedChunk(t, 5, 0xb0);
       proxy.rule({ action: 'delay-request', match: /^PUT .*\/chunks\/0000000000000006/, delayMs: 1_500 });
       proxy.rule({ action: 'delay-request', match: /^GET .*\/chunks\/0000000000000005/, delayMs: 300 });
       assert.equal((await c.response(c.command(write10(lbaOf(6), 8), { write: Buffer.alloc(4096, 0x66) }))).status, 0);
@@ -215,15 +218,7 @@ describe('S3 stalls, lost answers and slow deletes (issue 13)', () => {
       assert.equal((await c.response(c.command(SYNC_CACHE), 20_000)).status, 0);
       proxy.clearRules();
       c.close();
-      assert.equal(await t.stop(), 0);
-      await t.start();
-      const d = await session(t);
-      const parts: Buffer[] = [];
-      for (let k = 0; k < 4; k++) parts.push((await d.response(d.command(read10(lbaOf(5) + k * 512, 512), { read: 256 * 1024 }))).data);
-      const expect = Buffer.alloc(MiB);
-      expect.fill(0x5a, 512 * 1024, 512 * 1024 + 4096);
-      assert.ok(Buffer.concat(parts).equals(expect), 'only the later 4 KiB write is there; the rest of the chunk is zeros');
-      d.close();
+      await assertOnlyLaterWrite(t, 5);
     } finally {
       proxy.clearRules();
       await t.stop();

@@ -34,8 +34,14 @@ const write = (lun: string, chunk: number, fill: number, length = 64 * 1024): Re
   data: Buffer.alloc(length, fill),
 });
 
-async function tempDir(): Promise<string> {
-  return fs.mkdtemp(path.join(os.tmpdir(), 's3tgt-journal-'));
+/** Runs `fn` in a fresh temporary directory, removed afterwards. */
+async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 's3tgt-journal-'));
+  try {
+    await fn(dir);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 }
 
 const options = (dir: string, over: Partial<JournalOptions> = {}): JournalOptions => ({
@@ -52,8 +58,7 @@ const segmentFiles = async (dir: string): Promise<string[]> => (await fs.readdir
 
 describe('the journal directory (issue 14)', () => {
   it('a missing directory, a file, and a directory locked by a live process are clear errors', async () => {
-    const dir = await tempDir();
-    try {
+    await inTempDir(async (dir) => {
       await assert.rejects(Journal.open(options(path.join(dir, 'nope'))), (e: unknown) => {
         assert.ok(isStorageError(e) && e.code === 'STORE_ERR_JOURNAL_DIR' && /does not exist/.test(e.message));
         return true;
@@ -69,26 +74,20 @@ describe('the journal directory (issue 14)', () => {
       await first.close();
       const again = await Journal.open(options(dir, { identity: me({ pid: 200 }) }));
       await again.close();
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('a lock left by a provably dead process of this machine is taken over (kill -9, then restart)', async () => {
-    const dir = await tempDir();
-    try {
+    await inTempDir(async (dir) => {
       const dead = await Journal.open(options(dir));
       void dead; // never closed: the process died
       const next = await Journal.open(options(dir, { identity: me({ pid: 300, pidStart: '6000', isGone: (pid) => pid === 100 }) }));
       await next.close();
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('records survive a restart, by LUN and in order, and numbering continues', async () => {
-    const dir = await tempDir();
-    try {
+    await inTempDir(async (dir) => {
       const j = await Journal.open(options(dir));
       const seqs = await Promise.all([write(LUN_A, 1, 1), write(LUN_B, 1, 2), write(LUN_A, 2, 3)].map((r) => j.append(r)));
       assert.deepEqual(seqs, [1, 2, 3]);
@@ -108,14 +107,11 @@ describe('the journal directory (issue 14)', () => {
       assert.deepEqual([...k.recoveredLuns].sort(), [hex(LUN_A), hex(LUN_B)]);
       assert.equal(await k.append(write(LUN_A, 5, 5)), 4, 'sequence numbers continue');
       await k.close();
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('segments rotate, and are deleted oldest first once none of their records is pending', async () => {
-    const dir = await tempDir();
-    try {
+    await inTempDir(async (dir) => {
       const j = await Journal.open(options(dir));
       // 64 KiB records: 15 per 1 MiB segment. Chunk 0 in segment 1, chunk 1 in segment 2.
       for (let k = 0; k < 15; k++) await j.append(write(LUN_A, 0, k));
@@ -133,14 +129,11 @@ describe('the journal directory (issue 14)', () => {
       assert.deepEqual(await segmentFiles(dir), ['seg-0000000000000003.log'], 'segments 1 and 2 are gone, the active one stays');
       assert.ok(j.usedBytes < MiB);
       await j.close();
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('a full journal holds writers back, lets them go when uploads free room, and fails them retryably after the bound', async () => {
-    const dir = await tempDir();
-    try {
+    await inTempDir(async (dir) => {
       const j = await Journal.open(options(dir, { sizeBytes: 3 * MiB, spaceTimeoutMs: 400 }));
       const len = 88 + 64 * 1024;
       for (let n = 0; j.usedBytes + len <= 3 * MiB; n++) await j.append(write(LUN_A, n, 1)); // 15 records per segment
@@ -153,14 +146,11 @@ describe('the journal directory (issue 14)', () => {
       }, 100);
       assert.equal(typeof (await waiting), 'number', 'the held-back write went in once segment 1 was deleted');
       await j.close();
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('after replay, the recovered segments go', async () => {
-    const dir = await tempDir();
-    try {
+    await inTempDir(async (dir) => {
       const j = await Journal.open(options(dir));
       for (let k = 0; k < 20; k++) await j.append(write(k % 2 ? LUN_A : LUN_B, k, k));
       await j.close();
@@ -174,14 +164,11 @@ describe('the journal directory (issue 14)', () => {
       assert.equal((await segmentFiles(dir)).length, 1);
       assert.deepEqual(k.recoveredLuns, []);
       await k.close();
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('a torn tail is cut off at start; damage to an acknowledged record stops the start with file and byte', async () => {
-    const dir = await tempDir();
-    try {
+    await inTempDir(async (dir) => {
       const j = await Journal.open(options(dir));
       for (let k = 0; k < 3; k++) await j.append(write(LUN_A, k, k));
       await j.close();
@@ -203,8 +190,6 @@ describe('the journal directory (issue 14)', () => {
         return true;
       });
       await assert.rejects(Journal.open(options(dir)), { code: 'STORE_ERR_JOURNAL_CORRUPT' }, 'the failed start released its lock');
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
