@@ -106,7 +106,7 @@ export const systemIdentity: HostIdentity = {
  * another host, another boot, an old record without boot id or start time, or a process that
  * may still run, waits for the full TTL.
  */
-export function provablyDead(rec: LeaseRecord, me: HostIdentity): boolean {
+export function provablyDead(rec: Pick<LeaseRecord, 'host' | 'bootId' | 'pid' | 'pidStart'>, me: HostIdentity): boolean {
   if (rec.host !== me.host || !rec.bootId || rec.bootId !== me.bootId || !rec.pidStart) return false;
   if (rec.pid === me.pid && rec.pidStart === me.pidStart) return false;
   return me.isGone(rec.pid, rec.pidStart);

@@ -42,8 +42,22 @@ async function storedChunk(t: TargetProcess, chunk: number, fill: number): Promi
   return d;
 }
 
-/** After a graceful stop and a restart: chunk `chunk` holds only 4 KiB of 0x5a at 512 KiB, zeros elsewhere. */
-async function assertOnlyLaterWrite(t: TargetProcess, chunk: number): Promise<void> {
+/**
+ * The discarded chunk reads zeros now; a later 4 KiB write of 0x5a at 512 KiB is made durable;
+ * after a graceful stop and a restart the chunk holds only that write, zeros elsewhere (the
+ * discarded data did not come back with it). Clears the proxy's rules and closes `c`.
+ */
+async function assertZerosThenLaterWrite(t: TargetProcess, c: TestInitiator, proxy: FaultProxy, chunk: number, zeros: string): Promise<void> {
+  const r = await c.response(c.command(read10(lbaOf(chunk), 128), { read: 64 * 1024 }));
+  assert.equal(r.status, 0);
+  assert.ok(
+    r.data.every((b) => b === 0),
+    zeros,
+  );
+  assert.equal((await c.response(c.command(write10(lbaOf(chunk) + 1024, 8), { write: Buffer.alloc(4096, 0x5a) }))).status, 0);
+  assert.equal((await c.response(c.command(SYNC_CACHE), 20_000)).status, 0);
+  proxy.clearRules();
+  c.close();
   assert.equal(await t.stop(), 0);
   await t.start();
   const d = await session(t);
@@ -178,17 +192,7 @@ describe('S3 stalls, lost answers and slow deletes (issue 13)', () => {
       const um = await c.response(c.command(u.cdb, { write: u.data }), 20_000);
       assert.equal(um.status, 0, `UNMAP: ${sense(um)}`);
       await new Promise((r) => setTimeout(r, 300)); // the GET of PRE-FETCH is back
-      const r = await c.response(c.command(read10(lbaOf(4), 128), { read: 64 * 1024 }));
-      assert.equal(r.status, 0);
-      assert.ok(
-        r.data.every((b) => b === 0),
-        'UNMAPped blocks read zeros (LBPRZ=1)',
-      );
-      assert.equal((await c.response(c.command(write10(lbaOf(4) + 1024, 8), { write: Buffer.alloc(4096, 0x5a) }))).status, 0);
-      assert.equal((await c.response(c.command(SYNC_CACHE), 20_000)).status, 0);
-      proxy.clearRules();
-      c.close();
-      await assertOnlyLaterWrite(t, 4);
+      await assertZerosThenLaterWrite(t, c, proxy, 4, 'UNMAPped blocks read zeros (LBPRZ=1)');
     } finally {
       proxy.clearRules();
       await t.stop();
@@ -208,17 +212,7 @@ describe('S3 stalls, lost answers and slow deletes (issue 13)', () => {
       const u = unmap(lbaOf(5), 4096);
       const um = await c.response(c.command(u.cdb, { write: u.data }), 20_000);
       assert.equal(um.status, 0, `UNMAP: ${sense(um)}`);
-      const r = await c.response(c.command(read10(lbaOf(5), 128), { read: 64 * 1024 }));
-      assert.equal(r.status, 0);
-      assert.ok(
-        r.data.every((b) => b === 0),
-        'UNMAPped blocks read zeros (LBPRZ=1), not what the PRE-FETCH read',
-      );
-      assert.equal((await c.response(c.command(write10(lbaOf(5) + 1024, 8), { write: Buffer.alloc(4096, 0x5a) }))).status, 0);
-      assert.equal((await c.response(c.command(SYNC_CACHE), 20_000)).status, 0);
-      proxy.clearRules();
-      c.close();
-      await assertOnlyLaterWrite(t, 5);
+      await assertZerosThenLaterWrite(t, c, proxy, 5, 'UNMAPped blocks read zeros (LBPRZ=1), not what the PRE-FETCH read');
     } finally {
       proxy.clearRules();
       await t.stop();

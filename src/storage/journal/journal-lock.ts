@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { StorageError } from '../errors';
-import { type HostIdentity, type LeaseRecord, provablyDead } from '../lease-record';
+import { type HostIdentity, provablyDead } from '../lease-record';
 
 const LOCK_FILE = 'LOCK';
 
@@ -53,7 +53,7 @@ export async function lockJournalDir(dir: string, me: HostIdentity): Promise<() 
         throw dirError(`journal.dir ${dir}: cannot create ${LOCK_FILE}: ${(e as Error).message}`, e);
     }
     const held = await readLock(file);
-    if (held && attempt === 0 && provablyDead(asLeaseRecord(held), me)) {
+    if (held && attempt === 0 && provablyDead(held, me)) {
       await fs.rm(file, { force: true });
       continue;
     }
@@ -76,9 +76,4 @@ async function readLock(file: string): Promise<LockRecord | undefined> {
   } catch {
     return undefined;
   }
-}
-
-/** provablyDead reads the identity fields of a lease record; a lock has the same ones. */
-function asLeaseRecord(l: LockRecord): LeaseRecord {
-  return { holder: '', purpose: 'journal', acquiredAt: '', renewedAt: '', ttlMs: 0, generation: 0, ...l };
 }
