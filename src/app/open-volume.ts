@@ -1,36 +1,53 @@
 import type { LunConfig } from '../config/config';
 import { ChunkVolume } from '../storage/chunk-volume';
 import { StorageError } from '../storage/errors';
+import type { Journal } from '../storage/journal/journal';
+import { LunJournal } from '../storage/journal/lun-journal';
+import type { ReplayResult } from '../storage/journal/replay';
+import { replayDecision } from '../storage/journal/replay-policy';
 import type { LunLayout } from '../storage/layout';
 import { Lease, type LeaseTiming } from '../storage/lease';
 import type { ObjectStore } from '../storage/object-store';
 import type { VolumeInfo } from '../storage/volume';
 import { createVolume, readVolumeInfo } from '../storage/volume-meta';
 import { log } from '../util/log';
+import { recoverLun } from './journal-recovery';
 
 export interface OpenLun {
   readonly volume: ChunkVolume;
   readonly lease: Lease;
+  /** What replay at open did, if the LUN had records in the journal. */
+  readonly replay?: ReplayResult;
 }
 
 /**
  * Opens a LUN for serving: its lease first, then its volume.json (read under the lease, so no
  * offline resize can change it after we read; created on first use), then the volume, whose
- * every store mutation passes the lease's gate. Anything that fails after the lease was taken
- * releases it.
+ * every store mutation passes the lease's gate; then what it left in the journal is replayed
+ * (or quarantined: journal-recovery.ts) and, for a journal LUN, the journal attached. Anything
+ * that fails after the lease was taken releases it.
  */
-export async function openLun(store: ObjectStore, layout: LunLayout, lun: LunConfig, timing: LeaseTiming): Promise<OpenLun> {
-  const lease = await Lease.acquire(store, layout.leaseKey, 'serve', timing);
+export async function openLun(store: ObjectStore, layout: LunLayout, lun: LunConfig, timing: LeaseTiming, journal?: Journal): Promise<OpenLun> {
+  // The journal's records are keyed by the LUN's UUID, read before the lease (read only) so
+  // that the takeover's PUT can vouch for the holders they were written under.
+  const early = journal ? await readVolumeInfo(store, layout) : null;
+  const recovered = early && journal ? journal.recoveredFor(early.uuid) : [];
+  const lease = await Lease.acquire(store, layout.leaseKey, 'serve', timing, undefined, (previous) => {
+    const d = replayDecision(recovered, previous);
+    return d.replay ? d.vouches : [];
+  });
   let volume: ChunkVolume | undefined;
   try {
     const info = await volumeInfo(lease.gate.bind(store), layout, lun);
+    const replaying = journal !== undefined && journal.recoveredFor(info.uuid).length > 0;
     volume = new ChunkVolume(
       store,
       layout,
       info,
       {
         cacheBytes: lun.cacheBytes,
-        cacheMode: lun.cacheMode,
+        // Replay writes through the cache and flushes once at the end.
+        cacheMode: replaying ? 'write-back' : lun.cacheMode,
         readOnly: lun.readOnly,
         flushDelayMs: lun.flushDelayMs,
         readAheadChunks: 8,
@@ -48,7 +65,13 @@ export async function openLun(store: ObjectStore, layout: LunLayout, lun: LunCon
         size: info.sizeBytes,
       });
     }
-    return { volume, lease };
+    let replay: ReplayResult | undefined;
+    if (journal) {
+      replay = await recoverLun(volume, journal, lease, layout.name);
+      await volume.setCacheMode(lun.cacheMode);
+      if (lun.journal) volume.attachJournal(new LunJournal(journal, info.uuid, lease.holder));
+    }
+    return { volume, lease, ...(replay ? { replay } : {}) };
   } catch (e) {
     await volume?.close().catch(() => undefined);
     await lease.release();

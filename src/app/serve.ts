@@ -7,11 +7,17 @@ import { DEFAULT_PRODUCT, DEFAULT_VENDOR, PRODUCT_REVISION } from '../scsi/ident
 import { LogicalUnit } from '../scsi/logical-unit';
 import { ScsiTarget } from '../scsi/target';
 import type { ChunkVolume } from '../storage/chunk-volume';
+import { Journal } from '../storage/journal/journal';
+import { JournalStats } from '../storage/journal/journal-stats';
+import { uuidHex } from '../storage/journal/record';
 import type { Lease } from '../storage/lease';
+import { systemIdentity } from '../storage/lease-record';
+import { systemClock } from '../util/clock';
 import { configureLogging, log } from '../util/log';
 import { adminRoutes } from './admin';
 import { authPolicy, MutableDirectory, targetEntry } from './directory';
 import { HttpEndpoint } from './http-server';
+import { quarantineUnserved } from './journal-recovery';
 import { openLun } from './open-volume';
 import { describeReload, planReload, type ReloadPlan } from './reload';
 import { Backends } from './stores';
@@ -38,6 +44,8 @@ export interface ServedLun {
   readonly lu: LogicalUnit;
   readonly volume: ChunkVolume;
   readonly lease: Lease;
+  /** Seconds the journal replay took at open (0: nothing to replay). */
+  readonly replaySeconds: number;
 }
 
 /**
@@ -59,6 +67,9 @@ export class Service {
   private constructor(
     private config: Config,
     readonly backends: Backends,
+    /** The server's journal (docs/journal.md), open before any LUN and closed after all. */
+    readonly journal: Journal | undefined,
+    private readonly journalStats: JournalStats,
   ) {
     this.directory = new MutableDirectory(config.portals);
     this.server = new IscsiServer({
@@ -91,19 +102,33 @@ export class Service {
    */
   static async start(config: Config): Promise<Service> {
     configureLogging(config.log.level, config.log.format);
+    const journalStats = new JournalStats();
+    const journal = config.journal
+      ? await Journal.open({
+          dir: config.journal.dir,
+          sizeBytes: config.journal.sizeBytes,
+          spaceTimeoutMs: config.journal.spaceTimeoutMs,
+          clock: systemClock,
+          identity: systemIdentity,
+          onCommit: journalStats.onCommit,
+        })
+      : undefined;
     const backends = new Backends(config);
-    await backends.open();
-    const s = new Service(config, backends);
+    let s: Service | undefined;
     try {
+      await backends.open();
+      s = new Service(config, backends, journal, journalStats);
       s.portals = await s.server.listen();
       if (config.metrics.listen) await s.startHttp(config.metrics.listen);
       await s.openLuns(config.targets.flatMap((t) => t.luns.map((l) => ({ target: t.iqn, lun: l }))));
+      if (journal) await quarantineUnserved(journal, new Set([...s.luns.values()].map((l) => uuidHex(l.volume.info.uuid))));
       for (const t of config.targets) s.addTarget(t);
     } catch (e) {
-      await s.http?.close();
-      await s.server.close();
-      await s.closeLuns();
+      await s?.http?.close();
+      await s?.server.close();
+      await s?.closeLuns();
       await backends.close();
+      await journal?.close();
       throw e;
     }
     s.server.ready();
@@ -124,7 +149,7 @@ export class Service {
     const results = await Promise.allSettled(
       list.map(async ({ target, lun }) => {
         const { backend, layout } = this.backends.for(lun);
-        const o = await openLun(backend.store, layout, lun, this.config.lease);
+        const o = await openLun(backend.store, layout, lun, this.config.lease, this.journal);
         const scsi = this.targets.get(target) ?? this.newScsiTarget(target);
         const volume = o.volume;
         const lu = new LogicalUnit(
@@ -140,7 +165,7 @@ export class Service {
           await o.lease.release();
           throw e;
         }
-        this.luns.set(lun.name, { target, lun: lun.lun, config: lun, lu, volume, lease: o.lease });
+        this.luns.set(lun.name, { target, lun: lun.lun, config: lun, lu, volume, lease: o.lease, replaySeconds: o.replay?.seconds ?? 0 });
         log.info('LUN ready', { target, lun: lun.lun, name: lun.name, size: volume.info.sizeBytes, store: backend.store.description });
       }),
     );
@@ -177,7 +202,20 @@ export class Service {
           volume: s.volume.stats,
           dirtyBytes: s.volume.dirtyBytes,
           cachedBytes: s.volume.cachedBytes,
+          replaySeconds: s.replaySeconds,
         })),
+      journal: () => {
+        const j = this.journal;
+        if (!j) return undefined;
+        const b = j.backlog();
+        return {
+          usedBytes: j.usedBytes,
+          capacityBytes: j.capacityBytes,
+          backlogBytes: b.bytes,
+          oldestRecordMs: b.oldestMs,
+          stats: this.journalStats,
+        };
+      },
       backends: () => this.backends.all().map((b) => ({ kind: b.kind, stats: b.stats, pool: b.pool.stats() })),
     });
     http.route('GET', '/metrics', async () => ({ status: 200, type: registry.contentType, body: await registry.metrics() }));
@@ -258,6 +296,10 @@ export class Service {
         }
       }
       await bounded('closing the stores', graceMs, this.backends.close()).catch(() => undefined);
+      // What could not be uploaded stays in the journal for the next start to replay.
+      await bounded('closing the journal', graceMs, this.journal?.close()).catch((e: unknown) =>
+        log.error('the journal did not close cleanly', { error: (e as Error).message }),
+      );
       if (failed) throw failed;
     })();
     return this.stopping;

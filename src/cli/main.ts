@@ -9,6 +9,7 @@ import { configureLogging, log } from '../util/log';
 import { defragOffline, defragOnline, formatReport } from './defrag';
 import { CliError } from './errors';
 import { exportImage, importImage } from './image';
+import { formatStatus, journalDiscard, journalExport, journalStatus } from './journal';
 import { formatInfo, formatList, lunCreate, lunDelete, lunResize, lunStatus } from './lun';
 
 /** Exit codes (documented in the README). */
@@ -185,6 +186,41 @@ program
     process.stdout.write(`${opts.json ? JSON.stringify(report, null, 2) : formatReport(report)}\n`);
     // Corrupt chunks are a finding the admin must act on.
     process.exitCode = report.corrupt.length > 0 ? EXIT.findings : EXIT.ok;
+  });
+
+const journal = program.command('journal').description('the local journal: its state, and records quarantined at a LUN start (docs/journal.md)');
+
+journal
+  .command('status')
+  .description('segments, the lock holder, records each LUN would replay, quarantined records and why')
+  .addOption(configOption())
+  .option('--json', 'print JSON')
+  .action(async (opts: { config: string; json?: boolean }) => {
+    const s = await journalStatus(configFor(opts.config));
+    process.stdout.write(`${opts.json ? JSON.stringify(s, null, 2) : formatStatus(s)}\n`);
+  });
+
+journal
+  .command('export')
+  .description("write a LUN's quarantined records at their offsets into a file (sparse overlay, created if missing)")
+  .argument('<lun>', 'LUN name')
+  .argument('<file>', 'file to write')
+  .addOption(configOption())
+  .action(async (name: string, file: string, opts: { config: string }) => {
+    const r = await journalExport(configFor(opts.config), name, file);
+    process.stdout.write(`wrote ${r.records} quarantined records (${formatSize(r.bytes)}) of "${name}" into ${file}\n`);
+  });
+
+journal
+  .command('discard')
+  .description("delete a LUN's quarantined records: its next start serves what S3 holds")
+  .argument('<lun>', 'LUN name')
+  .addOption(configOption())
+  .option('--yes', 'really discard (required)')
+  .action(async (name: string, opts: { config: string; yes?: boolean }) => {
+    if (!opts.yes) throw new CliError('CLI_ERR_USAGE', `discarding the quarantined records of "${name}" loses what they hold: add --yes`);
+    const n = await journalDiscard(configFor(opts.config), name);
+    process.stdout.write(`discarded ${n} quarantine files of "${name}"\n`);
   });
 
 program.exitOverride((err) => {

@@ -30,9 +30,20 @@ export interface LunConfig {
   readonly sizeBytes: number;
   readonly blockSize: 512 | 4096;
   readonly cacheBytes: number;
+  /** WCE (SBC-4 §6.5.5): `cache.mode: journal` is write-through with the journal. */
   readonly cacheMode: 'write-back' | 'write-through';
+  /** Writes are durable in the server's journal before S3 (`cache.mode: journal`, or `cache.journal: true`). */
+  readonly journal: boolean;
   readonly flushDelayMs: number;
   readonly readOnly: boolean;
+}
+
+/** The server's local journal (docs/journal.md). */
+export interface JournalConfig {
+  readonly dir: string;
+  readonly sizeBytes: number;
+  /** How long a write waits for room in a full journal before failing retryably. */
+  readonly spaceTimeoutMs: number;
 }
 
 export interface ChapConfig {
@@ -96,6 +107,7 @@ export interface Config {
   readonly discovery: { readonly chap: ChapConfig | undefined };
   /** Single-writer lease of every LUN (see src/storage/lease.ts). */
   readonly lease: { readonly ttlMs: number; readonly renewEveryMs: number; readonly marginMs: number };
+  readonly journal: JournalConfig | undefined;
   readonly targets: readonly TargetConfig[];
 }
 
@@ -121,7 +133,7 @@ export function parseConfig(text: string, file: string): Config {
     throw new ConfigError(file, pos?.line, pos?.col, '', `YAML syntax: ${e.message.split('\n')[0]}`);
   }
   const root = new Reader(new Locator(file, doc, lines), [], doc.toJS() ?? {});
-  root.object(['portals', 'dataDir', 's3', 'lease', 'metrics', 'log', 'iscsi', 'auth', 'discovery', 'targets']);
+  root.object(['portals', 'dataDir', 's3', 'lease', 'journal', 'metrics', 'log', 'iscsi', 'auth', 'discovery', 'targets']);
   const baseDir = path.dirname(path.resolve(file));
   const portals = root.get('portals').array().map(parsePortal);
   const auth = root.get('auth');
@@ -137,10 +149,17 @@ export function parseConfig(text: string, file: string): Config {
   if (targets.length === 0) root.get('targets').fail('at least one target is required');
   checkUnique(root, targets);
   const s3 = parseS3(root.get('s3'));
+  const journal = parseJournal(root.get('journal'), baseDir);
   targets.forEach((t, ti) => {
     t.luns.forEach((l, li) => {
-      if (l.store === 's3' && !s3)
-        root.get('targets').at(ti).get('luns').at(li).get('store').fail('store "s3" needs an "s3:" section (endpoint, bucket, ...)');
+      const lunR = root.get('targets').at(ti).get('luns').at(li);
+      if (l.store === 's3' && !s3) lunR.get('store').fail('store "s3" needs an "s3:" section (endpoint, bucket, ...)');
+      if (l.journal && !journal) {
+        const cache = lunR.get('cache');
+        (cache.get('journal').present ? cache.get('journal') : cache.get('mode')).fail(
+          'this LUN uses the journal: the server needs a "journal:" section (dir, size)',
+        );
+      }
     });
   });
   return {
@@ -151,6 +170,7 @@ export function parseConfig(text: string, file: string): Config {
     log: parseLog(root.get('log')),
     iscsi: parseIscsi(root.get('iscsi')),
     lease: parseLease(root.get('lease')),
+    journal,
     discovery: { chap: disc.present ? parseChap(disc.get('chap')) : undefined },
     metrics: parseMetrics(root.get('metrics')),
     targets,
@@ -189,6 +209,20 @@ function parseS3(r: Reader): S3Config | undefined {
     requestTimeoutMs: r.get('requestTimeout').duration(10_000),
     retryDeadlineMs: r.get('retryDeadline').duration(15_000),
     contentMd5: r.get('contentMd5').bool(false),
+  };
+}
+
+function parseJournal(r: Reader, baseDir: string): JournalConfig | undefined {
+  if (!r.present) return undefined;
+  r.object(['dir', 'size', 'spaceTimeout']);
+  const sizeR = r.get('size');
+  const sizeBytes = sizeR.size(1024 * 1024 * 1024);
+  // Segments are at least 1 MiB and at most an eighth of the journal (docs/journal.md).
+  if (sizeBytes < 8 * 1024 * 1024) sizeR.fail('journal size must be at least 8MiB');
+  return {
+    dir: path.resolve(baseDir, r.get('dir').required().string()),
+    sizeBytes,
+    spaceTimeoutMs: r.get('spaceTimeout').duration(15_000),
   };
 }
 
@@ -336,10 +370,13 @@ function parseLun(r: Reader): LunConfig {
   const blockSize = r.get('blockSize').int(512, 512, 4096);
   if (blockSize !== 512 && blockSize !== 4096) r.get('blockSize').fail('blockSize must be 512 (512e) or 4096 (4Kn)');
   const cache = r.get('cache');
-  if (cache.present) cache.object(['size', 'mode', 'flushDelay']);
+  if (cache.present) cache.object(['size', 'mode', 'flushDelay', 'journal']);
   const cacheSize = cache.present ? cache.get('size') : undefined;
   const cacheBytes = cacheSize ? cacheSize.size(256 * 1024 * 1024) : 256 * 1024 * 1024;
   if (cacheBytes < 4 * 1024 * 1024) cacheSize?.fail('cache size must be at least 4MiB');
+  const mode = cache.present ? cache.get('mode').oneOf(['write-back', 'write-through', 'journal'] as const, 'write-back') : 'write-back';
+  const journalR = cache.present && cache.get('journal').present ? cache.get('journal') : undefined;
+  if (mode === 'journal' && journalR?.bool(true) === false) journalR.fail('cache.mode journal uses the journal; drop "journal: false"');
   return {
     lun: r.get('lun').int(undefined, 0, 16383),
     name,
@@ -347,7 +384,8 @@ function parseLun(r: Reader): LunConfig {
     sizeBytes,
     blockSize: blockSize as 512 | 4096,
     cacheBytes,
-    cacheMode: cache.present ? cache.get('mode').oneOf(['write-back', 'write-through'] as const, 'write-back') : 'write-back',
+    cacheMode: mode === 'write-back' ? 'write-back' : 'write-through',
+    journal: mode === 'journal' || journalR?.bool(false) === true,
     flushDelayMs: cache.present ? cache.get('flushDelay').duration(200) : 200,
     readOnly: r.get('readOnly').bool(false),
   };

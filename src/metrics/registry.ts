@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { IscsiStats } from '../iscsi/stats';
 import type { CommandStats } from '../scsi/command-stats';
 import type { IoPoolStats } from '../storage/io-pool';
+import type { JournalStats } from '../storage/journal/journal-stats';
 import type { StoreStats } from '../storage/store-stats';
 import type { VolumeStats } from '../storage/volume-stats';
 import type { LatencyHistogram } from '../util/histogram';
@@ -12,6 +13,16 @@ export interface MetricsSources {
   readonly iscsi: { readonly stats: IscsiStats; sessions(): number; connections(): number };
   luns(): Iterable<LunSource>;
   backends(): Iterable<BackendSource>;
+  /** The server's journal, if it has one. */
+  journal?(): JournalSource | undefined;
+}
+
+export interface JournalSource {
+  readonly usedBytes: number;
+  readonly capacityBytes: number;
+  readonly backlogBytes: number;
+  readonly oldestRecordMs: number;
+  readonly stats: JournalStats;
 }
 
 export interface LunSource {
@@ -23,6 +34,8 @@ export interface LunSource {
   readonly volume: VolumeStats;
   readonly dirtyBytes: number;
   readonly cachedBytes: number;
+  /** How long replaying the journal took when the LUN opened (0: nothing to replay). */
+  readonly replaySeconds: number;
 }
 
 export interface BackendSource {
@@ -177,6 +190,88 @@ export function buildRegistry(src: MetricsSources): Registry {
     lun((l) => l.volume.backPressureWaits),
   );
   pulledHistogram(r, 's3tgt_flush_seconds', 'Time to upload one dirty chunk', LUN, () => lunRows((l) => [[{}, l.volume.flushLatency]]));
+
+  // The local journal (docs/journal.md)
+  const j =
+    (v: (x: JournalSource) => number): (() => Iterable<Row<number>>) =>
+    () => {
+      const x = src.journal?.();
+      return x ? [[{}, v(x)]] : [];
+    };
+  pulledGauge(
+    r,
+    's3tgt_journal_used_bytes',
+    'Bytes of journal segment files',
+    [],
+    j((x) => x.usedBytes),
+  );
+  pulledGauge(
+    r,
+    's3tgt_journal_capacity_bytes',
+    'Configured journal size',
+    [],
+    j((x) => x.capacityBytes),
+  );
+  pulledGauge(
+    r,
+    's3tgt_journal_backlog_bytes',
+    'Journal records not yet uploaded to S3 (bytes)',
+    [],
+    j((x) => x.backlogBytes),
+  );
+  pulledGauge(
+    r,
+    's3tgt_journal_oldest_record_age_seconds',
+    'Age of the oldest journal record not yet in S3',
+    [],
+    j((x) => x.oldestRecordMs / 1000),
+  );
+  pulledCounter(
+    r,
+    's3tgt_journal_commits_total',
+    'Journal group commits (one write and one fdatasync each)',
+    [],
+    j((x) => x.stats.commits),
+  );
+  pulledCounter(
+    r,
+    's3tgt_journal_records_total',
+    'Journal records committed (records / commits = group size)',
+    [],
+    j((x) => x.stats.records),
+  );
+  pulledCounter(
+    r,
+    's3tgt_journal_committed_bytes_total',
+    'Bytes committed to the journal',
+    [],
+    j((x) => x.stats.bytes),
+  );
+  pulledHistogram(r, 's3tgt_journal_fsync_seconds', 'Journal fdatasync latency per commit group', [], () => {
+    const x = src.journal?.();
+    return x ? [[{}, x.stats.fsyncLatency]] : [];
+  });
+  pulledGauge(
+    r,
+    's3tgt_journal_replay_seconds',
+    'Time replaying the journal when the LUN opened',
+    LUN,
+    lun((l) => l.replaySeconds),
+  );
+  pulledCounter(
+    r,
+    's3tgt_journal_spills_total',
+    'Dirty chunks evicted from RAM to the journal',
+    LUN,
+    lun((l) => l.volume.journalSpills),
+  );
+  pulledCounter(
+    r,
+    's3tgt_journal_restores_total',
+    'Spilled chunks read back from the journal',
+    LUN,
+    lun((l) => l.volume.journalRestores),
+  );
 
   // Backends: object store requests and the bounded pool
   const backendRows = function* <V>(pick: (b: BackendSource) => Iterable<Row<V>>): Iterable<Row<V>> {

@@ -16,13 +16,15 @@ export const SECTOR = 512;
  * - discarding: a whole-chunk discard's DELETE is in flight; nothing reads or writes it
  *   (the discard holds the range lock); evicted when the DELETE succeeded, dirty otherwise
  *   (the DELETE may have landed: the data must be written again);
- * - evicted: gone from the cache; nothing may use it.
+ * - evicted: gone from the cache; nothing may use it. A dirty entry is evicted only when a
+ *   discard superseded it, or when every write it holds is durable in the LUN's journal
+ *   (spilled: its records are read back before the chunk is used again).
  */
 export type EntryState = 'clean' | 'dirty' | 'filling' | 'uploading' | 'discarding' | 'evicted';
 
 const ALLOWED: Readonly<Record<EntryState, readonly EntryState[]>> = {
   clean: ['dirty', 'discarding', 'evicted'],
-  dirty: ['filling', 'uploading', 'discarding'],
+  dirty: ['filling', 'uploading', 'discarding', 'evicted'],
   filling: ['dirty'],
   uploading: ['clean', 'dirty'],
   discarding: ['dirty', 'evicted'],
@@ -49,6 +51,18 @@ export class ChunkEntry {
   /** When it became dirty (the flusher does not wait for a hot chunk forever). */
   dirtySince = 0;
   failures = 0;
+  /**
+   * The highest journal sequence number whose data `buf` holds (every record of this chunk up
+   * to it is in `buf`: records are numbered in the same synchronous step as the cache write).
+   */
+  journalSeq = 0;
+  /**
+   * Restored from the journal: the chunk's pending records (older than anything in `buf`) are
+   * still to be merged into the sectors not valid, before the store's base (Writeback.fill).
+   */
+  journalBase = false;
+  /** Holds a write since its last upload that is in no journal record (replay, or no journal). */
+  unjournaled = false;
   /** The flusher leaves a failing entry alone until then (clock ms). */
   retryAt = 0;
   /** Settles when the current fill, upload or discard ends. */

@@ -53,6 +53,11 @@ export class ChunkReader {
    */
   async withinChunk(p: Piece): Promise<ReadView> {
     const e = this.wb.get(p.index);
+    if (!e && this.wb.spilled(p.index)) {
+      const out = Buffer.allocUnsafe(p.length);
+      await this.restored(p, out);
+      return { data: out, release: NO_RELEASE };
+    }
     if (e?.covers(p.inner, p.length)) {
       this.wb.touch(e);
       this.stats.cacheHits++;
@@ -86,6 +91,7 @@ export class ChunkReader {
   /** Serves one chunk's part of a read; returns a promise only when it must wait. */
   private piece(p: Piece, out: Buffer): Promise<void> | undefined {
     const e = this.wb.get(p.index);
+    if (!e && this.wb.spilled(p.index)) return this.restored(p, out);
     if (e?.covers(p.inner, p.length)) {
       e.buf.copy(out, p.pos, p.inner, p.inner + p.length);
       this.wb.touch(e);
@@ -104,11 +110,24 @@ export class ChunkReader {
     return e && e.state !== 'clean' ? this.filled(e, p, out) : this.stored(p, out);
   }
 
+  /** A chunk whose latest data is only in the journal: read back into the cache, then served. */
+  private async restored(p: Piece, out: Buffer): Promise<void> {
+    const e = await this.wb.entryForWrite(p.index);
+    try {
+      // Uploaded meanwhile (clean): the sectors it lacks are the store's.
+      if (e.state === 'clean' && !e.covers(p.inner, p.length)) return await this.stored(p, out);
+      if (!e.covers(p.inner, p.length)) await this.wb.fill(e, 'foreground', { offset: p.inner, length: p.length });
+      e.buf.copy(out, p.pos, p.inner, p.inner + p.length);
+    } finally {
+      this.wb.unpin(e);
+    }
+  }
+
   /** A dirty chunk with sectors nobody wrote: bring in the stored base once, then serve. */
   private async filled(e: ChunkEntry, p: Piece, out: Buffer): Promise<void> {
     e.pins++;
     try {
-      await this.wb.fill(e, 'foreground');
+      await this.wb.fill(e, 'foreground', { offset: p.inner, length: p.length });
       e.buf.copy(out, p.pos, p.inner, p.inner + p.length);
     } finally {
       this.wb.unpin(e);

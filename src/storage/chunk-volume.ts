@@ -1,9 +1,11 @@
 import { type Clock, systemClock } from '../util/clock';
-import { type Parts, partsLength } from '../util/parts';
+import { invariant } from '../util/invariant';
+import { type Parts, partsLength, sliceParts } from '../util/parts';
 import { type ChunkEntry, SECTOR } from './chunk-entry';
 import { ChunkMap } from './chunk-map';
 import { ChunkReader, NO_RELEASE, pieces } from './chunk-reader';
 import { isStorageError, StorageError } from './errors';
+import type { LunJournal } from './journal/lun-journal';
 import type { LunLayout } from './layout';
 import type { ObjectStore } from './object-store';
 import { RangeLock } from './range-lock';
@@ -63,6 +65,8 @@ export class ChunkVolume implements Volume {
   private readonly resizer: VolumeResizer;
   private mode: CacheMode;
   private closed = false;
+  /** Where acknowledged writes are durable before S3 has them (after replay; docs/journal.md). */
+  private journal: LunJournal | undefined;
 
   constructor(
     private readonly store: ObjectStore,
@@ -94,6 +98,21 @@ export class ChunkVolume implements Volume {
   }
   get cacheMode(): CacheMode {
     return this.mode;
+  }
+  /** Writes are made durable in the local journal (WCE=0: when acknowledged; WCE=1: at FUA, SYNCHRONIZE CACHE). */
+  get journaled(): boolean {
+    return this.journal !== undefined;
+  }
+
+  /**
+   * From now on every write and discard is journaled before it is acknowledged, and the
+   * journal is the durability point instead of S3: write-through acknowledges at the journal's
+   * fsync, write-back's FUA and SYNCHRONIZE CACHE wait for it. Attached after replay.
+   */
+  attachJournal(j: LunJournal): void {
+    invariant(this.journal === undefined, () => `${this.layout.name}: a second journal`);
+    this.journal = j;
+    this.wb.attachJournal(j);
   }
   get dirtyBytes(): number {
     return this.wb.dirtyEntries * this.info.chunkSize;
@@ -165,6 +184,27 @@ export class ChunkVolume implements Volume {
   private async writeLocked(offset: number, data: Buffer | Parts, opts: WriteOptions): Promise<void> {
     this.checkWritable();
     const length = partsLength(data);
+    const waitDurable = opts.fua || this.mode === 'write-through';
+    if (this.journal) {
+      const j = this.journal;
+      const durable = await Promise.all(
+        [...pieces(offset, length, this.info.chunkSize)].map(async (p) => {
+          const e = await this.wb.entryForWrite(p.index);
+          try {
+            // Numbered and cached in one step: see Journal.place.
+            const placed = await j.placeWrite(p.index, p.inner, sliceParts(data, p.pos, p.length), p.length, (seq) => {
+              this.wb.write(e, data, p.pos, p.inner, p.length, seq);
+            });
+            return placed.durable;
+          } finally {
+            this.wb.unpin(e);
+          }
+        }),
+      );
+      this.stats.bytesWritten += length;
+      if (waitDurable) await Promise.all(durable);
+      return;
+    }
     const touched: Array<[ChunkEntry, number]> = [];
     for (const p of pieces(offset, length, this.info.chunkSize)) {
       const e = await this.wb.entryForWrite(p.index);
@@ -175,7 +215,7 @@ export class ChunkVolume implements Volume {
       }
     }
     this.stats.bytesWritten += length;
-    if (opts.fua || this.mode === 'write-through') {
+    if (waitDurable) {
       await Promise.all(touched.map(([e, gen]) => this.wb.durable(e, gen, 'foreground')));
     }
   }
@@ -222,21 +262,26 @@ export class ChunkVolume implements Volume {
     this.checkWritable();
     const cs = this.info.chunkSize;
     let whole: number[] = [];
+    const discardWhole = async (): Promise<void> => {
+      // Journaled first: a replay must not bring back the writes the DELETEs supersede.
+      const j = this.journal;
+      const seqs = j ? new Map(await Promise.all(whole.map(async (i) => [i, await j.discard(i, cs)] as const))) : undefined;
+      await this.wb.discard(whole, 'foreground', seqs);
+      whole = [];
+    };
     for (const p of pieces(r.offset, r.length, cs)) {
       if (p.inner !== 0 || p.length !== cs) await this.writeLocked(r.offset + p.pos, this.zero.subarray(0, p.length), opts);
       else whole.push(p.index);
-      if (whole.length === 1000) {
-        await this.wb.discard(whole, 'foreground');
-        whole = [];
-      }
+      if (whole.length === 1000) await discardWhole();
     }
-    if (whole.length > 0) await this.wb.discard(whole, 'foreground');
+    if (whole.length > 0) await discardWhole();
     this.stats.bytesDiscarded += r.length;
   }
 
-  /** Makes every acknowledged write of the range durable (SYNCHRONIZE CACHE). */
+  /** Makes every acknowledged write of the range durable (SYNCHRONIZE CACHE): in the journal if there is one, else in S3. */
   async flush(range?: ByteRange): Promise<void> {
     this.checkReadable();
+    if (this.journal) return this.journal.sync();
     const cs = this.info.chunkSize;
     const first = range ? Math.floor(range.offset / cs) : 0;
     await this.wb.flushAll(first, range ? Math.ceil((range.offset + range.length) / cs) : this.map.chunks);
@@ -247,6 +292,12 @@ export class ChunkVolume implements Volume {
     this.mode = mode;
   }
 
+  /** Makes every acknowledged write durable in S3, spilled chunks included (replay, close). */
+  async flushToStore(): Promise<void> {
+    this.checkReadable();
+    await this.wb.flushAll(0, this.map.chunks);
+  }
+
   // ---------------------------------------------------------------- provisioning, maintenance
 
   async allocation(range: ByteRange): Promise<AllocationExtent[]> {
@@ -255,7 +306,7 @@ export class ChunkVolume implements Volume {
     for (const p of pieces(range.offset, range.length, this.info.chunkSize)) {
       const e = this.wb.get(p.index);
       // A dirty chunk will be stored unless it turns out all zeros.
-      const mapped = e?.dirty ? !this.wb.isZero(e) : this.map.state(p.index) !== 'absent';
+      const mapped = e?.dirty ? !this.wb.isZero(e) : this.wb.spilled(p.index) || this.map.state(p.index) !== 'absent';
       const last = out[out.length - 1];
       if (last && last.mapped === mapped) out[out.length - 1] = { offset: last.offset, length: last.length + p.length, mapped };
       else out.push({ offset: range.offset + p.pos, length: p.length, mapped });
@@ -289,7 +340,7 @@ export class ChunkVolume implements Volume {
     const cs = this.info.chunkSize;
     return this.locks.with(index * cs, cs, 'exclusive', async () => {
       const e = this.wb.get(index);
-      if (e && e.state !== 'clean') return 'busy';
+      if ((e && e.state !== 'clean') || this.wb.spilled(index)) return 'busy';
       let body: Buffer | null;
       try {
         body = (await this.map.fetchListed(index, 'background')).body;
@@ -333,6 +384,9 @@ export class ChunkVolume implements Volume {
         throw new StorageError('fenced', `${this.layout.name}: ${this.gate.reason?.message}; ${dirty} dirty chunks were not written`);
       }
       await this.wb.flushAll(0, this.map.chunks);
+      // Everything is in S3: a restart must not replay this LUN's records (our lease is
+      // released next, and a replay without a lease to vouch for them would refuse).
+      await this.journal?.checkpoint();
     } finally {
       this.gate.close();
     }

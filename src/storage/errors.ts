@@ -35,6 +35,10 @@ export type StorageErrorCode =
   | 'STORE_ERR_JOURNAL_DIR'
   /** A journal record that was acknowledged does not verify: replay stops there. */
   | 'STORE_ERR_JOURNAL_CORRUPT'
+  /** A LUN's journal records could not be replayed (another server may have written it since): quarantined. */
+  | 'STORE_ERR_JOURNAL_SUPERSEDED'
+  /** A LUN has quarantined journal records the operator has not dealt with yet. */
+  | 'STORE_ERR_JOURNAL_QUARANTINED'
   | 'STORE_ERR_FENCED'
   | 'STORE_ERR_INTERNAL';
 

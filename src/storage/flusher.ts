@@ -13,6 +13,10 @@ export interface FlusherHost {
   dirty(): number;
   /** Makes the entry's current generation durable (Writeback.durable on the flush lane). */
   durable(e: ChunkEntry): Promise<void>;
+  /** Chunks whose latest data is only in the journal (evicted from RAM before their upload). */
+  spilled(): Iterable<number>;
+  /** Brings a spilled chunk back into the cache if there is room now. */
+  restore(i: number): Promise<ChunkEntry | undefined>;
   readonly name: string;
 }
 
@@ -20,7 +24,8 @@ export interface FlusherHost {
  * The background flusher's policy: a dirty chunk is uploaded once it has not been written for
  * `flushDelay`, or at the latest 10 x `flushDelay` (at least 2 s) after it became dirty (a chunk
  * that never stops changing is still made durable); when half the cache is dirty, every
- * flushable chunk goes; a writer facing a full cache starts the oldest ones at once.
+ * flushable chunk goes; a writer facing a full cache starts the oldest ones at once. Chunks
+ * spilled to the journal are brought back and uploaded while the cache has room to spare.
  */
 export class Flusher {
   private inFlight = 0;
@@ -56,7 +61,7 @@ export class Flusher {
   }
 
   private tick(): void {
-    if (this.gate.state !== 'open' || this.host.dirty() === 0) return;
+    if (this.gate.state !== 'open') return;
     const now = this.clock.now();
     const pressure = this.host.dirty() >= this.o.capacity / 2;
     for (const e of this.host.entries()) {
@@ -64,6 +69,20 @@ export class Flusher {
       if (!this.flushable(e, now)) continue;
       if (!pressure && now - e.lastWrite < this.o.flushDelayMs && now - e.dirtySince < this.maxDirtyMs) continue;
       this.background(e);
+    }
+    if (pressure) return;
+    for (const i of this.host.spilled()) {
+      if (this.inFlight >= FLUSH_PARALLEL / 2) break;
+      this.inFlight++;
+      this.host
+        .restore(i)
+        .then((e) => (e ? this.host.durable(e) : undefined))
+        .catch((err: unknown) =>
+          log.warn('background upload of a spilled chunk failed; will retry', { lun: this.host.name, chunk: i, error: (err as Error).message }),
+        )
+        .finally(() => {
+          this.inFlight--;
+        });
     }
   }
 

@@ -19,6 +19,9 @@ export class VolumeStats {
   flushErrors = 0;
   checksumErrors = 0;
   backPressureWaits = 0;
+  /** Dirty chunks evicted from RAM to the journal, and read back from it. */
+  journalSpills = 0;
+  journalRestores = 0;
   /** Time to upload (or delete) one dirty chunk, seconds. */
   readonly flushLatency = new LatencyHistogram();
 }

@@ -2,10 +2,12 @@ import type { Clock } from '../util/clock';
 import { invariant } from '../util/invariant';
 import { copyFrom, type Parts } from '../util/parts';
 import { ChunkBufferPool } from './chunk-buffers';
-import { ChunkEntry, type EntryState } from './chunk-entry';
+import { ChunkEntry, type EntryState, SECTOR } from './chunk-entry';
 import type { ChunkMap, Fetched } from './chunk-map';
 import { StorageError } from './errors';
 import { Flusher } from './flusher';
+import type { LunJournal } from './journal/lun-journal';
+import type { JournalRecord } from './journal/record';
 import type { Lane } from './object-store';
 import { SegmentCache } from './segment-cache';
 import type { VolumeStats } from './volume-stats';
@@ -35,6 +37,10 @@ export class Writeback {
   private dirtyCount = 0;
   private spaceWaiters: Array<() => void> = [];
   private readonly flusher: Flusher;
+  /** The LUN's journal, once attached (after replay): writes are durable there, uploads retire them. */
+  private journal: LunJournal | undefined;
+  /** Chunks a discard is deleting: a background restore must not bring them back meanwhile. */
+  private readonly discarding = new Set<number>();
 
   constructor(
     private readonly map: ChunkMap,
@@ -48,7 +54,14 @@ export class Writeback {
     this.segments = new SegmentCache(chunkSize);
     this.zero = Buffer.alloc(chunkSize);
     this.flusher = new Flusher(
-      { entries: () => this.entries.values(), dirty: () => this.dirtyCount, durable: (e) => this.durable(e, e.gen, 'flush'), name: map.layout.name },
+      {
+        entries: () => this.entries.values(),
+        dirty: () => this.dirtyCount,
+        durable: (e) => this.durable(e, e.gen, 'flush'),
+        spilled: () => this.spilledChunks(),
+        restore: (i) => this.restoreInBackground(i),
+        name: map.layout.name,
+      },
       { capacity: options.capacity, flushDelayMs: options.flushDelayMs },
       clock,
       gate,
@@ -57,6 +70,21 @@ export class Writeback {
 
   get(i: number): ChunkEntry | undefined {
     return this.entries.get(i);
+  }
+
+  /** From now on every write is journaled, and an upload retires the records it covers. */
+  attachJournal(j: LunJournal): void {
+    this.journal = j;
+  }
+
+  /** The chunk's latest data is only in the journal (not cached, records not yet in S3). */
+  spilled(i: number): boolean {
+    return !this.entries.has(i) && (this.journal?.hasPending(i) ?? false);
+  }
+
+  private *spilledChunks(): Generator<number> {
+    if (!this.journal) return;
+    for (const i of this.journal.pendingChunks()) if (!this.entries.has(i)) yield i;
   }
 
   get dirtyEntries(): number {
@@ -92,7 +120,7 @@ export class Writeback {
    * cost of a chunk). Returns the entry holding the bytes, if any.
    */
   adopt(i: number, f: Fetched): ChunkEntry | undefined {
-    if (!f.body || !this.map.stillCurrent(i, f)) return undefined;
+    if (!f.body || !this.map.stillCurrent(i, f) || this.spilled(i)) return undefined;
     const whole = f.offset === 0 && f.body.length === this.chunkSize;
     let e = this.entries.get(i);
     if (e) {
@@ -114,8 +142,12 @@ export class Writeback {
     return e;
   }
 
-  /** Brings in the stored base of a dirty entry's missing sectors (once, shared). */
-  async fill(e: ChunkEntry, lane: Lane): Promise<void> {
+  /**
+   * Brings in what a dirty entry's missing sectors hold: its journal records if it was
+   * restored from the journal, then the stored base (once, shared). A reader passes the range
+   * it needs: what the journal gave may be enough.
+   */
+  async fill(e: ChunkEntry, lane: Lane, need?: { readonly offset: number; readonly length: number }): Promise<void> {
     while (!e.fullyValid && e.state !== 'dirty') {
       if (!e.busy) return; // clean and partial: the caller reads from the store
       await e.busy;
@@ -123,9 +155,29 @@ export class Writeback {
     if (e.fullyValid) return;
     const done = this.begin(e, 'filling');
     try {
-      const base = await this.map.fetchWhole(e.index, lane);
-      e.merge(base.body, 0, 0, this.chunkSize);
-      this.stats.baseFetches++;
+      const j = this.journal;
+      if (e.journalBase && j) {
+        // Older than anything written since the restore: they fill only the sectors still missing.
+        const records = await j.pendingRecords(e.index);
+        const scratch = new ChunkEntry(e.index, Buffer.allocUnsafe(this.chunkSize), 'dirty');
+        applyRecords(scratch, records, this.chunkSize);
+        for (let s = 0; s < scratch.valid.length; s++) {
+          if (scratch.valid[s] && !e.valid[s]) {
+            scratch.buf.copy(e.buf, s * SECTOR, s * SECTOR, (s + 1) * SECTOR);
+            e.markValid(s * SECTOR, SECTOR);
+          }
+        }
+        e.journalBase = false;
+        // Every record of the chunk up to the last one read is in `buf` now (later ones were
+        // written into it): its upload retires them.
+        const last = records.at(-1)?.sequence ?? 0;
+        if (last > e.journalSeq) e.journalSeq = last;
+      }
+      if (!e.fullyValid && !(need && e.covers(need.offset, need.length))) {
+        const base = await this.map.fetchWhole(e.index, lane);
+        e.merge(base.body, 0, 0, this.chunkSize);
+        this.stats.baseFetches++;
+      }
     } finally {
       this.end(e, 'dirty', done);
     }
@@ -134,9 +186,10 @@ export class Writeback {
   // ---------------------------------------------------------------- writes
 
   /**
-   * The entry a write of chunk i goes into, pinned (the caller writes, then unpins). When the
-   * cache is full of dirty chunks it starts flushes and waits for room, at most
-   * `spaceTimeoutMs`, then fails retryably.
+   * The entry a write of chunk i goes into (or a read of a spilled chunk), pinned: the caller
+   * uses it, then unpins. A spilled chunk is read back from the journal first. When the cache
+   * is full it evicts a clean chunk, or spills a journaled dirty one; failing both it starts
+   * flushes and waits for room, at most `spaceTimeoutMs`, then fails retryably.
    */
   async entryForWrite(i: number): Promise<ChunkEntry> {
     const deadline = this.clock.now() + this.options.spaceTimeoutMs;
@@ -147,34 +200,89 @@ export class Writeback {
         found.pins++;
         return found;
       }
-      if (this.room()) {
+      if (this.journal?.hasPending(i)) {
+        if (this.room(true)) {
+          const e = this.restore(i);
+          e.pins++;
+          return e;
+        }
+        await this.waitForRoom(deadline);
+        continue;
+      }
+      if (this.room(true)) {
         this.segments.drop(i); // the chunk is about to change
         const e = new ChunkEntry(i, this.pool.take(), 'clean');
         e.pins++;
         this.entries.set(i, e);
         return e;
       }
-      this.stats.backPressureWaits++;
-      this.flusher.flushOldest();
-      const left = deadline - this.clock.now();
-      if (left <= 0) throw new StorageError('unavailable', 'write cache full of chunks that cannot be flushed');
-      await new Promise<void>((resolve) => {
-        const woken = (): void => {
-          t.cancel();
-          resolve();
-        };
-        const t = this.clock.after(Math.min(left, 1000), () => {
-          const at = this.spaceWaiters.indexOf(woken);
-          if (at >= 0) this.spaceWaiters.splice(at, 1);
-          resolve();
-        });
-        this.spaceWaiters.push(woken);
-      });
+      await this.waitForRoom(deadline);
     }
   }
 
-  /** Copies `len` bytes of `data` from `from` into a pinned entry at `inner`; returns the new generation. */
-  write(e: ChunkEntry, data: Buffer | Parts, from: number, inner: number, len: number): number {
+  /**
+   * A writer found the cache full. With a journal, a dirty entry whose records are not yet
+   * fsynced becomes spillable at the fsync: wait for that. Otherwise start flushes (without a
+   * journal: a spill makes no upload busy) and wait until woken, or a second; fail at the
+   * deadline.
+   */
+  private async waitForRoom(deadline: number): Promise<void> {
+    this.stats.backPressureWaits++;
+    const left = deadline - this.clock.now();
+    if (left <= 0) throw new StorageError('unavailable', 'write cache full of chunks that cannot be flushed');
+    const j = this.journal;
+    if (j) {
+      for (const e of this.entries.values()) {
+        if (e.state === 'dirty' && e.pins === 0 && !e.unjournaled && e.journalSeq > j.durableThrough) {
+          await j.sync();
+          return;
+        }
+      }
+    } else this.flusher.flushOldest();
+    await new Promise<void>((resolve) => {
+      const woken = (): void => {
+        t.cancel();
+        resolve();
+      };
+      const t = this.clock.after(Math.min(left, 1000), () => {
+        const at = this.spaceWaiters.indexOf(woken);
+        if (at >= 0) this.spaceWaiters.splice(at, 1);
+        resolve();
+      });
+      this.spaceWaiters.push(woken);
+    });
+  }
+
+  /**
+   * Brings a spilled chunk back (the caller made room): a dirty entry with nothing valid yet,
+   * whose missing sectors come first from its journal records, then from the store, when a
+   * read or an upload needs them (`fill`). A write needs neither: it lands at once.
+   */
+  private restore(i: number): ChunkEntry {
+    const e = new ChunkEntry(i, this.pool.take(), 'dirty');
+    e.journalBase = true;
+    e.gen = 1;
+    e.lastWrite = this.clock.now();
+    e.dirtySince = e.lastWrite;
+    this.segments.drop(i);
+    this.entries.set(i, e);
+    this.account(e, false);
+    this.stats.journalRestores++;
+    return e;
+  }
+
+  /** The flusher's way to upload a spilled chunk: restored only if there is room now. */
+  private async restoreInBackground(i: number): Promise<ChunkEntry | undefined> {
+    if (this.entries.has(i) || !this.journal?.hasPending(i) || !this.room(false)) return undefined;
+    return this.restore(i);
+  }
+
+  /**
+   * Copies `len` bytes of `data` from `from` into a pinned entry at `inner`; returns the new
+   * generation. `journalSeq`: the journal record holding the same bytes (numbered in this
+   * synchronous step), or undefined for a write no journal holds.
+   */
+  write(e: ChunkEntry, data: Buffer | Parts, from: number, inner: number, len: number, journalSeq?: number): number {
     invariant(e.pins > 0 && e.state !== 'discarding' && e.state !== 'evicted', () => `chunk ${e.index}: written in state ${e.state}`);
     const wasDirty = e.dirty;
     if (e.needsCopy()) {
@@ -186,6 +294,11 @@ export class Writeback {
     copyFrom(data, from, e.buf, inner, len);
     e.markValid(inner, len);
     e.gen++;
+    if (journalSeq === undefined) e.unjournaled = true;
+    else {
+      invariant(journalSeq > e.journalSeq, () => `chunk ${e.index}: journal record ${journalSeq} after ${e.journalSeq}`);
+      e.journalSeq = journalSeq;
+    }
     e.lastWrite = this.clock.now();
     if (!wasDirty) e.dirtySince = e.lastWrite;
     if (e.state === 'clean') e.to('dirty');
@@ -197,7 +310,8 @@ export class Writeback {
   unpin(e: ChunkEntry): void {
     invariant(e.pins > 0, () => `chunk ${e.index}: unpinned more than pinned`);
     e.pins--;
-    if (e.pins === 0 && e.state === 'clean') this.wake();
+    // Idle: a clean entry can be evicted, a journaled dirty one spilled.
+    if (e.pins === 0 && (e.state === 'clean' || (this.journal && e.state === 'dirty'))) this.wake();
   }
 
   /**
@@ -223,6 +337,7 @@ export class Writeback {
   private async upload(e: ChunkEntry, lane: Lane): Promise<void> {
     const done = this.begin(e, 'uploading');
     const gen = e.gen;
+    const journalSeq = e.journalSeq;
     const body = e.buf;
     e.uploading = body;
     e.uploadGen = gen;
@@ -233,6 +348,9 @@ export class Writeback {
       const wasDirty = e.dirty;
       e.durableGen = gen;
       e.failures = 0;
+      if (!e.dirty) e.unjournaled = false;
+      // Every record of the chunk up to journalSeq is in the body just stored.
+      if (journalSeq > 0) this.journal?.retire(e.index, journalSeq);
       this.account(e, wasDirty);
       this.stats.flushLatency.observe((this.clock.now() - started) / 1000);
     } catch (err) {
@@ -247,13 +365,25 @@ export class Writeback {
     }
   }
 
-  /** Makes every entry of chunks [first, last) durable (SYNCHRONIZE CACHE, close). */
+  /**
+   * Makes every entry of chunks [first, last) durable in the store (SYNCHRONIZE CACHE without a
+   * journal, close), spilled chunks included: each is restored (a few at a time) and uploaded.
+   */
   async flushAll(first: number, last: number): Promise<void> {
     const work: Promise<void>[] = [];
     for (const e of this.entries.values()) {
       if (e.index >= first && e.index < last && (e.dirty || e.state === 'discarding')) work.push(this.durable(e, e.gen, 'foreground'));
     }
     await Promise.all(work);
+    const spilled = [...this.spilledChunks()].filter((i) => i >= first && i < last);
+    const next = async (): Promise<void> => {
+      for (let i = spilled.pop(); i !== undefined; i = spilled.pop()) {
+        const e = await this.entryForWrite(i);
+        this.unpin(e);
+        await this.durable(e, e.gen, 'foreground');
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, spilled.length) }, next));
   }
 
   /**
@@ -263,8 +393,9 @@ export class Writeback {
    * range lock, so nothing else reads or writes them meanwhile (read-ahead may still bring
    * them in: see `gather`).
    */
-  async discard(indexes: readonly number[], lane: Lane): Promise<void> {
+  async discard(indexes: readonly number[], lane: Lane, journalSeqs?: ReadonlyMap<number, number>): Promise<void> {
     const held = new Set<ChunkEntry>();
+    for (const i of indexes) this.discarding.add(i);
     // Read-ahead and PRE-FETCH take no range lock: while this waits for an upload, a GET of
     // another of these chunks may land and become an entry. Gather again after every wait.
     const gather = (): void => {
@@ -295,6 +426,9 @@ export class Writeback {
         for (const d of dones) {
           const wasDirty = d.e.dirty;
           if (!wasDirty) d.e.gen++;
+          // Its next upload also retires the discard's record (the data it stores is newer).
+          const seq = journalSeqs?.get(d.e.index);
+          if (seq !== undefined && seq > d.e.journalSeq) d.e.journalSeq = seq;
           this.end(d.e, 'dirty', d.done);
           this.account(d.e, wasDirty);
         }
@@ -303,8 +437,11 @@ export class Writeback {
       for (const d of dones) {
         this.end(d.e, 'evicted', d.done);
       }
+      // The objects are gone: every record of these chunks up to the discard's is superseded.
+      if (journalSeqs) for (const [i, seq] of journalSeqs) this.journal?.retire(i, seq);
     } finally {
       for (const e of held) e.pins--;
+      for (const i of indexes) this.discarding.delete(i);
       this.wake();
     }
   }
@@ -321,13 +458,27 @@ export class Writeback {
     this.flusher.stop();
   }
 
-  /** Room for one more entry without waiting: below capacity, segments to give up, or a clean idle entry to evict. */
-  private room(): boolean {
+  /**
+   * Room for one more entry without waiting: below capacity, segments to give up, a clean idle
+   * entry to evict, or (`spill`) an idle dirty entry whose every write is durable in the
+   * journal, evicted to it (least recently used first).
+   */
+  private room(spill = false): boolean {
     if (this.entries.size + this.segments.slots < this.options.capacity) return true;
     if (this.segments.shrink() && this.entries.size + this.segments.slots < this.options.capacity) return true;
     for (const e of this.entries.values()) {
       if (e.state === 'clean' && e.pins === 0) {
         this.end(e, 'evicted');
+        return true;
+      }
+    }
+    const j = this.journal;
+    if (!spill || !j) return false;
+    for (const e of this.entries.values()) {
+      if (e.state === 'dirty' && e.pins === 0 && !e.unjournaled && e.journalSeq <= j.durableThrough) {
+        invariant(j.hasPending(e.index), () => `chunk ${e.index}: dirty, journaled, and no record pending`);
+        this.end(e, 'evicted');
+        this.stats.journalSpills++;
         return true;
       }
     }
@@ -356,13 +507,14 @@ export class Writeback {
     if (state === 'evicted') {
       this.entries.delete(e.index);
       if (e.dirty) {
-        // Only a completed discard evicts unflushed data: the discard superseded it.
+        // Only a completed discard (which superseded it) or a spill to the journal (which
+        // holds it) evicts unflushed data.
         this.dirtyCount--;
         invariant(this.dirtyCount >= 0, () => `dirty count ${this.dirtyCount} after evicting chunk ${e.index}`);
       }
       if (e.readers === 0 && e.uploading === undefined) this.pool.give(e.buf);
     }
-    if (state === 'clean' || state === 'evicted') this.wake();
+    if (state === 'clean' || state === 'evicted' || (this.journal && state === 'dirty')) this.wake();
   }
 
   private account(e: ChunkEntry, wasDirty: boolean): void {
@@ -376,5 +528,23 @@ export class Writeback {
     if (w.length === 0) return;
     this.spaceWaiters = [];
     for (const r of w) r();
+  }
+}
+
+/**
+ * Applies a chunk's journal records to an entry in sequence order (a discard zeros the range):
+ * the sectors they cover become valid and hold the records' latest data.
+ */
+function applyRecords(e: ChunkEntry, records: readonly JournalRecord[], chunkSize: number): void {
+  let last = 0;
+  for (const r of records) {
+    invariant(
+      r.sequence > last && r.chunk === e.index && r.offset + r.length <= chunkSize,
+      () => `chunk ${e.index}: journal record ${r.sequence} does not fit`,
+    );
+    last = r.sequence;
+    if (r.kind === 'write') r.data.copy(e.buf, r.offset);
+    else if (r.kind === 'discard') e.buf.fill(0, r.offset, r.offset + r.length);
+    e.markValid(r.offset, r.length);
   }
 }

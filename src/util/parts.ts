@@ -52,3 +52,23 @@ export function copyFrom(src: Buffer | Parts, from: number, dst: Buffer, at: num
     skip = 0;
   }
 }
+
+/** `length` bytes from position `from` of `src`, as views (no copy). */
+export function sliceParts(src: Buffer | Parts, from: number, length: number): Buffer[] {
+  if (Buffer.isBuffer(src)) return [src.subarray(from, from + length)];
+  const out: Buffer[] = [];
+  let skip = from;
+  let left = length;
+  for (const p of src) {
+    if (left === 0) break;
+    if (skip >= p.length) {
+      skip -= p.length;
+      continue;
+    }
+    const n = Math.min(p.length - skip, left);
+    out.push(p.subarray(skip, skip + n));
+    left -= n;
+    skip = 0;
+  }
+  return out;
+}

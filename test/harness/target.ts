@@ -84,6 +84,20 @@ export class TargetProcess {
   }
 
   async start(): Promise<void> {
+    const proc = await this.spawn();
+    // Ready when /healthz says so (whatever the log level): the portal listens before the
+    // LUNs are open (connections wait unread meanwhile).
+    const deadline = Date.now() + 20_000;
+    while (!(await healthy(this.metricsPort))) {
+      if (proc.exitCode !== null) throw new Error(`s3tgt exited ${proc.exitCode}:\n${this.output}`);
+      if (Date.now() > deadline) throw new Error(`s3tgt did not start:\n${this.output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!(await accepts(this.port))) throw new Error(`s3tgt is healthy but its portal does not accept connections:\n${this.output}`);
+  }
+
+  /** Writes the configuration and starts the process, without waiting for it to be ready. */
+  async spawn(): Promise<ChildProcess> {
     if (this.port === 0) this.port = await freePort();
     if (this.metricsPort === 0) this.metricsPort = await freePort();
     const luns =
@@ -118,15 +132,7 @@ ${this.opts.moreTargetsYaml ?? ''}
     proc.stderr?.on('data', (d: Buffer) => {
       this.output += d.toString();
     });
-    // Ready when /healthz says so (whatever the log level): the portal listens before the
-    // LUNs are open (connections wait unread meanwhile).
-    const deadline = Date.now() + 20_000;
-    while (!(await healthy(this.metricsPort))) {
-      if (proc.exitCode !== null) throw new Error(`s3tgt exited ${proc.exitCode}:\n${this.output}`);
-      if (Date.now() > deadline) throw new Error(`s3tgt did not start:\n${this.output}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    if (!(await accepts(this.port))) throw new Error(`s3tgt is healthy but its portal does not accept connections:\n${this.output}`);
+    return proc;
   }
 
   /** Waits for the process to exit on its own (after a signal sent earlier); SIGKILL after the timeout. */

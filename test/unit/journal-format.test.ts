@@ -15,7 +15,7 @@ const HOLDER = 'fedcba98-7654-3210-fedc-ba9876543210';
 /** The holder as records read back. */
 const H = 'fedcba9876543210fedcba9876543210';
 
-const write = (chunk: number, offset: number, data: Buffer): RecordInput => ({
+const write = (chunk: number, offset: number, data: Buffer): RecordInput & { readonly data: Buffer } => ({
   kind: 'write',
   lun: LUN,
   holder: HOLDER,
@@ -116,8 +116,9 @@ describe('journal records and segments (issue 14)', () => {
   it('a crash in the middle of the last group is a torn tail: every earlier group is kept, the append position is where it starts', async () => {
     await withSegment(async (file, fh) => {
       const w = writer(fh);
-      await w.append(write(0, 0, Buffer.alloc(4096, 1)));
-      await Promise.all([1, 2, 3].map((k) => w.append(write(k, 0, Buffer.alloc(4096, k)))));
+      // Records 2-4 arrive while group 1 is being committed: they form group 2.
+      const first = w.append(write(0, 0, Buffer.alloc(4096, 1)));
+      await Promise.all([first, ...[1, 2, 3].map((k) => w.append(write(k, 0, Buffer.alloc(4096, k))))]);
       const buf = await fs.readFile(file);
       const at = offsets(buf);
       // Cut inside record 3 (group 2): records 2 and 3 of the group are on disk, 3 is torn.

@@ -16,7 +16,7 @@ describe('Prometheus exposition', () => {
   const store = new StoreStats();
   const registry = buildRegistry({
     iscsi: { stats: iscsi, sessions: () => 2, connections: () => 3 },
-    luns: () => [{ target: 'iqn.2026-11.t:x', lun: 0, name: 'x0', commands, volume, dirtyBytes: 4096, cachedBytes: 1 << 20 }],
+    luns: () => [{ target: 'iqn.2026-11.t:x', lun: 0, name: 'x0', commands, volume, dirtyBytes: 4096, cachedBytes: 1 << 20, replaySeconds: 0 }],
     backends: () => [
       {
         kind: 's3',

@@ -30,6 +30,7 @@ describe('opening a LUN to serve it (issue 13, defect 9)', () => {
       blockSize: 512,
       cacheBytes: 16 * MiB,
       cacheMode: 'write-back',
+      journal: false,
       flushDelayMs: 50,
       readOnly: false,
     } as const satisfies LunConfig;

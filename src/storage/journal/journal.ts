@@ -7,7 +7,7 @@ import { StorageError } from '../errors';
 import { syncDir } from '../file-io';
 import type { HostIdentity } from '../lease-record';
 import { lockJournalDir } from './journal-lock';
-import { encodedLength, type JournalRecord, uuidHex } from './record';
+import { decodeRecord, encodedLength, type JournalRecord, uuidHex } from './record';
 import { type SegmentScan, scanSegment } from './segment-scan';
 import { type CommitStats, type RecordInput, SegmentWriter } from './segment-writer';
 
@@ -37,6 +37,22 @@ interface Segment {
   readonly recovered?: Map<string, number>;
 }
 
+/** A record appended since start and not yet in S3: where to read it back (a chunk evicted from RAM). */
+interface PendingRecord {
+  readonly seq: number;
+  readonly seg: Segment;
+  readonly position: number;
+  readonly bytes: number;
+  /** When it was placed (clock ms). */
+  readonly at: number;
+}
+
+/** A record handed to the journal: numbered now, durable when `durable` resolves. */
+export interface Placed {
+  readonly sequence: number;
+  readonly durable: Promise<void>;
+}
+
 const SEGMENT = /^seg-([0-9a-f]{16})\.log$/;
 const segmentName = (id: number): string => `seg-${id.toString(16).padStart(16, '0')}.log`;
 
@@ -52,7 +68,8 @@ export class Journal {
   private writer!: SegmentWriter;
   private rotating: Promise<void> | undefined;
   private used = 0;
-  private readonly pendingByChunk = new Map<string, Array<{ readonly seq: number; readonly seg: Segment }>>();
+  /** Records not yet in S3, by LUN (32 hex digits) and chunk, in sequence order. */
+  private readonly pending = new Map<string, Map<number, PendingRecord[]>>();
   private spaceWaiters: Array<() => void> = [];
   private readonly segmentBytes: number;
   private closed = false;
@@ -83,7 +100,6 @@ export class Journal {
         .filter((h): h is string => h !== undefined)
         .map((h) => Number.parseInt(h, 16))
         .sort((a, b) => a - b);
-      const recovered = new Map<string, JournalRecord[]>();
       const found: Array<{ id: number; scan: SegmentScan }> = [];
       for (const [k, id] of ids.entries()) {
         const file = path.join(o.dir, segmentName(id));
@@ -98,25 +114,46 @@ export class Journal {
           });
           await truncate(file, scan.end);
         }
+        found.push({ id, scan });
+      }
+      // A checkpoint says every earlier record of its LUN is in S3: only what follows the
+      // last one is recovered.
+      const recovered = new Map<string, JournalRecord[]>();
+      const segOf = new Map<JournalRecord, number>();
+      for (const { id, scan } of found) {
         for (const r of scan.records) {
+          if (r.kind === 'checkpoint') {
+            recovered.delete(r.lun);
+            continue;
+          }
           const list = recovered.get(r.lun) ?? [];
           list.push(r);
           recovered.set(r.lun, list);
+          segOf.set(r, id);
         }
-        found.push({ id, scan });
       }
       const j = new Journal(o, unlock, recovered);
+      const byLunOf = new Map<number, Map<string, number>>();
+      for (const [lun, list] of recovered) {
+        for (const r of list) {
+          const id = segOf.get(r) as number;
+          const byLun = byLunOf.get(id) ?? new Map<string, number>();
+          byLun.set(lun, (byLun.get(lun) ?? 0) + 1);
+          byLunOf.set(id, byLun);
+        }
+      }
       let next = { sequence: 1, group: 1 };
       for (const { id, scan } of found) {
-        const byLun = new Map<string, number>();
-        for (const r of scan.records) byLun.set(r.lun, (byLun.get(r.lun) ?? 0) + 1);
-        const seg: Segment = { id, file: path.join(o.dir, segmentName(id)), bytes: scan.end, pending: scan.records.length, recovered: byLun };
+        const byLun = byLunOf.get(id) ?? new Map<string, number>();
+        const pending = [...byLun.values()].reduce((a, b) => a + b, 0);
+        const seg: Segment = { id, file: path.join(o.dir, segmentName(id)), bytes: scan.end, pending, recovered: byLun };
         j.segments.push(seg);
         j.used += seg.bytes;
         const lastRecord = scan.records.at(-1);
         if (lastRecord) next = { sequence: lastRecord.sequence + 1, group: lastRecord.group + 1 };
       }
       await j.startSegment((found.at(-1)?.id ?? 0) + 1, next);
+      j.recycle();
       return j;
     } catch (e) {
       await unlock();
@@ -134,6 +171,10 @@ export class Journal {
     return [...this.recovered.keys()];
   }
 
+  get dir(): string {
+    return this.o.dir;
+  }
+
   get usedBytes(): number {
     return this.used;
   }
@@ -144,38 +185,153 @@ export class Journal {
 
   /** Makes a record durable in the journal; resolves with its sequence number. */
   async append(input: RecordInput): Promise<number> {
-    const broken = this.writer.broken;
-    if (broken) throw broken;
-    if (this.closed) throw new StorageError('unavailable', 'the journal is closed', { code: 'STORE_ERR_CLOSED' });
+    const p = await this.place(input);
+    await p.durable;
+    return p.sequence;
+  }
+
+  /**
+   * Waits for room (at most spaceTimeoutMs, then STORE_ERR_JOURNAL_FULL), then numbers the
+   * record and hands it to the writer in one synchronous step, in which `placed` runs with its
+   * sequence number: a caller copies the data into its cache there, so that a chunk's cached
+   * content always includes exactly its records up to some sequence number (see `retire`).
+   */
+  async place(input: RecordInput, placed?: (sequence: number) => void): Promise<Placed> {
+    this.checkOpen();
     const len = encodedLength(input);
     await this.room(len);
-    const seg = await this.activeFor(len);
-    seg.pending++;
-    let seq: number;
-    try {
-      seq = await this.writer.append(input);
-    } catch (e) {
-      seg.pending--;
-      throw e;
+    for (;;) {
+      this.checkOpen();
+      if (this.rotating) {
+        await this.rotating;
+        continue;
+      }
+      const seg = this.segments[this.segments.length - 1];
+      if (seg.bytes !== 0 && seg.bytes + len > this.segmentBytes) {
+        this.rotating ??= this.rotate(seg).finally(() => {
+          this.rotating = undefined;
+        });
+        continue;
+      }
+      const q = this.writer.enqueue(input);
+      seg.bytes += len;
+      this.used += len;
+      if (input.kind !== 'checkpoint') {
+        seg.pending++;
+        const chunks = this.chunksOf(input.lun, true) as Map<number, PendingRecord[]>;
+        const list = chunks.get(input.chunk) ?? [];
+        list.push({ seq: q.sequence, seg, position: q.position, bytes: len, at: this.o.clock.now() });
+        chunks.set(input.chunk, list);
+      }
+      placed?.(q.sequence);
+      return { sequence: q.sequence, durable: q.durable };
     }
-    const key = chunkKey(input.lun, input.chunk);
-    const list = this.pendingByChunk.get(key) ?? [];
-    list.push({ seq, seg });
-    this.pendingByChunk.set(key, list);
-    return seq;
+  }
+
+  /** Resolves once every record placed so far is durable (SYNCHRONIZE CACHE of a write-back LUN). */
+  async sync(): Promise<void> {
+    for (;;) {
+      this.checkOpen();
+      if (this.rotating) await this.rotating;
+      const w = this.writer;
+      await w.durableUpTo(w.next.sequence - 1);
+      if (w === this.writer) return;
+    }
+  }
+
+  /** Every record up to this sequence number is durable. */
+  get durableThrough(): number {
+    return this.writer.durableThrough;
+  }
+
+  /**
+   * The durable records of a chunk placed since start and not yet retired, read back from
+   * their segments and verified, in sequence order (a chunk evicted from RAM before its
+   * upload). Records not yet durable are left out: they were placed with the chunk in RAM.
+   */
+  async pendingRecords(lun: string, chunk: number): Promise<JournalRecord[]> {
+    const upTo = this.durableThrough;
+    const list = (this.chunksOf(lun)?.get(chunk) ?? []).filter((p) => p.seq <= upTo);
+    const out: JournalRecord[] = [];
+    const files = new Map<string, fs.FileHandle>();
+    try {
+      for (const p of list) {
+        let fh = files.get(p.seg.file);
+        if (!fh) {
+          fh = await fs.open(p.seg.file, 'r');
+          files.set(p.seg.file, fh);
+        }
+        const buf = Buffer.allocUnsafe(p.bytes);
+        const { bytesRead } = await fh.read(buf, 0, p.bytes, p.position);
+        const d = decodeRecord(buf.subarray(0, bytesRead), 0);
+        if ('unreadable' in d || d.record.sequence !== p.seq) {
+          const why = 'unreadable' in d ? d.unreadable : 'wrong sequence';
+          throw new StorageError('data', `journal segment ${p.seg.file}: record ${p.seq} at byte ${p.position} does not read back (${why})`, {
+            code: 'STORE_ERR_JOURNAL_CORRUPT',
+          });
+        }
+        out.push(d.record);
+      }
+    } finally {
+      for (const fh of files.values()) await fh.close();
+    }
+    return out;
+  }
+
+  /** True when the chunk has records not yet in S3. */
+  hasPending(lun: string, chunk: number): boolean {
+    return this.chunksOf(lun)?.has(chunk) ?? false;
+  }
+
+  /** Chunks of a LUN with records not yet in S3, roughly oldest first. */
+  pendingChunks(lun: string): IterableIterator<number> {
+    return (this.chunksOf(lun) ?? new Map<number, PendingRecord[]>()).keys();
+  }
+
+  /** The upload backlog: bytes of records placed since start and not yet in S3, and the oldest one's age. */
+  backlog(): { readonly bytes: number; readonly oldestMs: number } {
+    let bytes = 0;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const chunks of this.pending.values()) {
+      for (const list of chunks.values()) {
+        for (const p of list) bytes += p.bytes;
+        if (list.length > 0 && list[0].at < oldest) oldest = list[0].at;
+      }
+    }
+    return { bytes, oldestMs: oldest === Number.POSITIVE_INFINITY ? 0 : this.o.clock.now() - oldest };
+  }
+
+  private chunksOf(lun: string, create = false): Map<number, PendingRecord[]> | undefined {
+    const hex = uuidHex(lun);
+    let m = this.pending.get(hex);
+    if (!m && create) {
+      m = new Map();
+      this.pending.set(hex, m);
+    }
+    return m;
+  }
+
+  /**
+   * Records that every earlier record of the LUN is in S3 (a LUN closed after its last upload,
+   * or whose replay has completed): a restart recovers nothing of it from before this point.
+   */
+  async checkpoint(lun: string, holder: string): Promise<void> {
+    invariant((this.chunksOf(lun)?.size ?? 0) === 0, () => `journal: checkpoint of LUN ${lun} with records not in S3`);
+    invariant(!this.recovered.has(uuidHex(lun)), () => `journal: checkpoint of LUN ${lun} before its replay`);
+    await this.append({ kind: 'checkpoint', lun, holder, chunk: 0, offset: 0, length: 0, data: Buffer.alloc(0) });
   }
 
   /** The chunk's records up to `upTo` are in S3: their segments may go once nothing else in them is pending. */
   retire(lun: string, chunk: number, upTo: number): void {
-    const key = chunkKey(lun, chunk);
-    const list = this.pendingByChunk.get(key);
-    if (!list) return;
+    const chunks = this.chunksOf(lun);
+    const list = chunks?.get(chunk);
+    if (!chunks || !list) return;
     while (list.length > 0 && list[0].seq <= upTo) {
-      const { seg } = list.shift() as { seq: number; seg: Segment };
+      const { seg } = list.shift() as PendingRecord;
       seg.pending--;
       invariant(seg.pending >= 0, () => `journal segment ${seg.id}: pending count ${seg.pending}`);
     }
-    if (list.length === 0) this.pendingByChunk.delete(key);
+    if (list.length === 0) chunks.delete(chunk);
     this.recycle();
   }
 
@@ -191,6 +347,12 @@ export class Journal {
     }
     this.recovered.delete(hex);
     this.recycle();
+  }
+
+  private checkOpen(): void {
+    const broken = this.writer.broken;
+    if (broken) throw broken;
+    if (this.closed) throw new StorageError('unavailable', 'the journal is closed', { code: 'STORE_ERR_CLOSED' });
   }
 
   async close(): Promise<void> {
@@ -216,22 +378,6 @@ export class Journal {
       onCommit: this.o.onCommit,
     });
     this.segments.push({ id, file, bytes: 0, pending: 0 });
-  }
-
-  /** The segment this many bytes go to, after starting a new one if the current is full. */
-  private async activeFor(len: number): Promise<Segment> {
-    for (;;) {
-      if (this.rotating) await this.rotating;
-      const seg = this.segments[this.segments.length - 1];
-      if (seg.bytes === 0 || seg.bytes + len <= this.segmentBytes) {
-        seg.bytes += len;
-        this.used += len;
-        return seg;
-      }
-      this.rotating ??= this.rotate(seg).finally(() => {
-        this.rotating = undefined;
-      });
-    }
   }
 
   /** Closes the full segment once everything in it is durable, then opens the next. */
@@ -291,8 +437,6 @@ export class Journal {
     for (const r of w) r();
   }
 }
-
-const chunkKey = (lun: string, chunk: number): string => `${uuidHex(lun)}/${chunk}`;
 
 function corrupt(file: string, scan: SegmentScan): StorageError {
   const d = scan.damage;

@@ -1,4 +1,5 @@
 import { crc32c } from '@node-rs/crc32';
+import { type Parts, partsLength } from '../../util/parts';
 
 /**
  * One journal record (issue 14; docs/journal.md is the reference): an 88-byte header and the
@@ -8,7 +9,7 @@ import { crc32c } from '@node-rs/crc32';
  *   off  size  field
  *     0     4  magic "S3TJ"
  *     4     2  version (1)
- *     6     2  kind (1 write, 2 discard)
+ *     6     2  kind (1 write, 2 discard, 3 checkpoint: every earlier record of the LUN is in S3)
  *     8     4  total length (header + data)
  *    12     4  CRC32C of the whole record, computed with this field zero
  *    16    16  LUN UUID
@@ -25,8 +26,8 @@ export const RECORD_MAGIC = 0x4a543353; // "S3TJ" read little-endian
 export const RECORD_VERSION = 1;
 export const HEADER_SIZE = 88;
 
-export type RecordKind = 'write' | 'discard';
-const KIND_CODE: Readonly<Record<RecordKind, number>> = { write: 1, discard: 2 };
+export type RecordKind = 'write' | 'discard' | 'checkpoint';
+const KIND_CODE: Readonly<Record<RecordKind, number>> = { write: 1, discard: 2, checkpoint: 3 };
 const KIND_OF: ReadonlyMap<number, RecordKind> = new Map(Object.entries(KIND_CODE).map(([k, v]) => [v, k as RecordKind]));
 
 export interface JournalRecord {
@@ -42,7 +43,7 @@ export interface JournalRecord {
   readonly chunk: number;
   readonly offset: number;
   readonly length: number;
-  /** write: the bytes (length of them); discard: empty. */
+  /** write: the bytes (length of them); discard, checkpoint: empty. */
   readonly data: Buffer;
 }
 
@@ -53,10 +54,14 @@ export function encodedLength(r: Pick<JournalRecord, 'kind' | 'length'>): number
   return HEADER_SIZE + (r.kind === 'write' ? r.length : 0);
 }
 
+/** A record to encode: its data may be the buffers it arrived in (they are written as they are). */
+export type EncodableRecord = Omit<JournalRecord, 'data'> & { readonly data: Buffer | Parts };
+
 /** The header of a record, CRC included; the data is written after it as is (no copy). */
-export function encodeHeader(r: JournalRecord): Buffer {
+export function encodeHeader(r: EncodableRecord): Buffer {
   const dataLength = r.kind === 'write' ? r.length : 0;
-  if (r.data.length !== dataLength) throw new RangeError(`journal record: ${r.data.length} data bytes for a ${r.kind} of ${r.length}`);
+  const parts: Parts = Buffer.isBuffer(r.data) ? [r.data] : r.data;
+  if (partsLength(parts) !== dataLength) throw new RangeError(`journal record: ${partsLength(parts)} data bytes for a ${r.kind} of ${r.length}`);
   const h = Buffer.alloc(HEADER_SIZE);
   h.writeUInt32LE(RECORD_MAGIC, 0);
   h.writeUInt16LE(RECORD_VERSION, 4);
@@ -71,7 +76,9 @@ export function encodeHeader(r: JournalRecord): Buffer {
   h.writeBigUInt64LE(BigInt(r.chunk), 72);
   h.writeUInt32LE(r.offset, 80);
   h.writeUInt32LE(r.length, 84);
-  h.writeUInt32LE(crc32c(r.data, crc32c(h)) >>> 0, 12);
+  let crc = crc32c(h);
+  for (const p of parts) crc = crc32c(p, crc);
+  h.writeUInt32LE(crc >>> 0, 12);
   return h;
 }
 

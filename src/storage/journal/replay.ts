@@ -6,6 +6,8 @@ export interface ReplayResult {
   readonly records: number;
   readonly bytesWritten: number;
   readonly bytesDiscarded: number;
+  /** Wall time of the replay (0 when measured by nobody). */
+  readonly seconds?: number;
 }
 
 /**

@@ -1,12 +1,18 @@
 import type * as fs from 'node:fs/promises';
 import type { Clock } from '../../util/clock';
 import { invariant } from '../../util/invariant';
+import type { Parts } from '../../util/parts';
 import { StorageError } from '../errors';
 import { writeAll } from '../file-io';
-import { encodedLength, encodeHeader, type JournalRecord } from './record';
+import { type EncodableRecord, encodedLength, encodeHeader, type JournalRecord } from './record';
 
-/** A record as a caller hands it in: the writer numbers it and puts it in a commit group. */
-export type RecordInput = Omit<JournalRecord, 'sequence' | 'group' | 'indexInGroup' | 'groupSize'>;
+/**
+ * A record as a caller hands it in: the writer numbers it and puts it in a commit group. Its
+ * data may be the buffers it arrived in; they must not change until the record is durable.
+ */
+export type RecordInput = Omit<JournalRecord, 'sequence' | 'group' | 'indexInGroup' | 'groupSize' | 'data'> & {
+  readonly data: Buffer | Parts;
+};
 
 export interface CommitStats {
   readonly records: number;
@@ -24,9 +30,19 @@ export interface SegmentWriterOptions {
   readonly onCommit?: (s: CommitStats) => void;
 }
 
+/** A record handed to the writer: numbered and placed at once, durable later. */
+export interface Enqueued {
+  readonly sequence: number;
+  /** Where the record starts in the segment file. */
+  readonly position: number;
+  /** Resolves once the record is written and fsynced; rejects if that failed. */
+  readonly durable: Promise<void>;
+}
+
 interface Waiting {
   readonly input: RecordInput;
-  readonly resolve: (sequence: number) => void;
+  readonly sequence: number;
+  readonly resolve: () => void;
   readonly reject: (e: Error) => void;
 }
 
@@ -34,8 +50,10 @@ interface Waiting {
  * Appends records to one open segment file with group commit: while one group is being
  * written and fsynced, the records that arrive wait; the next group takes all of them (up to
  * `maxGroupBytes`), so one fsync covers every write that arrived during the previous one.
- * `append` resolves once its record is durable. A failed write or fsync leaves the file's
- * tail unknown: the writer refuses every later append (the journal opens a new segment).
+ * A record gets its sequence number and file position when it is handed in (synchronously, so
+ * a caller can tie it to the cache write it journals); it is durable once `durable` resolves.
+ * A failed write or fsync leaves the file's tail unknown: the writer refuses every later
+ * append (the journal opens a new segment).
  */
 export class SegmentWriter {
   private waiting: Waiting[] = [];
@@ -44,6 +62,10 @@ export class SegmentWriter {
   private failed: Error | undefined;
   private sequence: number;
   private group: number;
+  /** Where the next enqueued record will start (`position` is where the next group is written). */
+  private end: number;
+  /** Every record up to this sequence number is durable. */
+  private durableSeq: number;
 
   constructor(
     private readonly fh: fs.FileHandle,
@@ -52,16 +74,23 @@ export class SegmentWriter {
   ) {
     this.sequence = o.sequence;
     this.group = o.group;
+    this.end = position;
+    this.durableSeq = o.sequence - 1;
   }
 
   /** Bytes in the file, durable or being made so. */
   get size(): number {
-    return this.position;
+    return this.end;
   }
 
   /** The sequence number and group the next record will get. */
   get next(): { readonly sequence: number; readonly group: number } {
     return { sequence: this.sequence, group: this.group };
+  }
+
+  /** The highest sequence number up to which every record of this writer is durable. */
+  get durableThrough(): number {
+    return this.durableSeq;
   }
 
   get broken(): Error | undefined {
@@ -74,18 +103,49 @@ export class SegmentWriter {
     await this.fh.close();
   }
 
+  /**
+   * Resolves once every record up to `sequence` is durable; rejects if the writer broke first.
+   * (Unlike `idle`, it does not wait for records handed in later: no starvation under load.)
+   */
+  async durableUpTo(sequence: number): Promise<void> {
+    while (this.durableSeq < sequence) {
+      if (this.failed) throw this.failed;
+      await new Promise<void>((r) => this.idleWaiters.push(r));
+    }
+  }
+
   /** Resolves once every record appended so far is durable (or failed). */
   async idle(): Promise<void> {
     while (this.committing) await new Promise<void>((r) => this.idleWaiters.push(r));
   }
 
+
   /** Resolves with the record's sequence number once it is on disk (written and fsynced). */
-  append(input: RecordInput): Promise<number> {
-    if (this.failed) return Promise.reject(this.failed);
-    return new Promise<number>((resolve, reject) => {
-      this.waiting.push({ input, resolve, reject });
-      if (!this.committing) void this.commitLoop();
+  async append(input: RecordInput): Promise<number> {
+    const e = this.enqueue(input);
+    await e.durable;
+    return e.sequence;
+  }
+
+  /** Numbers and places the record now; its `durable` settles when its group's fsync does. */
+  enqueue(input: RecordInput): Enqueued {
+    if (this.failed) throw this.failed;
+    const sequence = this.sequence++;
+    const position = this.end;
+    this.end += encodedLength(input);
+    let resolve!: () => void;
+    let reject!: (e: Error) => void;
+    const durable = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
     });
+    // A caller that does not wait for durability (a write-back LUN) must not crash the process
+    // with an unhandled rejection: the failure also breaks the writer, which every later
+    // append and sync reports.
+    durable.catch(() => undefined);
+    this.waiting.push({ input, sequence, resolve, reject });
+    if (!this.committing) void this.commitLoop();
+    return { sequence, position, durable };
   }
 
   private async commitLoop(): Promise<void> {
@@ -115,14 +175,14 @@ export class SegmentWriter {
   private async commitOne(batch: Waiting[]): Promise<void> {
     invariant(batch.length > 0, () => 'an empty commit group');
     const group = this.group++;
-    const first = this.sequence;
-    this.sequence += batch.length;
     const parts: Buffer[] = [];
     let bytes = 0;
     batch.forEach((w, k) => {
-      const record: JournalRecord = { ...w.input, sequence: first + k, group, indexInGroup: k, groupSize: batch.length };
+      const record: EncodableRecord = { ...w.input, sequence: w.sequence, group, indexInGroup: k, groupSize: batch.length };
       parts.push(encodeHeader(record));
-      if (record.data.length > 0) parts.push(record.data);
+      if (Buffer.isBuffer(w.input.data)) {
+        if (w.input.data.length > 0) parts.push(w.input.data);
+      } else parts.push(...w.input.data);
       bytes += encodedLength(record);
     });
     const at = this.position;
@@ -138,8 +198,10 @@ export class SegmentWriter {
       for (const w of [...batch, ...this.waiting.splice(0)]) w.reject(err);
       return;
     }
-    batch.forEach((w, k) => {
-      w.resolve(first + k);
-    });
+    this.durableSeq = batch[batch.length - 1].sequence;
+    for (const w of batch) w.resolve();
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const r of waiters) r();
   }
 }

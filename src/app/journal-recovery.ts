@@ -1,0 +1,66 @@
+import type { ChunkVolume } from '../storage/chunk-volume';
+import { StorageError } from '../storage/errors';
+import type { Journal } from '../storage/journal/journal';
+import { listQuarantine, quarantine } from '../storage/journal/quarantine';
+import { uuidHex } from '../storage/journal/record';
+import { type ReplayResult, replayInto } from '../storage/journal/replay';
+import { replayDecision } from '../storage/journal/replay-policy';
+import type { LeaseRecord } from '../storage/lease-record';
+import { log } from '../util/log';
+
+/**
+ * What a LUN left in the journal, dealt with at open, under its lease and before it serves
+ * (docs/journal.md, "Replay"): quarantined records stop it until the operator has looked;
+ * records the lease chain vouches for are replayed, made durable in S3 and checkpointed; any
+ * other records are quarantined and the LUN refuses to start.
+ */
+export async function recoverLun(
+  volume: ChunkVolume,
+  journal: Journal,
+  lease: { readonly holder: string; readonly previous: LeaseRecord | undefined },
+  name: string,
+): Promise<ReplayResult | undefined> {
+  const uuid = volume.info.uuid;
+  const held = (await listQuarantine(journal.dir)).filter((q) => q.lun === uuidHex(uuid));
+  if (held.length > 0) {
+    throw new StorageError(
+      'invalid',
+      `LUN ${name} has quarantined journal records (${held.map((q) => q.file).join(', ')}: ${held[0].why}); ` +
+        `inspect them with "s3tgt journal status", save them with "s3tgt journal export ${name} FILE", ` +
+        `then "s3tgt journal discard ${name}" serves the LUN from what S3 holds`,
+      { code: 'STORE_ERR_JOURNAL_QUARANTINED' },
+    );
+  }
+  const records = journal.recoveredFor(uuid);
+  if (records.length === 0) return undefined;
+  const d = replayDecision(records, lease.previous);
+  if (!d.replay) {
+    const q = await quarantine(journal.dir, uuid, records, d.why);
+    journal.retireRecovered(uuid);
+    throw new StorageError(
+      'invalid',
+      `LUN ${name}: refusing to replay ${records.length} journal records: ${d.why}. They are quarantined in ${q.file}; ` +
+        `nothing of them was written. "s3tgt journal status|export|discard" deal with them`,
+      { code: 'STORE_ERR_JOURNAL_SUPERSEDED' },
+    );
+  }
+  const started = Date.now();
+  log.info('journal: replaying the records this LUN left', { lun: name, records: records.length, holders: d.vouches });
+  const r = await replayInto(volume, records);
+  journal.retireRecovered(uuid);
+  await journal.checkpoint(uuid, lease.holder);
+  const seconds = (Date.now() - started) / 1000;
+  log.info('journal: replay done', { lun: name, records: r.records, bytesWritten: r.bytesWritten, bytesDiscarded: r.bytesDiscarded, seconds });
+  return { ...r, seconds };
+}
+
+/** Records of LUNs this server does not serve would pin the journal: they are quarantined. */
+export async function quarantineUnserved(journal: Journal, served: ReadonlySet<string>): Promise<void> {
+  for (const lun of journal.recoveredLuns) {
+    if (served.has(uuidHex(lun))) continue;
+    const records = journal.recoveredFor(lun);
+    const q = await quarantine(journal.dir, lun, records, 'the LUN is not in the configuration this server started with');
+    journal.retireRecovered(lun);
+    log.warn('journal: records of a LUN this server does not serve were quarantined', { lun, records: records.length, file: q.file });
+  }
+}

@@ -1,0 +1,55 @@
+import type { Parts } from '../../util/parts';
+import type { Journal, Placed } from './journal';
+import type { JournalRecord } from './record';
+
+/**
+ * One LUN's view of the server's journal, as the Writeback uses it: its records carry the
+ * LUN's UUID and the lease holder they are written under (docs/journal.md).
+ */
+export class LunJournal {
+  constructor(
+    private readonly journal: Journal,
+    readonly lun: string,
+    readonly holder: string,
+  ) {}
+
+  /** See Journal.place: `placed` runs synchronously with the record's sequence number. */
+  placeWrite(chunk: number, offset: number, data: Parts, length: number, placed: (sequence: number) => void): Promise<Placed> {
+    return this.journal.place({ kind: 'write', lun: this.lun, holder: this.holder, chunk, offset, length, data }, placed);
+  }
+
+  /** A whole-chunk discard, journaled before its DELETE (a replay must not bring back older writes). */
+  async discard(chunk: number, length: number): Promise<number> {
+    const p = await this.journal.place({ kind: 'discard', lun: this.lun, holder: this.holder, chunk, offset: 0, length, data: Buffer.alloc(0) });
+    await p.durable;
+    return p.sequence;
+  }
+
+  retire(chunk: number, upTo: number): void {
+    this.journal.retire(this.lun, chunk, upTo);
+  }
+
+  hasPending(chunk: number): boolean {
+    return this.journal.hasPending(this.lun, chunk);
+  }
+
+  pendingChunks(): IterableIterator<number> {
+    return this.journal.pendingChunks(this.lun);
+  }
+
+  pendingRecords(chunk: number): Promise<JournalRecord[]> {
+    return this.journal.pendingRecords(this.lun, chunk);
+  }
+
+  get durableThrough(): number {
+    return this.journal.durableThrough;
+  }
+
+  sync(): Promise<void> {
+    return this.journal.sync();
+  }
+
+  checkpoint(): Promise<void> {
+    return this.journal.checkpoint(this.lun, this.holder);
+  }
+}
