@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import { Rgw } from '../test/harness/rgw';
+import { journalBench } from './journal';
 import { protocolPathBench } from './protocol-path';
 import { type S3PathResult, s3PathBench } from './s3-path';
 
@@ -13,7 +14,7 @@ async function main(): Promise<void> {
   const quick = process.env.BENCH_QUICK === '1';
   const cpu = os.cpus()[0]?.model ?? 'cpu';
   console.log(`# s3tgt benchmarks — ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (${cpu}), Node ${process.version}`);
-  const only = process.env.BENCH_ONLY ?? 'protocol,s3';
+  const only = process.env.BENCH_ONLY ?? 'protocol,s3,journal';
   if (only.includes('protocol')) {
     const p = await protocolPathBench({ quick });
     console.log('\n## Protocol path (1 GiB LUN in RAM: tgtd file on tmpfs; s3tgt chunk store on tmpfs with a 1 GiB cache)');
@@ -25,9 +26,11 @@ async function main(): Promise<void> {
     }
     console.log(`\nPeak RSS: s3tgt ${p.s3tgtPeakRssMiB.toFixed(0)} MiB (1 GiB chunk cache, full), tgtd ${p.tgtPeakRssMiB.toFixed(0)} MiB.`);
   }
-  if (!only.includes('s3')) return;
+  if (!only.includes('s3') && !only.includes('journal')) return;
   const rgw = await Rgw.start();
   try {
+    if (only.includes('journal')) await printJournalBench(rgw, quick);
+    if (!only.includes('s3')) return;
     const rows: S3PathResult[] = [];
     for (const latencyMs of [0, 20]) {
       rows.push(
@@ -62,6 +65,26 @@ async function main(): Promise<void> {
     console.log(`Peak RSS of s3tgt (256 MiB chunk cache): ${rows.map((r) => `${r.peakRssMiB.toFixed(0)} MiB at +${r.latencyMs} ms`).join(', ')}.`);
   } finally {
     await rgw.stop();
+  }
+}
+
+/** Issue 14's rows: writes in each cache mode, at +0 and +20 ms, with the ratios it sets goals for. */
+async function printJournalBench(rgw: Rgw, quick: boolean): Promise<void> {
+  const rows = [];
+  for (const latencyMs of [0, 20]) rows.push(...(await journalBench(rgw, { latencyMs, seconds: quick ? 3 : 10 })));
+  console.log('\n## Writes by cache mode (S3 LUN on RGW, 64 MiB RAM cache, writes over 256 MiB; no SYNCHRONIZE CACHE)');
+  console.log(
+    '| S3 latency | workload | write-through (WCE=0) | write-back, RAM (WCE=1) | journal (WCE=0) | journal / write-back | journal / write-through |',
+  );
+  console.log('|---|---|---|---|---|---|---|');
+  const cell = (t: { iops: number; p50Ms: number; p99Ms: number }): string =>
+    `${t.iops.toFixed(0)} IOPS (p50 ${t.p50Ms.toFixed(1)} / p99 ${t.p99Ms.toFixed(1)} ms)`;
+  for (const r of rows) {
+    const m = r.byMode;
+    const what = r.pattern === 'random-4k' ? '4 KiB random write, QD32' : '64 KiB sequential write, QD16';
+    console.log(
+      `| +${r.latencyMs} ms | ${what} | ${cell(m['write-through'])} | ${cell(m['write-back'])} | ${cell(m.journal)} | ${(m.journal.iops / m['write-back'].iops).toFixed(2)} | ${(m.journal.iops / m['write-through'].iops).toFixed(1)} |`,
+    );
   }
 }
 

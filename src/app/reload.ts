@@ -26,7 +26,7 @@ export function planReload(old: Config, next: Config, servedSize: (name: string)
   const grown: Array<{ name: string; sizeBytes: number }> = [];
   const changedTargets: TargetConfig[] = [];
 
-  for (const key of ['portals', 'iscsi', 'metrics', 'lease', 'dataDir'] as const) {
+  for (const key of ['portals', 'iscsi', 'metrics', 'lease', 'dataDir', 'journal'] as const) {
     if (!same(old[key], next[key])) needsRestart.push(`${key} changed`);
   }
   // A first S3 section can be added (the backend opens on demand); changing one cannot.

@@ -1,4 +1,5 @@
 import { encodeNopOut } from '../../src/iscsi/pdu';
+import { TUR } from './cdb';
 import { TestInitiator } from './initiator';
 
 export interface Outcome {
@@ -20,12 +21,12 @@ export class Pipeline {
     void this.pump();
   }
 
-  static async login(port: number, target: string): Promise<Pipeline> {
+  static async login(port: number, target: string, keys: Array<[string, string]> = []): Promise<Pipeline> {
     const ini = await TestInitiator.connect(port);
-    await ini.login({ target, initiatorName: 'iqn.2026-12.test:pipeline' });
+    await ini.login({ target, initiatorName: `iqn.2026-12.test:pipeline-${process.pid}`, keys });
     const p = new Pipeline(ini);
     // A new I_T nexus starts with a unit attention (SAM-5 §5.14: POWER ON, RESET): clear it.
-    for (let k = 0; k < 4 && (await p.run(Buffer.alloc(6))).status !== 0; k++);
+    for (let k = 0; k < 4 && (await p.run(TUR)).status !== 0; k++);
     return p;
   }
 
@@ -79,13 +80,4 @@ export class Pipeline {
     for (const w of this.waiting.values()) w.reject(new Error('connection closed'));
     this.waiting.clear();
   }
-}
-
-/** WRITE(10) / READ(10) CDBs (SBC-4 §5.44, §5.16). */
-export function rw10(op: 'read' | 'write', lba: number, blocks: number): Buffer {
-  const cdb = Buffer.alloc(10);
-  cdb[0] = op === 'read' ? 0x28 : 0x2a;
-  cdb.writeUInt32BE(lba, 2);
-  cdb.writeUInt16BE(blocks, 7);
-  return cdb;
 }

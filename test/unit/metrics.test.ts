@@ -6,6 +6,7 @@ import { IscsiStats } from '../../src/iscsi/stats';
 import { buildRegistry } from '../../src/metrics/registry';
 import { CommandStats } from '../../src/scsi/command-stats';
 import { StorageError } from '../../src/storage/errors';
+import { JournalStats } from '../../src/storage/journal/journal-stats';
 import { StoreStats } from '../../src/storage/store-stats';
 import { VolumeStats } from '../../src/storage/volume-stats';
 
@@ -14,7 +15,9 @@ describe('Prometheus exposition', () => {
   const commands = new CommandStats();
   const volume = new VolumeStats();
   const store = new StoreStats();
+  const journal = new JournalStats();
   const registry = buildRegistry({
+    journal: () => ({ usedBytes: 3 << 20, capacityBytes: 1 << 30, backlogBytes: 8192, oldestRecordMs: 1500, stats: journal }),
     iscsi: { stats: iscsi, sessions: () => 2, connections: () => 3 },
     luns: () => [{ target: 'iqn.2026-11.t:x', lun: 0, name: 'x0', commands, volume, dirtyBytes: 4096, cachedBytes: 1 << 20, replaySeconds: 0 }],
     backends: () => [
@@ -35,6 +38,7 @@ describe('Prometheus exposition', () => {
     store.request('put', 'ok', 0.02, 1 << 20);
     store.retried('put', new StorageError('unavailable', 'slow down'));
     volume.flushLatency.observe(0.5);
+    journal.onCommit({ records: 3, bytes: 12552, fsyncMs: 2 });
     const text = await registry.metrics();
     const line = (re: RegExp): void => assert.match(text, re);
     line(/^s3tgt_iscsi_sessions 2$/m);
@@ -58,6 +62,10 @@ describe('Prometheus exposition', () => {
     line(/^s3tgt_store_sent_bytes_total\{backend="s3"\} 1048576$/m);
     line(/^s3tgt_pool_queued\{backend="s3",lane="flush"\} 5$/m);
     line(/^s3tgt_process_resident_memory_bytes \d+/m);
+    line(/^s3tgt_journal_backlog_bytes 8192$/m);
+    line(/^s3tgt_journal_oldest_record_age_seconds 1.5$/m);
+    line(/^s3tgt_journal_records_total 3$/m);
+    line(/^s3tgt_journal_fsync_seconds_bucket\{le="0.0025"\} 1$/m);
   });
 
   it('every metric the Grafana dashboard queries is exported', async () => {

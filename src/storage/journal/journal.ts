@@ -213,6 +213,8 @@ export class Journal {
         });
         continue;
       }
+      // A checkpoint claims every earlier record of its LUN is in S3: not if one was placed meanwhile.
+      if (input.kind === 'checkpoint' && (this.chunksOf(input.lun)?.size ?? 0) > 0) return { sequence: 0, durable: Promise.resolve() };
       const q = this.writer.enqueue(input);
       seg.bytes += len;
       this.used += len;
@@ -313,12 +315,21 @@ export class Journal {
 
   /**
    * Records that every earlier record of the LUN is in S3 (a LUN closed after its last upload,
-   * or whose replay has completed): a restart recovers nothing of it from before this point.
+   * whose replay has completed, or whose uploads caught up): a restart recovers nothing of it
+   * from before this point. Skipped (false) if the LUN has records not yet in S3 when it would
+   * be placed.
    */
-  async checkpoint(lun: string, holder: string): Promise<void> {
-    invariant((this.chunksOf(lun)?.size ?? 0) === 0, () => `journal: checkpoint of LUN ${lun} with records not in S3`);
+  async checkpoint(lun: string, holder: string): Promise<boolean> {
     invariant(!this.recovered.has(uuidHex(lun)), () => `journal: checkpoint of LUN ${lun} before its replay`);
-    await this.append({ kind: 'checkpoint', lun, holder, chunk: 0, offset: 0, length: 0, data: Buffer.alloc(0) });
+    if ((this.chunksOf(lun)?.size ?? 0) > 0) return false;
+    const p = await this.place({ kind: 'checkpoint', lun, holder, chunk: 0, offset: 0, length: 0, data: Buffer.alloc(0) });
+    await p.durable;
+    return p.sequence > 0;
+  }
+
+  /** True when every record of the LUN placed since start is in S3. */
+  isClean(lun: string): boolean {
+    return (this.chunksOf(lun)?.size ?? 0) === 0;
   }
 
   /** The chunk's records up to `upTo` are in S3: their segments may go once nothing else in them is pending. */

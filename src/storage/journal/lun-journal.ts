@@ -25,9 +25,23 @@ export class LunJournal {
     return p.sequence;
   }
 
+  /**
+   * An upload covered the chunk's records up to `upTo`. Once the LUN has nothing pending, a
+   * checkpoint (in the background, one at a time) spares a restart the replay of what is
+   * already in S3, and a successor's restart a needless quarantine.
+   */
   retire(chunk: number, upTo: number): void {
     this.journal.retire(this.lun, chunk, upTo);
+    if (this.checkpointing || !this.journal.isClean(this.lun)) return;
+    this.checkpointing = this.journal
+      .checkpoint(this.lun, this.holder)
+      .catch(() => false)
+      .finally(() => {
+        this.checkpointing = undefined;
+      });
   }
+
+  private checkpointing: Promise<boolean> | undefined;
 
   hasPending(chunk: number): boolean {
     return this.journal.hasPending(this.lun, chunk);
@@ -49,7 +63,9 @@ export class LunJournal {
     return this.journal.sync();
   }
 
-  checkpoint(): Promise<void> {
-    return this.journal.checkpoint(this.lun, this.holder);
+  /** After the last upload (close): waits for a background checkpoint first. */
+  async checkpoint(): Promise<void> {
+    await this.checkpointing;
+    await this.journal.checkpoint(this.lun, this.holder);
   }
 }

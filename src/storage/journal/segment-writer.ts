@@ -119,7 +119,6 @@ export class SegmentWriter {
     while (this.committing) await new Promise<void>((r) => this.idleWaiters.push(r));
   }
 
-
   /** Resolves with the record's sequence number once it is on disk (written and fsynced). */
   async append(input: RecordInput): Promise<number> {
     const e = this.enqueue(input);
