@@ -13,6 +13,8 @@ export interface JournalBenchRow {
   readonly latencyMs: number;
   readonly pattern: 'random-4k' | 'sequential-64k';
   readonly byMode: Readonly<Record<WriteMode, TimedWrites>>;
+  /** Journal bytes not yet in S3 when the journal run ended (uploads lag by up to journal.uploadDelay). */
+  readonly journalBacklogMiB: number;
 }
 
 /** The RAM cache of every LUN here; the writes span four times it. */
@@ -33,6 +35,7 @@ export async function journalBench(rgw: Rgw, opts: { latencyMs: number; seconds:
   try {
     for (const pattern of ['random-4k', 'sequential-64k'] as const) {
       const byMode: Partial<Record<WriteMode, TimedWrites>> = {};
+      let journalBacklogMiB = 0;
       for (const mode of ['write-through', 'write-back', 'journal'] as const) {
         const bucket = `jbench-${opts.latencyMs}-${pattern}-${mode}-${Date.now()}`;
         await rgw.createBucket(bucket);
@@ -54,16 +57,27 @@ export async function journalBench(rgw: Rgw, opts: { latencyMs: number; seconds:
             spanBytes: 4 * CACHE_MIB * 1048576,
             seconds: opts.seconds,
           });
+          if (mode === 'journal') journalBacklogMiB = (await gauge(target.metricsPort, 's3tgt_journal_backlog_bytes')) / 1048576;
         } finally {
           // SIGKILL: what is measured is the acknowledged writes, not the drain afterwards.
           await target.stop('SIGKILL');
           rmSync(dir, { recursive: true, force: true });
         }
       }
-      rows.push({ latencyMs: opts.latencyMs, pattern, byMode: byMode as Record<WriteMode, TimedWrites> });
+      rows.push({ latencyMs: opts.latencyMs, pattern, byMode: byMode as Record<WriteMode, TimedWrites>, journalBacklogMiB });
     }
   } finally {
     await proxy?.stop();
   }
   return rows;
+}
+
+async function gauge(metricsPort: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return Number(
+    text
+      .split('\n')
+      .find((l) => l.startsWith(`${name} `))
+      ?.split(' ')[1] ?? Number.NaN,
+  );
 }

@@ -86,6 +86,9 @@ async function printJournalBench(rgw: Rgw, quick: boolean): Promise<void> {
       `| +${r.latencyMs} ms | ${what} | ${cell(m['write-through'])} | ${cell(m['write-back'])} | ${cell(m.journal)} | ${(m.journal.iops / m['write-back'].iops).toFixed(2)} | ${(m.journal.iops / m['write-through'].iops).toFixed(1)} |`,
     );
   }
+  console.log(
+    `\nJournal bytes not yet in S3 when each journal run ended (uploads wait up to journal.uploadDelay, 30 s, unless a chunk settles or the journal is half full): ${rows.map((r) => `${r.journalBacklogMiB.toFixed(0)} MiB`).join(', ')}.`,
+  );
 }
 
 main().catch((e: unknown) => {

@@ -108,6 +108,7 @@ export class Service {
           dir: config.journal.dir,
           sizeBytes: config.journal.sizeBytes,
           spaceTimeoutMs: config.journal.spaceTimeoutMs,
+          uploadDelayMs: config.journal.uploadDelayMs,
           clock: systemClock,
           identity: systemIdentity,
           onCommit: journalStats.onCommit,

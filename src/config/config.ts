@@ -44,6 +44,8 @@ export interface JournalConfig {
   readonly sizeBytes: number;
   /** How long a write waits for room in a full journal before failing retryably. */
   readonly spaceTimeoutMs: number;
+  /** The longest a journaled write waits before its chunk is uploaded. */
+  readonly uploadDelayMs: number;
 }
 
 export interface ChapConfig {
@@ -214,7 +216,7 @@ function parseS3(r: Reader): S3Config | undefined {
 
 function parseJournal(r: Reader, baseDir: string): JournalConfig | undefined {
   if (!r.present) return undefined;
-  r.object(['dir', 'size', 'spaceTimeout']);
+  r.object(['dir', 'size', 'spaceTimeout', 'uploadDelay']);
   const sizeR = r.get('size');
   const sizeBytes = sizeR.size(1024 * 1024 * 1024);
   // Segments are at least 1 MiB and at most an eighth of the journal (docs/journal.md).
@@ -223,6 +225,7 @@ function parseJournal(r: Reader, baseDir: string): JournalConfig | undefined {
     dir: path.resolve(baseDir, r.get('dir').required().string()),
     sizeBytes,
     spaceTimeoutMs: r.get('spaceTimeout').duration(15_000),
+    uploadDelayMs: r.get('uploadDelay').duration(30_000),
   };
 }
 

@@ -15,8 +15,17 @@ export interface FlusherHost {
   durable(e: ChunkEntry): Promise<void>;
   /** Chunks whose latest data is only in the journal (evicted from RAM before their upload). */
   spilled(): Iterable<number>;
-  /** Brings a spilled chunk back into the cache if there is room now. */
-  restore(i: number): Promise<ChunkEntry | undefined>;
+  /** Brings a spilled chunk back into the cache if there is room now (`spill`: or by spilling another). */
+  restore(i: number, spill: boolean): Promise<ChunkEntry | undefined>;
+  /**
+   * With a journal: the longest its writes wait for their upload (a full cache spills to the
+   * journal instead of waiting for uploads); undefined without one.
+   */
+  journaled(): number | undefined;
+  /** The journal is filling up (more than half): its oldest spilled chunks go to S3 first. */
+  journalPressure(): boolean;
+  /** When the oldest journal record of a chunk not yet in S3 was written (clock ms). */
+  pendingSince(i: number): number | undefined;
   readonly name: string;
 }
 
@@ -24,8 +33,10 @@ export interface FlusherHost {
  * The background flusher's policy: a dirty chunk is uploaded once it has not been written for
  * `flushDelay`, or at the latest 10 x `flushDelay` (at least 2 s) after it became dirty (a chunk
  * that never stops changing is still made durable); when half the cache is dirty, every
- * flushable chunk goes; a writer facing a full cache starts the oldest ones at once. Chunks
- * spilled to the journal are brought back and uploaded while the cache has room to spare.
+ * flushable chunk goes; a writer facing a full cache starts the oldest ones at once. With a
+ * journal a full cache is no reason to upload (it spills to the journal): chunks are uploaded
+ * when they settle, and spilled ones are brought back and uploaded while the cache has room,
+ * or, once the journal is half full, in the journal's order even at the cost of a spill.
  */
 export class Flusher {
   private inFlight = 0;
@@ -63,19 +74,26 @@ export class Flusher {
   private tick(): void {
     if (this.gate.state !== 'open') return;
     const now = this.clock.now();
-    const pressure = this.host.dirty() >= this.o.capacity / 2;
+    const journaled = this.host.journaled();
+    const maxDirty = journaled ?? this.maxDirtyMs;
+    const full = this.host.dirty() >= this.o.capacity / 2;
     for (const e of this.host.entries()) {
       if (this.inFlight >= FLUSH_PARALLEL) break;
       if (!this.flushable(e, now)) continue;
-      if (!pressure && now - e.lastWrite < this.o.flushDelayMs && now - e.dirtySince < this.maxDirtyMs) continue;
+      if ((journaled !== undefined || !full) && now - e.lastWrite < this.o.flushDelayMs && now - e.dirtySince < maxDirty) continue;
       this.background(e);
     }
-    if (pressure) return;
+    if (journaled === undefined) return;
+    const pressure = this.host.journalPressure();
     for (const i of this.host.spilled()) {
       if (this.inFlight >= FLUSH_PARALLEL / 2) break;
+      // Roughly oldest first: a chunk whose records wait longer than the longest a dirty chunk
+      // may stay dirty goes to S3 even if that spills another (a bounded upload lag).
+      const spill = pressure || now - (this.host.pendingSince(i) ?? now) >= maxDirty;
+      if (full && !spill) break;
       this.inFlight++;
       this.host
-        .restore(i)
+        .restore(i, spill)
         .then((e) => (e ? this.host.durable(e) : undefined))
         .catch((err: unknown) =>
           log.warn('background upload of a spilled chunk failed; will retry', { lun: this.host.name, chunk: i, error: (err as Error).message }),

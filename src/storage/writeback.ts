@@ -59,7 +59,10 @@ export class Writeback {
         dirty: () => this.dirtyCount,
         durable: (e) => this.durable(e, e.gen, 'flush'),
         spilled: () => this.spilledChunks(),
-        restore: (i) => this.restoreInBackground(i),
+        restore: (i, spill) => this.restoreInBackground(i, spill),
+        journaled: () => this.journal?.uploadDelayMs,
+        journalPressure: () => this.journal?.pressure() ?? false,
+        pendingSince: (i) => this.journal?.pendingSince(i),
         name: map.layout.name,
       },
       { capacity: options.capacity, flushDelayMs: options.flushDelayMs },
@@ -263,7 +266,8 @@ export class Writeback {
     e.journalBase = true;
     e.gen = 1;
     e.lastWrite = this.clock.now();
-    e.dirtySince = e.lastWrite;
+    // Dirty since its oldest record: the flusher's bound on how long data waits for S3 holds.
+    e.dirtySince = this.journal?.pendingSince(i) ?? e.lastWrite;
     this.segments.drop(i);
     this.entries.set(i, e);
     this.account(e, false);
@@ -271,9 +275,9 @@ export class Writeback {
     return e;
   }
 
-  /** The flusher's way to upload a spilled chunk: restored only if there is room now. */
-  private async restoreInBackground(i: number): Promise<ChunkEntry | undefined> {
-    if (this.entries.has(i) || !this.journal?.hasPending(i) || !this.room(false)) return undefined;
+  /** The flusher's way to upload a spilled chunk: restored only if there is room now (or, `spill`, can be made). */
+  private async restoreInBackground(i: number, spill: boolean): Promise<ChunkEntry | undefined> {
+    if (this.entries.has(i) || !this.journal?.hasPending(i) || !this.room(spill)) return undefined;
     return this.restore(i);
   }
 

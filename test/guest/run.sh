@@ -60,7 +60,7 @@ port=${BASH_REMATCH[2]}
 [[ $lun =~ ^[0-9]+$ ]] || die bad_lun "--lun must be a number"
 [ "$modes" = all ] && modes=smoke,fs,fio
 for m in ${modes//,/ }; do
-  case $m in smoke | fs | fio) ;; *) die bad_mode "unknown mode $m" ;; esac
+  case $m in smoke | fs | fio | crash) ;; *) die bad_mode "unknown mode $m" ;; esac
 done
 case $digest in none | crc32c) ;; *) die bad_digest "--digest must be none or crc32c" ;; esac
 for n in fs_mib fio_seconds limit; do [[ ${!n} =~ ^[0-9]+$ ]] || die bad_number "--${n//_/-} must be a number"; done
@@ -84,7 +84,10 @@ images=$("$here/build.sh" "$cache") || die build_failed "see build.sh's message 
 if [ "$limit" = 0 ]; then
   limit=120
   for m in ${modes//,/ }; do
-    case $m in smoke) limit=$((limit + 30)) ;; fs) limit=$((limit + 90 + 4 * fs_mib)) ;; fio) limit=$((limit + 60 + fio_seconds)) ;; esac
+    case $m in
+      smoke) limit=$((limit + 30)) ;; fs) limit=$((limit + 90 + 4 * fs_mib)) ;; fio) limit=$((limit + 60 + fio_seconds)) ;;
+      crash) limit=$((limit + 180 + fio_seconds)) ;;
+    esac
   done
 fi
 watchdog=$((limit - 15))

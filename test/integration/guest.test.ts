@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type ExecResult, run } from '../harness/exec';
@@ -154,5 +156,76 @@ describe('Linux kernel initiator in a qemu guest, LUN in RGW', () => {
       assert.ok(chunks.length > 0, `no chunk objects in bucket ${bucket}`);
       for (const [k, size] of chunks) assert.equal(size, 1024 * 1024, `${k} is 1 MiB`);
     });
+  });
+});
+
+/**
+ * Issue 14 acceptance: a journal LUN under the kernel initiator survives kill -9 of s3tgt in
+ * the middle of fio. The guest prints "INFO crash_window_open" a few seconds into fio; the
+ * target is killed and started again on the same port (it replays its journal first); the
+ * initiator's session recovery reconnects and fio goes on verifying what it wrote.
+ */
+describe('Linux kernel initiator on a journal LUN: kill -9 of s3tgt during fio', () => {
+  let rgw: Rgw;
+  before(async () => {
+    rgw = await Rgw.start();
+  });
+  after(async () => {
+    await rgw?.stop();
+  });
+
+  it('fio verify goes on after the restart, fsck is clean, the files verify', async (t) => {
+    await rgw.createBucket('guestcrash');
+    const journalDir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-guest-journal-'));
+    const target = new TargetProcess({
+      env: rgw.env(),
+      logLevel: 'info',
+      extraYaml: `s3:\n  endpoint: ${rgw.endpoint}\n  bucket: guestcrash\n  prefix: luns\njournal: { dir: ${journalDir}, size: 512MiB }`,
+      lunsYaml: `      - lun: 0
+        name: disk0
+        size: 1GiB
+        store: s3
+        cache: { size: 16MiB, mode: journal, flushDelay: 50ms }`,
+    });
+    let stdout = '';
+    let killedAt = '';
+    try {
+      await target.start();
+      const args = ['--portal', `127.0.0.1:${target.port}`, '--target', TEST_IQN, '--lun', '0', '--mode', 'crash', '--fio-seconds', '40'];
+      const child = spawn(RUNNER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      const watchdog = setTimeout(() => child.kill('SIGTERM'), 600_000);
+      let restarting: Promise<void> | undefined;
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (!restarting && stdout.includes('INFO crash_window_open')) {
+          restarting = (async () => {
+            killedAt = new Date().toISOString();
+            await target.stop('SIGKILL');
+            await target.start();
+          })();
+        }
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        stdout += d.toString();
+      });
+      const code = await exited;
+      clearTimeout(watchdog);
+      await restarting;
+      const report = `run.sh exited ${code}\n${stdout}\n--- s3tgt log (tail) ---\n${target.output.slice(-4000)}`;
+      const results = parseResults(stdout);
+      for (const res of results) t.diagnostic(res.line);
+      assert.ok(killedAt, `the guest never opened the crash window\n${report}`);
+      assert.equal(code, 0, report);
+      const seen = new Map(results.map((res) => [res.check, res]));
+      for (const check of ['crash-fio', 'crash-fsck', 'crash-files', 'kernel-log'])
+        assert.equal(seen.get(check)?.pass, true, `RESULT ${check}\n${report}`);
+      assert.match(target.output, /journal: replay(ing the records| done)/, 'the restart replayed the journal');
+      assert.equal(await target.stop(), 0, `s3tgt stops gracefully, flushing to RGW:\n${target.output.slice(-4000)}`);
+    } finally {
+      await target.stop('SIGKILL');
+      rmSync(target.dir, { recursive: true, force: true });
+      rmSync(journalDir, { recursive: true, force: true });
+    }
   });
 });

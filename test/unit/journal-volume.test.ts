@@ -120,6 +120,8 @@ describe('a journal LUN (issue 14)', () => {
         const v = journalLun(raw, journal, 3);
         const model = Buffer.alloc(SIZE);
         await randomLoad(v, model, new Rng(seed), 300, 32, true);
+        assert.ok(v.stats.journalSpills > 0, 'chunks went through the journal (16 chunks, 3 in RAM)');
+        await assertReads(v, model, `seed ${seed} before the crash`);
         // kill -9: nothing more reaches the store or the journal from this process.
         v.gate.fence('killed');
         const restarted = await openJournal(dir, 100 + seed * 10 + 1);
@@ -136,6 +138,35 @@ describe('a journal LUN (issue 14)', () => {
         assert.equal(again.recoveredFor(UUID).length, 0, 'after the checkpoint nothing is replayed again');
         await again.close();
       }
+    });
+  });
+
+  it('SYNCHRONIZE CACHE returns once what came before it is durable, however many writes keep arriving', async () => {
+    await inTempDir(async (dir) => {
+      const journal = await openJournal(dir, 100);
+      const lj = new LunJournal(journal, UUID, HOLDER);
+      let stop = false;
+      // Writers that do not wait for each other (commands in flight): records keep arriving
+      // while every group is being committed.
+      const writer = async (k: number): Promise<void> => {
+        const pending: Promise<void>[] = [];
+        for (let n = 0; !stop; n++) {
+          pending.push((await lj.placeWrite(k, 0, [Buffer.alloc(4096, n)], 4096, () => undefined)).durable);
+          await new Promise((r) => setImmediate(r));
+        }
+        await Promise.all(pending);
+      };
+      const writers = Array.from({ length: 8 }, (_, k) => writer(k));
+      await new Promise((r) => setTimeout(r, 100));
+      const t0 = Date.now();
+      const before = journal.durableThrough;
+      await lj.sync();
+      const took = Date.now() - t0;
+      assert.ok(journal.durableThrough > before);
+      stop = true;
+      await Promise.all(writers);
+      assert.ok(took < 1_000, `sync took ${took} ms under a continuous load`);
+      await journal.close();
     });
   });
 

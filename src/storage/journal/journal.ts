@@ -21,6 +21,11 @@ export interface JournalOptions {
   readonly maxGroupBytes?: number;
   /** How long an append waits for room before failing retryably. */
   readonly spaceTimeoutMs: number;
+  /**
+   * The longest a journaled write waits before its chunk is uploaded (default 30 s): longer
+   * coalesces more writes per upload; it is what S3 lacks if the journal's disk is lost.
+   */
+  readonly uploadDelayMs?: number;
   readonly clock: Clock;
   readonly identity: HostIdentity;
   readonly onCommit?: (s: CommitStats) => void;
@@ -175,6 +180,10 @@ export class Journal {
     return this.o.dir;
   }
 
+  get uploadDelayMs(): number {
+    return this.o.uploadDelayMs ?? 30_000;
+  }
+
   get usedBytes(): number {
     return this.used;
   }
@@ -283,6 +292,11 @@ export class Journal {
   /** True when the chunk has records not yet in S3. */
   hasPending(lun: string, chunk: number): boolean {
     return this.chunksOf(lun)?.has(chunk) ?? false;
+  }
+
+  /** When the chunk's oldest record not yet in S3 was placed (clock ms). */
+  pendingSince(lun: string, chunk: number): number | undefined {
+    return this.chunksOf(lun)?.get(chunk)?.[0]?.at;
   }
 
   /** Chunks of a LUN with records not yet in S3, roughly oldest first. */

@@ -47,12 +47,25 @@ export class LunJournal {
     return this.journal.hasPending(this.lun, chunk);
   }
 
+  pendingSince(chunk: number): number | undefined {
+    return this.journal.pendingSince(this.lun, chunk);
+  }
+
   pendingChunks(): IterableIterator<number> {
     return this.journal.pendingChunks(this.lun);
   }
 
   pendingRecords(chunk: number): Promise<JournalRecord[]> {
     return this.journal.pendingRecords(this.lun, chunk);
+  }
+
+  get uploadDelayMs(): number {
+    return this.journal.uploadDelayMs;
+  }
+
+  /** More than half the journal is in use: uploads of its oldest records come first. */
+  pressure(): boolean {
+    return this.journal.usedBytes * 2 > this.journal.capacityBytes;
   }
 
   get durableThrough(): number {
