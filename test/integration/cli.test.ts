@@ -39,6 +39,11 @@ describe('configuration errors name the file, line and key; check-config and ser
       yaml: 's3:\n  endpoint: http://127.0.0.1:1\ntargets:\n  - iqn: iqn.2026-11.io.s3tgt:x\n    luns:\n      - { lun: 0, name: a, size: 1GiB, store: s3 }\n',
       expect: /bucket\.yaml:1:1: s3: required key "bucket" is missing/,
     },
+    {
+      name: 'a LUN in journal mode without a journal',
+      yaml: 'targets:\n  - iqn: iqn.2026-11.io.s3tgt:x\n    luns:\n      - lun: 0\n        name: a\n        size: 1GiB\n        cache: { mode: journal }\n',
+      expect: /journal\.yaml:7:\d+: targets\[0\]\.luns\[0\]\.cache\.mode: this LUN uses the journal: the server needs a "journal:" section/,
+    },
   ];
   for (const c of cases) {
     const file = path.join(dir, `${c.name.split(' ').pop()}.yaml`);
@@ -52,6 +57,18 @@ describe('configuration errors name the file, line and key; check-config and ser
       assert.match(serve.stderr, c.expect);
     });
   }
+
+  it('a journal directory that does not exist stops the start, naming it (issue 14)', async () => {
+    const file = path.join(dir, 'nojournal.yaml');
+    const missing = path.join(dir, 'no-such-dir');
+    writeFileSync(
+      file,
+      `portals: ["127.0.0.1:3298"]\nmetrics: { listen: false }\ndataDir: ${dir}/data\njournal: { dir: ${missing}, size: 64MiB }\ntargets:\n  - iqn: iqn.2026-11.io.s3tgt:x\n    luns:\n      - { lun: 0, name: a, size: 64MiB, cache: { mode: journal } }\n`,
+    );
+    const serve = await cli(['serve', '--config', file], {}, 20_000);
+    assert.equal(serve.code, 1, serve.stderr);
+    assert.ok(serve.stderr.includes(missing) || serve.stdout.includes(missing), `${serve.stdout}\n${serve.stderr}`);
+  });
 
   it('a valid file passes check-config with exit 0', async () => {
     const r = await cli(['check-config', path.resolve(__dirname, '../../../config/s3tgt.yaml')]);
