@@ -36,20 +36,10 @@ export function copyFrom(src: Buffer | Parts, from: number, dst: Buffer, at: num
     src.copy(dst, at, from, from + length);
     return;
   }
-  let skip = from;
-  let left = length;
   let out = at;
-  for (const p of src) {
-    if (left === 0) return;
-    if (skip >= p.length) {
-      skip -= p.length;
-      continue;
-    }
-    const n = Math.min(p.length - skip, left);
-    p.copy(dst, out, skip, skip + n);
-    out += n;
-    left -= n;
-    skip = 0;
+  for (const p of sliceParts(src, from, length)) {
+    p.copy(dst, out);
+    out += p.length;
   }
 }
 

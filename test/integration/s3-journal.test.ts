@@ -101,11 +101,29 @@ async function verify(port: number, load: { issued: Map<number, Set<number>>; ac
   return checked;
 }
 
-const journalYaml = (dir: string, size = '256MiB', spaceTimeout = '15s'): string =>
-  `journal: { dir: ${dir}, size: ${size}, spaceTimeout: ${spaceTimeout} }`;
+/** A journal section over `dir`, and the dir (removed by the test). */
+const journalYaml = (dir: string, size = '256MiB', spaceTimeout = '15s'): { dir: string; yaml: string } => ({
+  dir,
+  yaml: `journal: { dir: ${dir}, size: ${size}, spaceTimeout: ${spaceTimeout} }`,
+});
+const tempJournalDir = (): string => mkdtempSync(path.join(os.tmpdir(), 's3tgt-journal-'));
 
 describe('the local journal end to end against RGW (issue 14 acceptance)', () => {
   let rgw: Rgw;
+  /** A journal LUN whose S3 goes through a fault proxy (short S3 bounds: an outage fails requests fast). */
+  const behindProxy = async (bucket: string, cache: string, journal: { dir: string; yaml: string }) => {
+    await rgw.createBucket(bucket);
+    const proxy = new FaultProxy(rgw.port);
+    await proxy.start();
+    const target = s3Target(rgw, {
+      bucket,
+      endpoint: proxy.endpoint,
+      cache: `{ size: ${cache}, mode: journal, flushDelay: 200ms }`,
+      extraYaml: journal.yaml,
+      extraS3: 'requestTimeout: 2s\n  retryDeadline: 4s',
+    });
+    return { proxy, dir: journal.dir, target };
+  };
   before(async () => {
     rgw = await Rgw.start();
   });
@@ -119,7 +137,7 @@ describe('the local journal end to end against RGW (issue 14 acceptance)', () =>
     const target = s3Target(rgw, {
       bucket: 'journal-kill',
       cache: '{ size: 16MiB, mode: journal, flushDelay: 200ms }',
-      extraYaml: journalYaml(dir),
+      extraYaml: journalYaml(dir).yaml,
     });
     try {
       await target.start();
@@ -153,18 +171,8 @@ describe('the local journal end to end against RGW (issue 14 acceptance)', () =>
   });
 
   it('a 60 s S3 outage: writes keep completing from the journal; after it the backlog drains and a server without a journal reads it all from S3', async () => {
-    await rgw.createBucket('journal-outage');
-    const proxy = new FaultProxy(rgw.port);
-    await proxy.start();
-    const dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-journal-'));
-    const target = s3Target(rgw, {
-      bucket: 'journal-outage',
-      endpoint: proxy.endpoint,
-      cache: '{ size: 16MiB, mode: journal, flushDelay: 200ms }',
-      // A minute of QD32 4 KiB writes at local-disk speed: room for all of it.
-      extraYaml: journalYaml(dir, '3GiB'),
-      extraS3: 'requestTimeout: 2s\n  retryDeadline: 4s',
-    });
+    // A minute of QD32 4 KiB writes at local-disk speed: room for all of it.
+    const { proxy, dir, target } = await behindProxy('journal-outage', '16MiB', journalYaml(tempJournalDir(), '3GiB'));
     const plain = s3Target(rgw, { bucket: 'journal-outage', cache: '{ size: 16MiB, mode: write-through }' });
     try {
       await target.start();
@@ -191,17 +199,7 @@ describe('the local journal end to end against RGW (issue 14 acceptance)', () =>
   });
 
   it('a full journal holds writers back, then fails them with the retryable 02/04/01; nothing acknowledged is lost', async () => {
-    await rgw.createBucket('journal-full');
-    const proxy = new FaultProxy(rgw.port);
-    await proxy.start();
-    const dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-journal-'));
-    const target = s3Target(rgw, {
-      bucket: 'journal-full',
-      endpoint: proxy.endpoint,
-      cache: '{ size: 8MiB, mode: journal, flushDelay: 200ms }',
-      extraYaml: journalYaml(dir, '16MiB', '2s'),
-      extraS3: 'requestTimeout: 2s\n  retryDeadline: 4s',
-    });
+    const { proxy, dir, target } = await behindProxy('journal-full', '8MiB', journalYaml(tempJournalDir(), '16MiB', '2s'));
     try {
       await target.start();
       const p = await Pipeline.login(target.port, TEST_IQN);
@@ -248,8 +246,8 @@ describe('the local journal end to end against RGW (issue 14 acceptance)', () =>
     const dirA = mkdtempSync(path.join(os.tmpdir(), 's3tgt-journal-a-'));
     const dirB = mkdtempSync(path.join(os.tmpdir(), 's3tgt-journal-b-'));
     const cache = '{ size: 16MiB, mode: journal, flushDelay: 1h }';
-    const a = s3Target(rgw, { bucket: 'journal-takeover', cache, extraYaml: journalYaml(dirA) });
-    const b = s3Target(rgw, { bucket: 'journal-takeover', cache, extraYaml: journalYaml(dirB) });
+    const a = s3Target(rgw, { bucket: 'journal-takeover', cache, extraYaml: journalYaml(dirA).yaml });
+    const b = s3Target(rgw, { bucket: 'journal-takeover', cache, extraYaml: journalYaml(dirB).yaml });
     try {
       await a.start();
       const pa = await Pipeline.login(a.port, TEST_IQN);
