@@ -1,4 +1,5 @@
 import { invariant } from '../util/invariant';
+import type { JournalRecord } from './journal/record';
 
 /** Granularity of the valid-sector map: the smallest logical block. */
 export const SECTOR = 512;
@@ -136,6 +137,35 @@ export class ChunkEntry {
       this.validCount += e - s;
       s = e;
     }
+  }
+
+  /**
+   * Fills the sectors not yet valid from the chunk's journal records (a restored entry: they
+   * are older than anything written into it since), applied in sequence order (a discard
+   * zeros its range). Afterwards `buf` holds every record up to the last one, so its upload
+   * retires them.
+   */
+  mergeRecords(records: readonly JournalRecord[]): void {
+    const size = this.buf.length;
+    const scratch = new ChunkEntry(this.index, Buffer.allocUnsafe(size), 'dirty');
+    let last = 0;
+    for (const r of records) {
+      invariant(
+        r.sequence > last && r.chunk === this.index && r.offset + r.length <= size,
+        () => `chunk ${this.index}: journal record ${r.sequence} does not fit`,
+      );
+      last = r.sequence;
+      if (r.kind === 'write') r.data.copy(scratch.buf, r.offset);
+      else if (r.kind === 'discard') scratch.buf.fill(0, r.offset, r.offset + r.length);
+      scratch.markValid(r.offset, r.length);
+    }
+    for (let s = 0; s < scratch.valid.length; s++) {
+      if (scratch.valid[s] && !this.valid[s]) {
+        scratch.buf.copy(this.buf, s * SECTOR, s * SECTOR, (s + 1) * SECTOR);
+        this.markValid(s * SECTOR, SECTOR);
+      }
+    }
+    if (last > this.journalSeq) this.journalSeq = last;
   }
 
   /** Before modifying `buf`: whoever still reads it (an upload, a lent view) keeps the old bytes. */

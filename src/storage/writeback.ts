@@ -1,13 +1,13 @@
 import type { Clock } from '../util/clock';
 import { invariant } from '../util/invariant';
 import { copyFrom, type Parts } from '../util/parts';
+import { WakeList } from '../util/wake-list';
 import { ChunkBufferPool } from './chunk-buffers';
-import { ChunkEntry, type EntryState, SECTOR } from './chunk-entry';
+import { ChunkEntry, type EntryState } from './chunk-entry';
 import type { ChunkMap, Fetched } from './chunk-map';
 import { StorageError } from './errors';
 import { Flusher } from './flusher';
 import type { LunJournal } from './journal/lun-journal';
-import type { JournalRecord } from './journal/record';
 import type { Lane } from './object-store';
 import { SegmentCache } from './segment-cache';
 import type { VolumeStats } from './volume-stats';
@@ -35,11 +35,11 @@ export class Writeback {
   private readonly pool: ChunkBufferPool;
   private readonly zero: Buffer;
   private dirtyCount = 0;
-  private spaceWaiters: Array<() => void> = [];
+  private readonly spaceWaiters: WakeList;
   private readonly flusher: Flusher;
   /** The LUN's journal, once attached (after replay): writes are durable there, uploads retire them. */
   private journal: LunJournal | undefined;
-  /** Chunks a discard is deleting: a background restore must not bring them back meanwhile. */
+  /** Chunks a discard is deleting: the flusher does not bring them back from the journal meanwhile. */
   private readonly discarding = new Set<number>();
 
   constructor(
@@ -51,6 +51,7 @@ export class Writeback {
     private readonly stats: VolumeStats,
   ) {
     this.pool = new ChunkBufferPool(chunkSize, Math.min(16, options.capacity));
+    this.spaceWaiters = new WakeList(clock);
     this.segments = new SegmentCache(chunkSize);
     this.zero = Buffer.alloc(chunkSize);
     this.flusher = new Flusher(
@@ -161,20 +162,8 @@ export class Writeback {
       const j = this.journal;
       if (e.journalBase && j) {
         // Older than anything written since the restore: they fill only the sectors still missing.
-        const records = await j.pendingRecords(e.index);
-        const scratch = new ChunkEntry(e.index, Buffer.allocUnsafe(this.chunkSize), 'dirty');
-        applyRecords(scratch, records, this.chunkSize);
-        for (let s = 0; s < scratch.valid.length; s++) {
-          if (scratch.valid[s] && !e.valid[s]) {
-            scratch.buf.copy(e.buf, s * SECTOR, s * SECTOR, (s + 1) * SECTOR);
-            e.markValid(s * SECTOR, SECTOR);
-          }
-        }
+        e.mergeRecords(await j.pendingRecords(e.index));
         e.journalBase = false;
-        // Every record of the chunk up to the last one read is in `buf` now (later ones were
-        // written into it): its upload retires them.
-        const last = records.at(-1)?.sequence ?? 0;
-        if (last > e.journalSeq) e.journalSeq = last;
       }
       if (!e.fullyValid && !(need && e.covers(need.offset, need.length))) {
         const base = await this.map.fetchWhole(e.index, lane);
@@ -242,18 +231,7 @@ export class Writeback {
         }
       }
     } else this.flusher.flushOldest();
-    await new Promise<void>((resolve) => {
-      const woken = (): void => {
-        t.cancel();
-        resolve();
-      };
-      const t = this.clock.after(Math.min(left, 1000), () => {
-        const at = this.spaceWaiters.indexOf(woken);
-        if (at >= 0) this.spaceWaiters.splice(at, 1);
-        resolve();
-      });
-      this.spaceWaiters.push(woken);
-    });
+    await this.spaceWaiters.wait(Math.min(left, 1000));
   }
 
   /**
@@ -277,7 +255,8 @@ export class Writeback {
 
   /** The flusher's way to upload a spilled chunk: restored only if there is room now (or, `spill`, can be made). */
   private async restoreInBackground(i: number, spill: boolean): Promise<ChunkEntry | undefined> {
-    if (this.entries.has(i) || !this.journal?.hasPending(i) || !this.room(spill)) return undefined;
+    // A chunk being discarded is left alone: its records go when the DELETE is done.
+    if (this.entries.has(i) || this.discarding.has(i) || !this.journal?.hasPending(i) || !this.room(spill)) return undefined;
     return this.restore(i);
   }
 
@@ -528,27 +507,6 @@ export class Writeback {
   }
 
   private wake(): void {
-    const w = this.spaceWaiters;
-    if (w.length === 0) return;
-    this.spaceWaiters = [];
-    for (const r of w) r();
-  }
-}
-
-/**
- * Applies a chunk's journal records to an entry in sequence order (a discard zeros the range):
- * the sectors they cover become valid and hold the records' latest data.
- */
-function applyRecords(e: ChunkEntry, records: readonly JournalRecord[], chunkSize: number): void {
-  let last = 0;
-  for (const r of records) {
-    invariant(
-      r.sequence > last && r.chunk === e.index && r.offset + r.length <= chunkSize,
-      () => `chunk ${e.index}: journal record ${r.sequence} does not fit`,
-    );
-    last = r.sequence;
-    if (r.kind === 'write') r.data.copy(e.buf, r.offset);
-    else if (r.kind === 'discard') e.buf.fill(0, r.offset, r.offset + r.length);
-    e.markValid(r.offset, r.length);
+    this.spaceWaiters.wake();
   }
 }

@@ -83,11 +83,12 @@ export class TargetProcess {
     return `iscsi://127.0.0.1:${this.port}`;
   }
 
-  async start(): Promise<void> {
+  /** `readyMs`: how long it may take to be ready (a journal replay at start takes longer). */
+  async start(readyMs = 20_000): Promise<void> {
     const proc = await this.spawn();
     // Ready when /healthz says so (whatever the log level): the portal listens before the
     // LUNs are open (connections wait unread meanwhile).
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + readyMs;
     while (!(await healthy(this.metricsPort))) {
       if (proc.exitCode !== null) throw new Error(`s3tgt exited ${proc.exitCode}:\n${this.output}`);
       if (Date.now() > deadline) throw new Error(`s3tgt did not start:\n${this.output}`);

@@ -160,7 +160,8 @@ describe('the local journal end to end against RGW (issue 14 acceptance)', () =>
         await new Promise((r) => setTimeout(r, 5));
       assert.match(target.output, /replaying the records/, 'the restart replays the journal');
       await target.stop('SIGKILL');
-      await target.start();
+      // Replaying tens of thousands of records through a 16 MiB cache to RGW takes a while.
+      await target.start(120_000);
       assert.match(target.output, /replay done/);
       const checked = await verify(target.port, load);
       assert.equal(checked, acked);

@@ -3,11 +3,13 @@ import * as path from 'node:path';
 import type { Clock } from '../../util/clock';
 import { invariant } from '../../util/invariant';
 import { log } from '../../util/log';
+import { WakeList } from '../../util/wake-list';
 import { StorageError } from '../errors';
 import { syncDir } from '../file-io';
 import type { HostIdentity } from '../lease-record';
 import { lockJournalDir } from './journal-lock';
-import { decodeRecord, encodedLength, type JournalRecord, uuidHex } from './record';
+import { PendingIndex } from './pending-index';
+import { encodedLength, type JournalRecord, uuidHex } from './record';
 import { type SegmentScan, scanSegment } from './segment-scan';
 import { type CommitStats, type RecordInput, SegmentWriter } from './segment-writer';
 
@@ -42,16 +44,6 @@ interface Segment {
   readonly recovered?: Map<string, number>;
 }
 
-/** A record appended since start and not yet in S3: where to read it back (a chunk evicted from RAM). */
-interface PendingRecord {
-  readonly seq: number;
-  readonly seg: Segment;
-  readonly position: number;
-  readonly bytes: number;
-  /** When it was placed (clock ms). */
-  readonly at: number;
-}
-
 /** A record handed to the journal: numbered now, durable when `durable` resolves. */
 export interface Placed {
   readonly sequence: number;
@@ -73,9 +65,8 @@ export class Journal {
   private writer!: SegmentWriter;
   private rotating: Promise<void> | undefined;
   private used = 0;
-  /** Records not yet in S3, by LUN (32 hex digits) and chunk, in sequence order. */
-  private readonly pending = new Map<string, Map<number, PendingRecord[]>>();
-  private spaceWaiters: Array<() => void> = [];
+  private readonly pending = new PendingIndex();
+  private readonly spaceWaiters: WakeList;
   private readonly segmentBytes: number;
   private closed = false;
 
@@ -85,6 +76,7 @@ export class Journal {
     /** Every record found at start-up, by LUN (32 hex digits), until its replay is done. */
     private readonly recovered: Map<string, JournalRecord[]>,
   ) {
+    this.spaceWaiters = new WakeList(o.clock);
     this.segmentBytes = o.segmentBytes ?? Math.min(64 * 1024 * 1024, Math.floor(o.sizeBytes / 8));
     invariant(
       this.segmentBytes >= 1024 * 1024 && this.segmentBytes * 2 <= o.sizeBytes,
@@ -223,16 +215,12 @@ export class Journal {
         continue;
       }
       // A checkpoint claims every earlier record of its LUN is in S3: not if one was placed meanwhile.
-      if (input.kind === 'checkpoint' && (this.chunksOf(input.lun)?.size ?? 0) > 0) return { sequence: 0, durable: Promise.resolve() };
+      if (input.kind === 'checkpoint' && !this.pending.clean(input.lun)) return { sequence: 0, durable: Promise.resolve() };
       const q = this.writer.enqueue(input);
       seg.bytes += len;
       this.used += len;
       if (input.kind !== 'checkpoint') {
-        seg.pending++;
-        const chunks = this.chunksOf(input.lun, true) as Map<number, PendingRecord[]>;
-        const list = chunks.get(input.chunk) ?? [];
-        list.push({ seq: q.sequence, seg, position: q.position, bytes: len, at: this.o.clock.now() });
-        chunks.set(input.chunk, list);
+        this.pending.add(input.lun, input.chunk, { seq: q.sequence, seg, position: q.position, bytes: len, at: this.o.clock.now() });
       }
       placed?.(q.sequence);
       return { sequence: q.sequence, durable: q.durable };
@@ -260,71 +248,29 @@ export class Journal {
    * their segments and verified, in sequence order (a chunk evicted from RAM before its
    * upload). Records not yet durable are left out: they were placed with the chunk in RAM.
    */
-  async pendingRecords(lun: string, chunk: number): Promise<JournalRecord[]> {
-    const upTo = this.durableThrough;
-    const list = (this.chunksOf(lun)?.get(chunk) ?? []).filter((p) => p.seq <= upTo);
-    const out: JournalRecord[] = [];
-    const files = new Map<string, fs.FileHandle>();
-    try {
-      for (const p of list) {
-        let fh = files.get(p.seg.file);
-        if (!fh) {
-          fh = await fs.open(p.seg.file, 'r');
-          files.set(p.seg.file, fh);
-        }
-        const buf = Buffer.allocUnsafe(p.bytes);
-        const { bytesRead } = await fh.read(buf, 0, p.bytes, p.position);
-        const d = decodeRecord(buf.subarray(0, bytesRead), 0);
-        if ('unreadable' in d || d.record.sequence !== p.seq) {
-          const why = 'unreadable' in d ? d.unreadable : 'wrong sequence';
-          throw new StorageError('data', `journal segment ${p.seg.file}: record ${p.seq} at byte ${p.position} does not read back (${why})`, {
-            code: 'STORE_ERR_JOURNAL_CORRUPT',
-          });
-        }
-        out.push(d.record);
-      }
-    } finally {
-      for (const fh of files.values()) await fh.close();
-    }
-    return out;
+  pendingRecords(lun: string, chunk: number): Promise<JournalRecord[]> {
+    return this.pending.read(lun, chunk, this.durableThrough);
   }
 
   /** True when the chunk has records not yet in S3. */
   hasPending(lun: string, chunk: number): boolean {
-    return this.chunksOf(lun)?.has(chunk) ?? false;
+    return this.pending.has(lun, chunk);
   }
 
   /** When the chunk's oldest record not yet in S3 was placed (clock ms). */
   pendingSince(lun: string, chunk: number): number | undefined {
-    return this.chunksOf(lun)?.get(chunk)?.[0]?.at;
+    return this.pending.since(lun, chunk);
   }
 
   /** Chunks of a LUN with records not yet in S3, roughly oldest first. */
   pendingChunks(lun: string): IterableIterator<number> {
-    return (this.chunksOf(lun) ?? new Map<number, PendingRecord[]>()).keys();
+    return this.pending.chunks(lun);
   }
 
   /** The upload backlog: bytes of records placed since start and not yet in S3, and the oldest one's age. */
   backlog(): { readonly bytes: number; readonly oldestMs: number } {
-    let bytes = 0;
-    let oldest = Number.POSITIVE_INFINITY;
-    for (const chunks of this.pending.values()) {
-      for (const list of chunks.values()) {
-        for (const p of list) bytes += p.bytes;
-        if (list.length > 0 && list[0].at < oldest) oldest = list[0].at;
-      }
-    }
-    return { bytes, oldestMs: oldest === Number.POSITIVE_INFINITY ? 0 : this.o.clock.now() - oldest };
-  }
-
-  private chunksOf(lun: string, create = false): Map<number, PendingRecord[]> | undefined {
-    const hex = uuidHex(lun);
-    let m = this.pending.get(hex);
-    if (!m && create) {
-      m = new Map();
-      this.pending.set(hex, m);
-    }
-    return m;
+    const b = this.pending.backlog();
+    return { bytes: b.bytes, oldestMs: b.oldestAt === undefined ? 0 : this.o.clock.now() - b.oldestAt };
   }
 
   /**
@@ -335,7 +281,7 @@ export class Journal {
    */
   async checkpoint(lun: string, holder: string): Promise<boolean> {
     invariant(!this.recovered.has(uuidHex(lun)), () => `journal: checkpoint of LUN ${lun} before its replay`);
-    if ((this.chunksOf(lun)?.size ?? 0) > 0) return false;
+    if (!this.pending.clean(lun)) return false;
     const p = await this.place({ kind: 'checkpoint', lun, holder, chunk: 0, offset: 0, length: 0, data: Buffer.alloc(0) });
     await p.durable;
     return p.sequence > 0;
@@ -343,20 +289,12 @@ export class Journal {
 
   /** True when every record of the LUN placed since start is in S3. */
   isClean(lun: string): boolean {
-    return (this.chunksOf(lun)?.size ?? 0) === 0;
+    return this.pending.clean(lun);
   }
 
   /** The chunk's records up to `upTo` are in S3: their segments may go once nothing else in them is pending. */
   retire(lun: string, chunk: number, upTo: number): void {
-    const chunks = this.chunksOf(lun);
-    const list = chunks?.get(chunk);
-    if (!chunks || !list) return;
-    while (list.length > 0 && list[0].seq <= upTo) {
-      const { seg } = list.shift() as PendingRecord;
-      seg.pending--;
-      invariant(seg.pending >= 0, () => `journal segment ${seg.id}: pending count ${seg.pending}`);
-    }
-    if (list.length === 0) chunks.delete(chunk);
+    this.pending.retire(lun, chunk, upTo);
     this.recycle();
   }
 
@@ -424,7 +362,7 @@ export class Journal {
         () => {
           this.used -= seg.bytes;
           invariant(this.used >= 0, () => `journal: ${this.used} bytes used`);
-          this.wake();
+          this.spaceWaiters.wake();
         },
         (e: unknown) => log.error('journal: could not delete a segment whose records are all in S3', { file: seg.file, error: (e as Error).message }),
       );
@@ -441,25 +379,8 @@ export class Journal {
           code: 'STORE_ERR_JOURNAL_FULL',
         });
       }
-      await new Promise<void>((resolve) => {
-        const woken = (): void => {
-          t.cancel();
-          resolve();
-        };
-        const t = this.o.clock.after(left, () => {
-          const at = this.spaceWaiters.indexOf(woken);
-          if (at >= 0) this.spaceWaiters.splice(at, 1);
-          resolve();
-        });
-        this.spaceWaiters.push(woken);
-      });
+      await this.spaceWaiters.wait(left);
     }
-  }
-
-  private wake(): void {
-    const w = this.spaceWaiters;
-    this.spaceWaiters = [];
-    for (const r of w) r();
   }
 }
 

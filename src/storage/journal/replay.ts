@@ -13,8 +13,8 @@ export interface ReplayResult {
 /**
  * Applies a LUN's recovered records to its volume in sequence order, then makes them durable
  * (SYNCHRONIZE CACHE). The journal holds a suffix of the LUN's writes, and S3 holds each chunk
- * as of some point inside or after that suffix's start; writing the suffix again, in order, on
- * top gives every block its latest acknowledged content. So replay is idempotent: one that is
+ * as of some point inside or after that suffix's start; writing the suffix again, in order per
+ * chunk, on top gives every block its latest acknowledged content. So replay is idempotent: one that is
  * interrupted (kill -9) simply runs again. Only a replay the lease chain allows may run
  * (replay-policy.ts); the caller retires the records once this has returned.
  */
@@ -28,6 +28,10 @@ export async function replayInto(volume: Volume, records: readonly JournalRecord
     invariant(uuidHex(r.lun) === lun, () => `replay of LUN ${lun} got a record of ${r.lun}`);
     invariant(r.sequence > last, () => `replay out of order: ${r.sequence} after ${last}`);
     last = r.sequence;
+  }
+  // Records of different chunks commute: applied chunk by chunk (each chunk's in sequence
+  // order, a stable sort), every chunk is loaded into the cache once, not once per record.
+  for (const r of [...records].sort((a, b) => a.chunk - b.chunk)) {
     const offset = r.chunk * cs + r.offset;
     if (r.kind === 'write') {
       await volume.write(offset, r.data);
