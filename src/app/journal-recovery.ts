@@ -11,14 +11,17 @@ import { log } from '../util/log';
 /**
  * What a LUN left in the journal, dealt with at open, under its lease and before it serves
  * (docs/journal.md, "Replay"): quarantined records stop it until the operator has looked;
- * records the lease chain vouches for are replayed, made durable in S3 and checkpointed; any
- * other records are quarantined and the LUN refuses to start.
+ * records the lease chain vouches for are taken over by a journal LUN (pending uploads, served
+ * from the journal) or, for a LUN that no longer journals, replayed through the volume, made
+ * durable in S3 and checkpointed; any other records are quarantined and the LUN refuses to start.
  */
 export async function recoverLun(
   volume: ChunkVolume,
   journal: Journal,
   lease: { readonly holder: string; readonly previous: LeaseRecord | undefined },
   name: string,
+  /** The LUN journals (it will be attached): its records are taken over, not replayed. */
+  adopt: boolean,
 ): Promise<ReplayResult | undefined> {
   const uuid = volume.info.uuid;
   const held = (await listQuarantine(journal.dir)).filter((q) => q.lun === uuidHex(uuid));
@@ -45,7 +48,21 @@ export async function recoverLun(
     );
   }
   const started = Date.now();
-  log.info('journal: replaying the records this LUN left', { lun: name, records: records.length, holders: d.vouches });
+  log.info('journal: replaying the records this LUN left', { lun: name, records: records.length, holders: d.vouches, adopt });
+  if (adopt) {
+    // A journal LUN serves them from the journal at once (reads merge them, as for a chunk
+    // spilled from RAM) and uploads them first: its start does not wait for S3.
+    journal.adoptRecovered(uuid);
+    const written = records.filter((x) => x.kind === 'write');
+    const r = {
+      records: records.length,
+      bytesWritten: written.reduce((n, x) => n + x.length, 0),
+      bytesDiscarded: records.filter((x) => x.kind === 'discard').reduce((n, x) => n + x.length, 0),
+      seconds: (Date.now() - started) / 1000,
+    };
+    log.info("journal: replay done (the records are the LUN's pending uploads)", { lun: name, ...r });
+    return r;
+  }
   const r = await replayInto(volume, records);
   journal.retireRecovered(uuid);
   await journal.checkpoint(uuid, lease.holder);

@@ -39,14 +39,14 @@ export async function openLun(store: ObjectStore, layout: LunLayout, lun: LunCon
   let volume: ChunkVolume | undefined;
   try {
     const info = await volumeInfo(lease.gate.bind(store), layout, lun);
-    const replaying = journal !== undefined && journal.recoveredFor(info.uuid).length > 0;
+    // A LUN that no longer journals replays through its cache, flushing once at the end.
+    const replaying = journal !== undefined && !lun.journal && journal.recoveredFor(info.uuid).length > 0;
     volume = new ChunkVolume(
       store,
       layout,
       info,
       {
         cacheBytes: lun.cacheBytes,
-        // Replay writes through the cache and flushes once at the end.
         cacheMode: replaying ? 'write-back' : lun.cacheMode,
         readOnly: lun.readOnly,
         flushDelayMs: lun.flushDelayMs,
@@ -67,7 +67,7 @@ export async function openLun(store: ObjectStore, layout: LunLayout, lun: LunCon
     }
     let replay: ReplayResult | undefined;
     if (journal) {
-      replay = await recoverLun(volume, journal, lease, layout.name);
+      replay = await recoverLun(volume, journal, lease, layout.name, lun.journal);
       await volume.setCacheMode(lun.cacheMode);
       if (lun.journal) volume.attachJournal(new LunJournal(journal, info.uuid, lease.holder));
     }

@@ -141,6 +141,31 @@ describe('a journal LUN (issue 14)', () => {
     });
   });
 
+  it('a journal LUN takes its recovered records over at start: served from the journal at once, uploaded by the close', async () => {
+    await inTempDir(async (dir) => {
+      const raw = new MemoryObjectStore();
+      const journal = await openJournal(dir, 100);
+      const v = journalLun(raw, journal, 3);
+      const model = Buffer.alloc(SIZE);
+      await randomLoad(v, model, new Rng(9), 300, 32, true);
+      v.gate.fence('killed');
+      const restarted = await openJournal(dir, 101);
+      const n = restarted.recoveredFor(UUID).length;
+      assert.ok(n > 0);
+      assert.equal(restarted.adoptRecovered(UUID), n);
+      assert.equal(restarted.recoveredFor(UUID).length, 0);
+      const served = journalLun(raw, restarted, 3);
+      await assertReads(served, model, 'served right after the takeover of the records');
+      await served.close();
+      assert.equal(restarted.backlog().bytes, 0, 'the close uploaded them all');
+      await restarted.close();
+      await assertReads(new ChunkVolume(raw, TEST_LAYOUT, testInfo(SIZE), testOptions(4 * MiB)), model, 'S3 after the close');
+      const again = await openJournal(dir, 102);
+      assert.equal(again.recoveredFor(UUID).length, 0, 'checkpointed');
+      await again.close();
+    });
+  });
+
   it('SYNCHRONIZE CACHE returns once what came before it is durable, however many writes keep arriving', async () => {
     await inTempDir(async (dir) => {
       const journal = await openJournal(dir, 100);

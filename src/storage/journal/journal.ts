@@ -66,6 +66,9 @@ export class Journal {
   private rotating: Promise<void> | undefined;
   private used = 0;
   private readonly pending = new PendingIndex();
+  /** Where each recovered record is (for adoption), until its LUN's recovery is done. */
+  private readonly positions = new Map<JournalRecord, number>();
+  private readonly segmentOf = new Map<JournalRecord, Segment>();
   private readonly spaceWaiters: WakeList;
   private readonly segmentBytes: number;
   private closed = false;
@@ -117,8 +120,13 @@ export class Journal {
       // last one is recovered.
       const recovered = new Map<string, JournalRecord[]>();
       const segOf = new Map<JournalRecord, number>();
+      const j = new Journal(o, unlock, recovered);
       for (const { id, scan } of found) {
+        // Records are contiguous from the segment's start up to `end`.
+        let position = 0;
         for (const r of scan.records) {
+          const at = position;
+          position += encodedLength(r);
           if (r.kind === 'checkpoint') {
             recovered.delete(r.lun);
             continue;
@@ -127,9 +135,9 @@ export class Journal {
           list.push(r);
           recovered.set(r.lun, list);
           segOf.set(r, id);
+          j.positions.set(r, at);
         }
       }
-      const j = new Journal(o, unlock, recovered);
       const byLunOf = new Map<number, Map<string, number>>();
       for (const [lun, list] of recovered) {
         for (const r of list) {
@@ -149,6 +157,8 @@ export class Journal {
         const lastRecord = scan.records.at(-1);
         if (lastRecord) next = { sequence: lastRecord.sequence + 1, group: lastRecord.group + 1 };
       }
+      const byId = new Map(j.segments.map((seg) => [seg.id, seg]));
+      for (const [r, id] of segOf) j.segmentOf.set(r, byId.get(id) as Segment);
       await j.startSegment((found.at(-1)?.id ?? 0) + 1, next);
       j.recycle();
       return j;
@@ -298,6 +308,26 @@ export class Journal {
     this.recycle();
   }
 
+  /**
+   * Takes a LUN's recovered records over as pending records of the running journal instead of
+   * replaying them (docs/journal.md, "Replay"): the LUN can serve at once, reads of those
+   * chunks merge the records as for a chunk spilled from RAM, and the flusher uploads them
+   * first (they count as due). Only a LUN whose lease chain vouches for them may (replay-policy.ts).
+   */
+  adoptRecovered(lun: string): number {
+    const list = this.recovered.get(uuidHex(lun)) ?? [];
+    const due = this.o.clock.now() - this.uploadDelayMs;
+    for (const r of list) {
+      const seg = this.segmentOf.get(r);
+      const position = this.positions.get(r);
+      invariant(seg !== undefined && position !== undefined, () => `journal: recovered record ${r.sequence} has no place`);
+      this.pending.add(lun, r.chunk, { seq: r.sequence, seg, position, bytes: encodedLength(r), at: due });
+    }
+    // The index counts them now: drop their recovered counts (the segments stay pending).
+    this.retireRecovered(lun);
+    return list.length;
+  }
+
   /** Replay of a LUN's recovered records has made them durable in S3 (or the operator discarded them). */
   retireRecovered(lun: string): void {
     const hex = uuidHex(lun);
@@ -307,6 +337,10 @@ export class Journal {
       seg.recovered?.delete(hex);
       seg.pending -= n;
       invariant(seg.pending >= 0, () => `journal segment ${seg.id}: pending count ${seg.pending}`);
+    }
+    for (const r of this.recovered.get(hex) ?? []) {
+      this.positions.delete(r);
+      this.segmentOf.delete(r);
     }
     this.recovered.delete(hex);
     this.recycle();
