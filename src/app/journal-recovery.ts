@@ -38,7 +38,7 @@ export async function recoverLun(
   if (records.length === 0) return undefined;
   const d = replayDecision(records, lease.previous);
   if (!d.replay) {
-    const q = await quarantine(journal.dir, uuid, records, d.why);
+    const q = await quarantine(journal.dir, uuid, journal.recoveredChunks(uuid), d.why);
     journal.retireRecovered(uuid);
     throw new StorageError(
       'invalid',
@@ -63,7 +63,7 @@ export async function recoverLun(
     log.info("journal: replay done (the records are the LUN's pending uploads)", { lun: name, ...r });
     return r;
   }
-  const r = await replayInto(volume, records);
+  const r = await replayInto(volume, journal.recoveredChunks(uuid));
   journal.retireRecovered(uuid);
   await journal.checkpoint(uuid, lease.holder);
   const seconds = (Date.now() - started) / 1000;
@@ -76,7 +76,7 @@ export async function quarantineUnserved(journal: Journal, served: ReadonlySet<s
   for (const lun of journal.recoveredLuns) {
     if (served.has(uuidHex(lun))) continue;
     const records = journal.recoveredFor(lun);
-    const q = await quarantine(journal.dir, lun, records, 'the LUN is not in the configuration this server started with');
+    const q = await quarantine(journal.dir, lun, journal.recoveredChunks(lun), 'the LUN is not in the configuration this server started with');
     journal.retireRecovered(lun);
     log.warn('journal: records of a LUN this server does not serve were quarantined', { lun, records: records.length, file: q.file });
   }

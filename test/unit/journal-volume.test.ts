@@ -128,7 +128,7 @@ describe('a journal LUN (issue 14)', () => {
         const records = restarted.recoveredFor(UUID);
         assert.ok(records.length > 0, 'the journal held records not yet in S3');
         const after = new ChunkVolume(raw, TEST_LAYOUT, testInfo(SIZE), testOptions(4 * MiB));
-        await replayInto(after, records);
+        await replayInto(after, restarted.recoveredChunks(UUID));
         restarted.retireRecovered(UUID);
         await restarted.checkpoint(UUID, HOLDER);
         await assertReads(after, model, `seed ${seed} after replay`);
@@ -207,7 +207,7 @@ describe('a journal LUN (issue 14)', () => {
       await v.flush(); // the journal's fsync, not an upload
       v.gate.fence('killed');
       const k = await openJournal(dir, 101);
-      const records = k.recoveredFor(UUID);
+      const records = await k.readRecovered(UUID);
       assert.equal(records.length, 1, 'the write-back write was journaled');
       assert.ok(records[0].data.equals(Buffer.alloc(8192, 9)));
       await k.close();

@@ -94,7 +94,7 @@ describe('the journal directory (issue 14)', () => {
       await j.close();
       const k = await Journal.open(options(dir));
       assert.deepEqual(
-        k.recoveredFor(LUN_A).map((r) => [r.sequence, r.chunk, r.data[0]]),
+        (await k.readRecovered(LUN_A)).map((r) => [r.sequence, r.chunk, r.data[0]]),
         [
           [1, 1, 1],
           [3, 2, 3],

@@ -8,7 +8,7 @@ import { StorageError } from '../errors';
 import { syncDir } from '../file-io';
 import type { HostIdentity } from '../lease-record';
 import { lockJournalDir } from './journal-lock';
-import { PendingIndex } from './pending-index';
+import { PendingIndex, readRecordsAt, type SegmentRef } from './pending-index';
 import { encodedLength, type JournalRecord, uuidHex } from './record';
 import { type SegmentScan, scanSegment } from './segment-scan';
 import { type CommitStats, type RecordInput, SegmentWriter } from './segment-writer';
@@ -44,6 +44,13 @@ interface Segment {
   readonly recovered?: Map<string, number>;
 }
 
+/** A record found at start-up: its header and where it is (its data is read when needed). */
+export type RecoveredRecord = Omit<JournalRecord, 'data'> & {
+  readonly seg: SegmentRef;
+  readonly position: number;
+  readonly bytes: number;
+};
+
 /** A record handed to the journal: numbered now, durable when `durable` resolves. */
 export interface Placed {
   readonly sequence: number;
@@ -66,9 +73,6 @@ export class Journal {
   private rotating: Promise<void> | undefined;
   private used = 0;
   private readonly pending = new PendingIndex();
-  /** Where each recovered record is (for adoption), until its LUN's recovery is done. */
-  private readonly positions = new Map<JournalRecord, number>();
-  private readonly segmentOf = new Map<JournalRecord, Segment>();
   private readonly spaceWaiters: WakeList;
   private readonly segmentBytes: number;
   private closed = false;
@@ -77,7 +81,7 @@ export class Journal {
     private readonly o: JournalOptions,
     private readonly unlock: () => Promise<void>,
     /** Every record found at start-up, by LUN (32 hex digits), until its replay is done. */
-    private readonly recovered: Map<string, JournalRecord[]>,
+    private readonly recovered: Map<string, RecoveredRecord[]>,
   ) {
     this.spaceWaiters = new WakeList(o.clock);
     this.segmentBytes = o.segmentBytes ?? Math.min(64 * 1024 * 1024, Math.floor(o.sizeBytes / 8));
@@ -100,7 +104,10 @@ export class Journal {
         .filter((h): h is string => h !== undefined)
         .map((h) => Number.parseInt(h, 16))
         .sort((a, b) => a - b);
-      const found: Array<{ id: number; scan: SegmentScan }> = [];
+      // One segment in memory at a time: what is kept of a record is its header and place.
+      const recovered = new Map<string, RecoveredRecord[]>();
+      const j = new Journal(o, unlock, recovered);
+      let next = { sequence: 1, group: 1 };
       for (const [k, id] of ids.entries()) {
         const file = path.join(o.dir, segmentName(id));
         const scan = scanSegment(await fs.readFile(file));
@@ -114,52 +121,35 @@ export class Journal {
           });
           await truncate(file, scan.end);
         }
-        found.push({ id, scan });
-      }
-      // A checkpoint says every earlier record of its LUN is in S3: only what follows the
-      // last one is recovered.
-      const recovered = new Map<string, JournalRecord[]>();
-      const segOf = new Map<JournalRecord, number>();
-      const j = new Journal(o, unlock, recovered);
-      for (const { id, scan } of found) {
-        // Records are contiguous from the segment's start up to `end`.
-        let position = 0;
-        for (const r of scan.records) {
-          const at = position;
-          position += encodedLength(r);
-          if (r.kind === 'checkpoint') {
-            recovered.delete(r.lun);
-            continue;
-          }
-          const list = recovered.get(r.lun) ?? [];
-          list.push(r);
-          recovered.set(r.lun, list);
-          segOf.set(r, id);
-          j.positions.set(r, at);
-        }
-      }
-      const byLunOf = new Map<number, Map<string, number>>();
-      for (const [lun, list] of recovered) {
-        for (const r of list) {
-          const id = segOf.get(r) as number;
-          const byLun = byLunOf.get(id) ?? new Map<string, number>();
-          byLun.set(lun, (byLun.get(lun) ?? 0) + 1);
-          byLunOf.set(id, byLun);
-        }
-      }
-      let next = { sequence: 1, group: 1 };
-      for (const { id, scan } of found) {
-        const byLun = byLunOf.get(id) ?? new Map<string, number>();
-        const pending = [...byLun.values()].reduce((a, b) => a + b, 0);
-        const seg: Segment = { id, file: path.join(o.dir, segmentName(id)), bytes: scan.end, pending, recovered: byLun };
+        const seg: Segment = { id, file, bytes: scan.end, pending: 0, recovered: new Map() };
         j.segments.push(seg);
         j.used += seg.bytes;
-        const lastRecord = scan.records.at(-1);
-        if (lastRecord) next = { sequence: lastRecord.sequence + 1, group: lastRecord.group + 1 };
+        // Records are contiguous from the segment's start up to `end`. A checkpoint says every
+        // earlier record of its LUN is in S3: only what follows the last one is recovered.
+        let position = 0;
+        for (const r of scan.records) {
+          const bytes = encodedLength(r);
+          const { data: _, ...header } = r;
+          if (r.kind === 'checkpoint') recovered.delete(r.lun);
+          else {
+            const list = recovered.get(r.lun) ?? [];
+            list.push({ ...header, seg, position, bytes });
+            recovered.set(r.lun, list);
+          }
+          position += bytes;
+          next = { sequence: r.sequence + 1, group: r.group + 1 };
+        }
       }
-      const byId = new Map(j.segments.map((seg) => [seg.id, seg]));
-      for (const [r, id] of segOf) j.segmentOf.set(r, byId.get(id) as Segment);
-      await j.startSegment((found.at(-1)?.id ?? 0) + 1, next);
+      for (const [lun, list] of recovered) {
+        for (const r of list) {
+          const seg = r.seg as Segment;
+          const byLun = seg.recovered as Map<string, number>;
+          byLun.set(lun, (byLun.get(lun) ?? 0) + 1);
+          seg.pending++;
+        }
+      }
+      const lastId = ids.at(-1) ?? 0;
+      await j.startSegment(lastId + 1, next);
       j.recycle();
       return j;
     } catch (e) {
@@ -168,9 +158,29 @@ export class Journal {
     }
   }
 
-  /** The records a LUN left in the journal at the last stop, in sequence order, for replay. */
-  recoveredFor(lun: string): readonly JournalRecord[] {
+  /** Every record a LUN left, read back (tests and small journals: all of them in memory). */
+  async readRecovered(lun: string): Promise<JournalRecord[]> {
+    return readRecordsAt(this.recoveredFor(lun));
+  }
+
+  /** The records a LUN left in the journal at the last stop (headers and places), in sequence order. */
+  recoveredFor(lun: string): readonly RecoveredRecord[] {
     return this.recovered.get(uuidHex(lun)) ?? [];
+  }
+
+  /**
+   * The records a LUN left, read back from their segments and verified, one chunk's records at
+   * a time (in sequence order within the chunk, chunks in the order their first record came):
+   * replay and quarantine never hold more than one chunk's records in memory.
+   */
+  async *recoveredChunks(lun: string): AsyncGenerator<JournalRecord[]> {
+    const byChunk = new Map<number, RecoveredRecord[]>();
+    for (const r of this.recoveredFor(lun)) {
+      const list = byChunk.get(r.chunk) ?? [];
+      list.push(r);
+      byChunk.set(r.chunk, list);
+    }
+    for (const list of byChunk.values()) yield await readRecordsAt(list);
   }
 
   /** LUNs (32 hex digits) with recovered records not yet replayed. */
@@ -317,12 +327,7 @@ export class Journal {
   adoptRecovered(lun: string): number {
     const list = this.recovered.get(uuidHex(lun)) ?? [];
     const due = this.o.clock.now() - this.uploadDelayMs;
-    for (const r of list) {
-      const seg = this.segmentOf.get(r);
-      const position = this.positions.get(r);
-      invariant(seg !== undefined && position !== undefined, () => `journal: recovered record ${r.sequence} has no place`);
-      this.pending.add(lun, r.chunk, { seq: r.sequence, seg, position, bytes: encodedLength(r), at: due });
-    }
+    for (const r of list) this.pending.add(lun, r.chunk, { seq: r.sequence, seg: r.seg, position: r.position, bytes: r.bytes, at: due });
     // The index counts them now: drop their recovered counts (the segments stay pending).
     this.retireRecovered(lun);
     return list.length;
@@ -337,10 +342,6 @@ export class Journal {
       seg.recovered?.delete(hex);
       seg.pending -= n;
       invariant(seg.pending >= 0, () => `journal segment ${seg.id}: pending count ${seg.pending}`);
-    }
-    for (const r of this.recovered.get(hex) ?? []) {
-      this.positions.delete(r);
-      this.segmentOf.delete(r);
     }
     this.recovered.delete(hex);
     this.recycle();

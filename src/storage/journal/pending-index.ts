@@ -87,35 +87,41 @@ export class PendingIndex {
     return { bytes, oldestAt };
   }
 
-  /**
-   * The chunk's records up to `upTo` (the durable ones), read back from their segments and
-   * verified, in sequence order.
-   */
-  async read(lun: string, chunk: number, upTo: number): Promise<JournalRecord[]> {
-    const list = (this.byLun.get(uuidHex(lun))?.get(chunk) ?? []).filter((p) => p.seq <= upTo);
-    const out: JournalRecord[] = [];
-    const files = new Map<string, fs.FileHandle>();
-    try {
-      for (const p of list) {
-        let fh = files.get(p.seg.file);
-        if (!fh) {
-          fh = await fs.open(p.seg.file, 'r');
-          files.set(p.seg.file, fh);
-        }
-        const buf = Buffer.allocUnsafe(p.bytes);
-        const { bytesRead } = await fh.read(buf, 0, p.bytes, p.position);
-        const d = decodeRecord(buf.subarray(0, bytesRead), 0);
-        if ('unreadable' in d || d.record.sequence !== p.seq) {
-          const why = 'unreadable' in d ? d.unreadable : 'wrong sequence';
-          throw new StorageError('data', `journal segment ${p.seg.file}: record ${p.seq} at byte ${p.position} does not read back (${why})`, {
-            code: 'STORE_ERR_JOURNAL_CORRUPT',
-          });
-        }
-        out.push(d.record);
-      }
-    } finally {
-      for (const fh of files.values()) await fh.close();
-    }
-    return out;
+  /** The chunk's records up to `upTo` (the durable ones), read back and verified, in sequence order. */
+  read(lun: string, chunk: number, upTo: number): Promise<JournalRecord[]> {
+    return readRecordsAt((this.byLun.get(uuidHex(lun))?.get(chunk) ?? []).filter((p) => p.seq <= upTo));
   }
+}
+
+/** Records read back from their segments at known places, verified (CRC, sequence), in the order given. */
+export async function readRecordsAt(
+  places: ReadonlyArray<
+    { readonly seg: SegmentRef; readonly position: number; readonly bytes: number } & ({ readonly seq: number } | { readonly sequence: number })
+  >,
+): Promise<JournalRecord[]> {
+  const out: JournalRecord[] = [];
+  const files = new Map<string, fs.FileHandle>();
+  try {
+    for (const p of places) {
+      const seq = 'seq' in p ? p.seq : p.sequence;
+      let fh = files.get(p.seg.file);
+      if (!fh) {
+        fh = await fs.open(p.seg.file, 'r');
+        files.set(p.seg.file, fh);
+      }
+      const buf = Buffer.allocUnsafe(p.bytes);
+      const { bytesRead } = await fh.read(buf, 0, p.bytes, p.position);
+      const d = decodeRecord(buf.subarray(0, bytesRead), 0);
+      if ('unreadable' in d || d.record.sequence !== seq) {
+        const why = 'unreadable' in d ? d.unreadable : 'wrong sequence';
+        throw new StorageError('data', `journal segment ${p.seg.file}: record ${seq} at byte ${p.position} does not read back (${why})`, {
+          code: 'STORE_ERR_JOURNAL_CORRUPT',
+        });
+      }
+      out.push(d.record);
+    }
+  } finally {
+    for (const fh of files.values()) await fh.close();
+  }
+  return out;
 }

@@ -24,33 +24,37 @@ export interface QuarantineInfo {
 
 const QUARANTINE = /^quarantine-([0-9a-f]{32})-(\d+)\.log$/;
 
-export async function quarantine(dir: string, lun: string, records: readonly JournalRecord[], why: string): Promise<QuarantineInfo> {
+export async function quarantine(
+  dir: string,
+  lun: string,
+  /** The LUN's records, one chunk's at a time (Journal.recoveredChunks). */
+  source: AsyncIterable<readonly JournalRecord[]>,
+  why: string,
+): Promise<QuarantineInfo> {
   const hex = uuidHex(lun);
   const existing = (await listQuarantine(dir)).filter((q) => q.lun === hex).length;
   const file = path.join(dir, `quarantine-${hex}-${existing + 1}.log`);
-  const parts: Buffer[] = [];
+  let records = 0;
   let bytes = 0;
-  for (const r of records) {
-    const h = encodeHeader(r);
-    parts.push(h, r.data);
-    bytes += h.length + r.data.length;
-  }
-  const info: QuarantineInfo = {
-    lun: hex,
-    file,
-    why,
-    records: records.length,
-    bytes,
-    holders: [...new Set(records.map((r) => uuidHex(r.holder)))],
-    at: new Date().toISOString(),
-  };
+  const holders = new Set<string>();
   const fh = await fs.open(file, 'wx');
   try {
-    await writeAll(fh, parts, 0);
+    for await (const chunk of source) {
+      const parts: Buffer[] = [];
+      for (const r of chunk) {
+        const h = encodeHeader(r);
+        parts.push(h, r.data);
+        holders.add(uuidHex(r.holder));
+        records++;
+      }
+      await writeAll(fh, parts, bytes);
+      bytes += parts.reduce((n, b) => n + b.length, 0);
+    }
     await fh.sync();
   } finally {
     await fh.close();
   }
+  const info: QuarantineInfo = { lun: hex, file, why, records, bytes, holders: [...holders], at: new Date().toISOString() };
   await fs.writeFile(`${file}.json`, `${JSON.stringify(info, null, 2)}\n`);
   await syncDir(dir);
   return info;

@@ -17,7 +17,7 @@ export function vouchedBy(previous: LeaseRecord | undefined): Set<string> {
   return new Set([previous.holder, ...(previous.vouches ?? [])].map(uuidHex));
 }
 
-export function replayDecision(records: readonly JournalRecord[], previous: LeaseRecord | undefined): ReplayDecision {
+export function replayDecision(records: ReadonlyArray<Pick<JournalRecord, 'holder'>>, previous: LeaseRecord | undefined): ReplayDecision {
   const holders = [...new Set(records.map((r) => uuidHex(r.holder)))];
   if (holders.length === 0) return { replay: true, vouches: [] };
   const vouched = vouchedBy(previous);
