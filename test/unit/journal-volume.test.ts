@@ -1,7 +1,4 @@
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs/promises';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { ChunkVolume } from '../../src/storage/chunk-volume';
 import { Journal } from '../../src/storage/journal/journal';
@@ -14,6 +11,7 @@ import { storeStack } from '../../src/storage/stack';
 import { systemClock } from '../../src/util/clock';
 import { Rng } from '../fuzz/rng';
 import { FailingStore } from '../lib/failing-store';
+import { inTempDir } from '../lib/temp-dir';
 import { MiB, TEST_LAYOUT, testInfo, testOptions } from '../lib/volumes';
 
 const SIZE = 16 * MiB;
@@ -22,15 +20,6 @@ const UUID = testInfo(SIZE).uuid;
 
 /** Process `pid` of one machine: every lower pid is a dead process (a journal lock it left is taken over). */
 const process = (pid: number): HostIdentity => ({ host: 'h', bootId: 'b', pid, pidStart: String(pid), isGone: (p) => p < pid });
-
-async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 's3tgt-jvol-'));
-  try {
-    await fn(dir);
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
-}
 
 const openJournal = (dir: string, pid: number): Promise<Journal> =>
   Journal.open({ dir, sizeBytes: 96 * MiB, segmentBytes: 4 * MiB, spaceTimeoutMs: 2_000, clock: systemClock, identity: process(pid) });

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { isStorageError } from '../../src/storage/errors';
@@ -8,6 +7,7 @@ import { Journal, type JournalOptions } from '../../src/storage/journal/journal'
 import type { RecordInput } from '../../src/storage/journal/segment-writer';
 import type { HostIdentity } from '../../src/storage/lease-record';
 import { systemClock } from '../../src/util/clock';
+import { inTempDir } from '../lib/temp-dir';
 
 const MiB = 1024 * 1024;
 const LUN_A = 'aaaaaaaa-0000-0000-0000-000000000001';
@@ -33,16 +33,6 @@ const write = (lun: string, chunk: number, fill: number, length = 64 * 1024): Re
   length,
   data: Buffer.alloc(length, fill),
 });
-
-/** Runs `fn` in a fresh temporary directory, removed afterwards. */
-async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 's3tgt-journal-'));
-  try {
-    await fn(dir);
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
-}
 
 const options = (dir: string, over: Partial<JournalOptions> = {}): JournalOptions => ({
   dir,
