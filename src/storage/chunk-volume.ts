@@ -99,11 +99,6 @@ export class ChunkVolume implements Volume {
   get cacheMode(): CacheMode {
     return this.mode;
   }
-  /** Writes are made durable in the local journal (WCE=0: when acknowledged; WCE=1: at FUA, SYNCHRONIZE CACHE). */
-  get journaled(): boolean {
-    return this.journal !== undefined;
-  }
-
   /**
    * From now on every write and discard is journaled before it is acknowledged, and the
    * journal is the durability point instead of S3: write-through acknowledges at the journal's

@@ -73,11 +73,14 @@ export class Flusher {
 
   private tick(): void {
     if (this.gate.state !== 'open') return;
-    const now = this.clock.now();
     const journaled = this.host.journaled();
+    const dirty = this.host.dirty();
+    // An idle LUN costs nothing per tick (200 LUNs in one process).
+    if (dirty === 0 && journaled === undefined) return;
+    const now = this.clock.now();
     const maxDirty = journaled ?? this.maxDirtyMs;
-    const full = this.host.dirty() >= this.o.capacity / 2;
-    for (const e of this.host.entries()) {
+    const full = dirty >= this.o.capacity / 2;
+    for (const e of dirty === 0 ? [] : this.host.entries()) {
       if (this.inFlight >= FLUSH_PARALLEL) break;
       if (!this.flushable(e, now)) continue;
       if ((journaled !== undefined || !full) && now - e.lastWrite < this.o.flushDelayMs && now - e.dirtySince < maxDirty) continue;

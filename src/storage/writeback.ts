@@ -179,7 +179,7 @@ export class Writeback {
 
   /**
    * The entry a write of chunk i goes into (or a read of a spilled chunk), pinned: the caller
-   * uses it, then unpins. A spilled chunk is read back from the journal first. When the cache
+   * uses it, then unpins. A spilled chunk comes back as an entry its records fill later (see restore). When the cache
    * is full it evicts a clean chunk, or spills a journaled dirty one; failing both it starts
    * flushes and waits for room, at most `spaceTimeoutMs`, then fails retryably.
    */
