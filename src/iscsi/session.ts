@@ -24,6 +24,11 @@ export class Session {
   readonly early = new Map<number, () => void>();
   /** CmdSNs an ABORT TASK declared received before they arrived (RFC 7143 §11.5.1). */
   readonly abortedCmdSNs = new Set<number>();
+  /**
+   * The last tasks that completed (ITT → CmdSN), oldest first: an ABORT TASK that crossed its
+   * task's status is told Function Complete, an unknown tag Task does not exist (§11.5.1).
+   */
+  private readonly completed = new Map<number, number>();
   connection: SessionConnection | undefined;
   closed = false;
   /** A Logout Request arrived: new commands are rejected (RFC 7143 §11.17.1, reason 0x0c). */
@@ -42,6 +47,19 @@ export class Session {
   ) {
     this.expCmdSN = initialCmdSN;
     this.maxCmdSNValue = sn.add(initialCmdSN, queueDepth - 1);
+  }
+
+  /** Remembers a task that completed, for an ABORT TASK that arrives after its status. */
+  taskCompleted(itt: number, cmdSN: number): void {
+    this.completed.delete(itt);
+    this.completed.set(itt, cmdSN);
+    // Bounded: a few windows' worth covers any abort an initiator sends for a task it saw end.
+    if (this.completed.size > 4 * this.queueDepth) this.completed.delete(this.completed.keys().next().value as number);
+  }
+
+  /** Whether `itt` with `cmdSN` was a task of this session that completed recently. */
+  completedRecently(itt: number, cmdSN: number): boolean {
+    return this.completed.get(itt) === cmdSN;
   }
 
   /**

@@ -75,6 +75,11 @@ async function perform(conn: Connection, session: Session, pdu: TaskMgmtRequestP
         else session.abortedCmdSNs.add(pdu.refCmdSN);
         return TmfResponse.FunctionComplete;
       }
+      // A task of this session that already completed: the abort has nothing left to do, which
+      // is Function Complete (§11.5.1 a). ESXi re-sends ABORT TASK for a command whose status
+      // crossed the abort and takes "Task does not exist" for a failed abort (it escalates to
+      // LUN RESET); LIO answers Function Complete there too.
+      if (fn === 'abort-task' && session.completedRecently(pdu.referencedTaskTag, pdu.refCmdSN)) return TmfResponse.FunctionComplete;
       return fn === 'query-task' ? TmfResponse.FunctionComplete : TmfResponse.TaskDoesNotExist;
     }
     return RESPONSES[await target.scsi.manage(fn, nexus, task.pdu.lun, task.itt)];

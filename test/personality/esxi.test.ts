@@ -1,0 +1,224 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { TargetProcess, TEST_IQN } from '../harness/target';
+import { read10, TUR, write10 } from '../lib/cdb';
+import { inquiry, RELEASE6, RESERVE6, reportLuns, reportOpcode, unmapMany } from './cdbs';
+import { Peer, senseOf } from './peer';
+import { esxi } from './profiles';
+
+/**
+ * VMware ESXi's software iSCSI adapter on a file-store LUN: login, aborts, residuals, VAAI
+ * probing, reservations and UNMAP patterns. The S3-timing behaviours (keep-alive under slow S3,
+ * the ATS heartbeat, outages) are in s3-timing.test.ts. Sources: docs/initiator-personalities.md.
+ */
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const pattern = (n: number, seed: number): Buffer => {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i += 4) b.writeUInt32BE((i * 2654435761 + seed) >>> 0, i);
+  return b;
+};
+
+async function host(port: number, o: { name?: string; immediateData?: boolean; qualifier?: number } = {}): Promise<Peer> {
+  const p = await Peer.connect(port, esxi(o.name ?? 'esx1', o));
+  assert.equal(await p.login(TEST_IQN), 0);
+  await p.execRetryUa(TUR);
+  return p;
+}
+
+describe('ESXi initiator personality (software iSCSI adapter, VMFS, VAAI)', () => {
+  const target = new TargetProcess({
+    logLevel: 'info',
+    lunsYaml: `      - lun: 0
+        name: lun0
+        size: 1GiB
+        cache: { size: 64MiB, mode: write-back }`,
+  });
+  before(() => target.start());
+  after(() => target.stop());
+
+  for (const immediateData of [true, false]) {
+    it(`login with ImmediateData=${immediateData ? 'Yes' : 'No'}: inside LoginTimeout, 128 KiB Data-In, writes with one outstanding R2T`, async () => {
+      // Source: esxcli iscsi adapter param get (LoginTimeout 5, MaxRecvDataSegLen 131072,
+      // MaxOutstandingR2T 1, ImmediateData settable, digests off).
+      const t0 = performance.now();
+      const p = await host(target.port, { immediateData });
+      const loginMs = performance.now() - t0;
+      assert.ok(loginMs < 1000, `login took ${loginMs.toFixed(0)} ms (ESXi gives up after 5 s)`);
+      assert.equal(p.answers.ImmediateData, immediateData ? 'Yes' : 'No');
+      assert.equal(p.answers.MaxOutstandingR2T, '1');
+      assert.equal(p.answers.ErrorRecoveryLevel, '0');
+      assert.ok(Number(p.answers.FirstBurstLength) <= Number(p.answers.MaxBurstLength));
+      const data = pattern(1024 * 1024, immediateData ? 1 : 2);
+      const lba = immediateData ? 10_000 : 14_000;
+      assert.equal((await p.exec(write10(lba, 2048), { write: data })).status, 0);
+      const back = await p.exec(read10(lba, 2048), { read: data.length });
+      assert.equal(back.status, 0);
+      assert.ok(back.data.equals(data));
+      assert.ok(p.largestDataIn <= 131072, `a Data-In of ${p.largestDataIn} bytes exceeds ESXi's MaxRecvDataSegmentLength`);
+      assert.ok(p.largestDataIn > 8192, 'the 128 KiB segments ESXi offers are used');
+      assert.equal(p.rejects.length, 0);
+      p.close();
+    });
+  }
+
+  it('ABORT TASK of a WRITE whose R2T was sent and whose Data-Out never comes: answered promptly, nothing written, next commands served', async () => {
+    // Source: ESXi aborts a command after its SCSI timeout; LIO "iscsi-target: fix ABORT_TASK
+    // of a command waiting for Data-Out" class of bugs (target-devel) hung exactly here.
+    const p = await host(target.port);
+    const before = await p.exec(read10(20_000, 1024), { read: 512 * 1024 });
+    const { itt, cmdSN, done } = p.start(write10(20_000, 1024), { write: pattern(512 * 1024, 3), immediate: 262144, withhold: true });
+    for (let i = 0; i < 100 && p.r2tsOf(itt) === 0; i++) await sleep(20);
+    assert.ok(p.r2tsOf(itt) > 0, 'the target solicited the rest of the data');
+    const t0 = performance.now();
+    assert.equal(await p.tmf(1, { referencedTaskTag: itt, refCmdSN: cmdSN }), 0, 'Function Complete');
+    assert.ok(performance.now() - t0 < 1000, 'answered promptly');
+    const late = await Promise.race([done.then(() => 'answered'), sleep(300).then(() => 'silent')]);
+    assert.equal(late, 'silent', 'an aborted task gets no SCSI Response (RFC 7143 §11.5.1)');
+    assert.equal((await p.execRetryUa(TUR)).status, 0);
+    const after = await p.exec(read10(20_000, 1024), { read: 512 * 1024 });
+    assert.ok(after.data.equals(before.data), 'nothing of the aborted WRITE landed');
+    const w = pattern(64 * 1024, 4);
+    assert.equal((await p.exec(write10(20_000, 128), { write: w })).status, 0);
+    assert.ok((await p.exec(read10(20_000, 128), { read: w.length })).data.equals(w));
+    assert.equal(p.rejects.length, 0);
+    p.close();
+  });
+
+  it('ABORT TASK of a task that already completed, four times: Function Complete, never a Reject', async () => {
+    // Source: ESXi re-sends ABORT TASK for a command whose status crossed the abort (seen in
+    // vmkernel logs as "abort ... succeeded" after "Cmd ... completed"); RFC 7143 §11.5.1 b).
+    const p = await host(target.port);
+    const { itt, cmdSN, done } = p.start(read10(0, 8), { read: 4096 });
+    assert.equal((await done).status, 0);
+    for (let i = 0; i < 4; i++) {
+      const r = await p.tmf(1, { referencedTaskTag: itt, refCmdSN: cmdSN });
+      assert.equal(r, 0, `abort ${i + 1}: response ${r}`);
+    }
+    assert.equal(p.rejects.length, 0);
+    assert.equal((await p.exec(TUR)).status, 0);
+    p.close();
+  });
+
+  it('a 34-block WRITE as 8 KiB immediate data + 9216 bytes of Data-Out: no residual; odd-sized Data-Out with a wrong LUN field is accepted', async () => {
+    // Source: ESXi splits writes at its 8 KiB immediate-data boundary (LIO residual bug thread
+    // "iscsi-target: Fix residual count for immediate data + unsolicited Data-Out"); RFC 7143
+    // §11.7.4: the target matches Data-Out by ITT/TTT, the LUN field is informational.
+    const p = await host(target.port);
+    const data = pattern(34 * 512, 5);
+    const r = await p.exec(write10(30_000, 34), { write: data, immediate: 8192, dataOutSize: 9216 });
+    assert.equal(r.status, 0);
+    assert.equal(r.residual.underflow, false, `underflow of ${r.residual.count}`);
+    assert.equal(r.residual.overflow, false);
+    assert.ok((await p.exec(read10(30_000, 34), { read: data.length })).data.equals(data));
+    const odd = pattern(200 * 512, 6);
+    const w = await p.exec(write10(31_000, 200), { write: odd, immediate: 1000, dataOutSize: 1000, dataOutLun: 7n });
+    assert.equal(w.status, 0, `odd Data-Out: ${senseOf(w)}`);
+    assert.ok((await p.exec(read10(31_000, 200), { read: odd.length })).data.equals(odd));
+    assert.equal(p.rejects.length, 0);
+    p.close();
+  });
+
+  it('TEST UNIT READY with the R bit and an expected length is answered GOOD', async () => {
+    // Source: ESXi path evaluation sends TUR with a data-in direction (LIO commit
+    // "target: Don't reject TUR with a non-zero transfer length", target-devel).
+    const p = await host(target.port);
+    const r = await p.exec(TUR, { readBit: true, expectedLength: 36 });
+    assert.equal(r.status, 0, `TUR: ${senseOf(r)}`);
+    p.close();
+  });
+
+  it('REPORT LUNS with SELECT REPORT 00h, 01h, 02h and an invalid value', async () => {
+    // Source: SPC-5 r17 §6.33 Table 190; ESXi rescans with SELECT REPORT 00h and 02h.
+    const p = await host(target.port);
+    const all = await p.exec(reportLuns(0x00), { read: 4096 });
+    assert.equal(all.status, 0);
+    assert.equal(all.data.readUInt32BE(0), 8, 'one LUN');
+    const wellKnown = await p.exec(reportLuns(0x01), { read: 4096 });
+    assert.equal(wellKnown.status, 0);
+    for (let off = 8; off < 8 + wellKnown.data.readUInt32BE(0); off += 8) assert.equal(wellKnown.data[off] & 0xc0, 0xc0, 'only well-known LUNs');
+    const both = await p.exec(reportLuns(0x02), { read: 4096 });
+    assert.equal(both.status, 0);
+    assert.ok(both.data.readUInt32BE(0) >= 8);
+    const bad = await p.exec(reportLuns(0x03), { read: 4096 });
+    assert.deepEqual(senseOf(bad), [2, 5, 0x24, 0], 'INVALID FIELD IN CDB');
+    p.close();
+  });
+
+  it('RESERVE(6) during VMFS creation: metadata writes by the holder, the other host conflicts, RELEASE(6)', async () => {
+    // Source: VMware KB 1005009 (SCSI reservation conflicts on VMFS): without ATS, ESXi wraps
+    // VMFS metadata updates (and datastore creation) in RESERVE(6)/RELEASE(6).
+    const a = await host(target.port, { name: 'esx1', qualifier: 1 });
+    const b = await host(target.port, { name: 'esx2', qualifier: 2 });
+    assert.equal((await a.exec(RESERVE6)).status, 0);
+    const meta = pattern(1024 * 1024, 7);
+    assert.equal((await a.exec(write10(2048, 2048), { write: meta })).status, 0);
+    assert.equal((await b.execRetryUa(read10(2048, 8), { read: 4096 })).status, 0x18);
+    assert.equal((await b.execRetryUa(RESERVE6)).status, 0x18, 'a second RESERVE conflicts');
+    assert.equal((await a.exec(RELEASE6)).status, 0);
+    const seen = await b.execRetryUa(read10(2048, 2048), { read: meta.length });
+    assert.equal(seen.status, 0);
+    assert.ok(seen.data.equals(meta));
+    a.close();
+    b.close();
+  });
+
+  it('VAAI probing: 3PC, and REPORT SUPPORTED OPERATION CODES for COMPARE AND WRITE, EXTENDED COPY, WRITE SAME(16), UNMAP', async () => {
+    // Source: VMware KB 1021976 (VAAI primitives: ATS = COMPARE AND WRITE, XCOPY = EXTENDED
+    // COPY, Block Zero = WRITE SAME, UNMAP) and the esxcli storage core device vaai status probes.
+    const p = await host(target.port);
+    const std = await p.exec(inquiry(96), { read: 96 });
+    assert.equal(std.data[5] & 0x08, 0x08, '3PC: EXTENDED COPY supported');
+    for (const [op, sa] of [[0x89], [0x83, 0x00], [0x93], [0x42]] as Array<[number, number?]>) {
+      const r = await p.exec(reportOpcode(op, sa), { read: 512 });
+      assert.equal(r.status, 0, `RSOC ${op.toString(16)}h: ${senseOf(r)}`);
+      assert.equal(r.data[1] & 0x07, 0x03, `${op.toString(16)}h supported as the standard describes`);
+      const cdbLen = r.data.readUInt16BE(2);
+      assert.equal(r.data[4], op, 'CDB usage data starts with the opcode');
+      assert.ok(cdbLen >= 10);
+    }
+    const b0 = await p.exec(inquiry(0x40, 0xb0), { read: 0x40 });
+    assert.ok(b0.data[5] >= 1, 'MAXIMUM COMPARE AND WRITE LENGTH ≥ 1 (ATS)');
+    assert.ok(b0.data.readUInt32BE(20) > 0, 'MAXIMUM UNMAP LBA COUNT');
+    p.close();
+  });
+
+  it('UNMAP patterns: VMFS6 automatic reclaim (1 MiB aligned descriptors) and VMFS5 esxcli unmap (unaligned)', async () => {
+    // Source: VMware "Space reclamation on VMFS6" (automatic UNMAP at 1 MiB granularity, aligned
+    // to the VMFS block) and VMFS5 `esxcli storage vmfs unmap` (reclaim unit in blocks, unaligned).
+    const p = await host(target.port);
+    const base = 200 * 2048;
+    const data = pattern(8 * 1024 * 1024, 8);
+    assert.equal((await p.exec(write10(base, 16_384), { write: data }, 30_000)).status, 0);
+    // VMFS6: every other MiB, one descriptor each.
+    const vmfs6 = unmapMany([0, 2, 4, 6].map((i) => [base + i * 2048, 2048] as const));
+    assert.equal((await p.exec(vmfs6.cdb, { write: vmfs6.data })).status, 0);
+    // VMFS5: an unaligned run inside MiB 1 and across MiB 3 → 5.
+    const vmfs5 = unmapMany([
+      [base + 2048 + 7, 1000],
+      [base + 3 * 2048 + 1500, 2048 + 600],
+    ]);
+    assert.equal((await p.exec(vmfs5.cdb, { write: vmfs5.data })).status, 0);
+    const lbprz = ((await p.exec(inquiry(0x40, 0xb2), { read: 0x40 })).data[5] & 0x04) !== 0;
+    const back = (await p.exec(read10(base, 16_384), { read: data.length }, 30_000)).data;
+    const zeroed = (lba: number): boolean => {
+      const rel = lba - base;
+      const mib = Math.floor(rel / 2048);
+      if (mib % 2 === 0) return true;
+      if (rel >= 2048 + 7 && rel < 2048 + 1007) return true;
+      return rel >= 3 * 2048 + 1500 && rel < 3 * 2048 + 1500 + 2048 + 600;
+    };
+    for (let lba = base; lba < base + 16_384; lba++) {
+      const got = back.subarray((lba - base) * 512, (lba - base + 1) * 512);
+      const want = data.subarray((lba - base) * 512, (lba - base + 1) * 512);
+      if (zeroed(lba)) {
+        if (lbprz)
+          assert.ok(
+            got.every((x) => x === 0),
+            `LBA ${lba} unmapped but not zero (LBPRZ=1)`,
+          );
+      } else assert.ok(got.equals(want), `LBA ${lba} outside the UNMAP ranges changed`);
+    }
+    p.close();
+  });
+});
