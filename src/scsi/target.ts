@@ -307,6 +307,7 @@ class LuTask implements ScsiTask {
       nexus,
       cdb: this.req.cdb,
       dataParts,
+      aborted: () => this.task.aborted,
       get dataOut(): Buffer {
         joined ??= dataParts.length === 0 ? EMPTY : joinParts(dataParts);
         return joined;

@@ -8,6 +8,7 @@ import { ScsiTarget } from '../../src/scsi/target';
 import { ChunkVolume } from '../../src/storage/chunk-volume';
 import { LunLayout } from '../../src/storage/layout';
 import { MemoryObjectStore } from '../../src/storage/memory-store';
+import type { ObjectStore } from '../../src/storage/object-store';
 
 export const MiB = 1024 * 1024;
 
@@ -30,8 +31,9 @@ export class ScsiFixture {
   readonly lu: LogicalUnit;
   private tag = 1;
 
-  constructor(sizeBytes = 64 * MiB, blockSize: 512 | 4096 = 512) {
-    this.volume = new ChunkVolume(this.store, new LunLayout('', 'fx'), {
+  /** `backing`: the store the volume uses (default `store`; e.g. a FailingStore over it). */
+  constructor(sizeBytes = 64 * MiB, blockSize: 512 | 4096 = 512, backing?: ObjectStore) {
+    this.volume = new ChunkVolume(backing ?? this.store, new LunLayout('', 'fx'), {
       name: 'fx',
       sizeBytes,
       logicalBlockSize: blockSize,

@@ -194,6 +194,8 @@ export class Peer {
         if (p !== 'timeout') this.route(p);
       }
       this.closed = true;
+      // A task management request the connection took with it is answered -1.
+      for (const answer of this.tmfs.values()) answer(-1);
     })();
   }
 
@@ -333,7 +335,7 @@ export class Peer {
     }
   }
 
-  /** A task management function (RFC 7143 §11.5); returns the response code. */
+  /** A task management function (RFC 7143 §11.5); returns the response code (-1: the connection closed first). */
   async tmf(func: number, o: { referencedTaskTag?: number; refCmdSN?: number; lun?: bigint } = {}, timeoutMs = 10_000): Promise<number> {
     const itt = this.c.itt++;
     const answered = new Promise<number>((r) => this.tmfs.set(itt, r));

@@ -29,7 +29,7 @@ export const COMPARE_AND_WRITE: Command<LogicalUnit> = defineCommand({
     const range = toBytes({ lba, blocks: BigInt(blocks) }, lu.blockSize);
     return { range, fua: (cdb[1] & 0x08) !== 0, dataOutLength: 2 * range.length, transferLength: 2 * range.length };
   },
-  async execute({ lu, dataOut }, r) {
+  async execute({ lu, dataOut, aborted }, r) {
     const n = r.range.length;
     if (n === 0) return undefined;
     const expected = dataOut.subarray(0, n);
@@ -38,6 +38,10 @@ export const COMPARE_AND_WRITE: Command<LogicalUnit> = defineCommand({
       r.range.offset,
       n,
       (current) => {
+        // The commit point: an ABORT TASK answered while the read waited on S3 wins (VMFS
+        // retries an aborted ATS heartbeat with the same compare data; applying the first one
+        // late would fail the retry with a false miscompare, VMware KB 2113956).
+        if (aborted()) return null;
         if (current.equals(expected)) return dataOut.subarray(n, 2 * n);
         at = firstDifference(current, expected);
         return null;
