@@ -148,6 +148,34 @@ describe('Windows and ESXi behaviours that depend on S3 timing (RGW through the 
     p.close();
   });
 
+  it('ESXi ABORT TASK storm: 32 READs waiting on a slow S3 aborted back to back, every abort answered, NOP-In meanwhile, the session goes on', async () => {
+    // Source: ESXi aborts every outstanding command of a path on a timeout before it resets
+    // (vmkernel "Cancelling/Aborting cmd" bursts; LIO/SCST threads on ABORT TASK storms from ESXi).
+    const t = await target('esx-storm', { chunks: 32, extraS3: 'retryDeadline: 15s\n  requestTimeout: 5s' });
+    const p = await session(t, esxi('esx-storm'));
+    proxy.set({ latencyMs: 1500 });
+    const reads = [];
+    for (let i = 0; i < 32; i++) reads.push(p.start(read10(lbaOf(i) + 100, 8), { read: 4096 }));
+    await sleep(200);
+    const t0 = performance.now();
+    const aborts = reads.map((r) => p.tmf(1, { referencedTaskTag: r.itt, refCmdSN: r.cmdSN }, 15_000));
+    const rtt = await p.ping(1000);
+    assert.ok(rtt < 1000, `NOP-In during the storm after ${rtt.toFixed(0)} ms`);
+    const answers = await Promise.all(aborts);
+    const ms = performance.now() - t0;
+    assert.deepEqual(new Set(answers), new Set([0]), `abort responses ${answers}`);
+    assert.ok(ms < 10_000, `the storm took ${ms.toFixed(0)} ms`);
+    await sleep(300);
+    assert.equal(p.outstanding, 32, 'no aborted READ sent a status');
+    assert.equal(p.rejects.length, 0);
+    proxy.set({ latencyMs: 0 });
+    const r = await p.exec(read10(lbaOf(5) + 100, 8), { read: 4096 }, 20_000);
+    assert.equal(r.status, 0);
+    assert.ok(r.data.every((x) => x === 0x45));
+    assert.equal((await p.exec(write10(lbaOf(50), 8), { write: Buffer.alloc(4096, 9) })).status, 0);
+    p.close();
+  });
+
   it('ATS heartbeat: COMPARE AND WRITE at +500 ms completes well under 8 s; a CAW aborted before it ran is never applied, the retry succeeds', async () => {
     // Source: VMware KB 2113956 (ATS heartbeat: COMPARE AND WRITE every few seconds, an 8 s
     // timeout, then an ABORT TASK and a retry that must not miscompare on its own first attempt).
