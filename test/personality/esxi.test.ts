@@ -12,6 +12,7 @@ import { esxi } from './profiles';
  * the ATS heartbeat, outages) are in s3-timing.test.ts. Sources: docs/initiator-personalities.md.
  */
 
+const MiB = 1024 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const pattern = (n: number, seed: number): Buffer => {
   const b = Buffer.alloc(n);
@@ -180,6 +181,28 @@ describe('ESXi initiator personality (software iSCSI adapter, VMFS, VAAI)', () =
     const b0 = await p.exec(inquiry(0x40, 0xb0), { read: 0x40 });
     assert.ok(b0.data[5] >= 1, 'MAXIMUM COMPARE AND WRITE LENGTH ≥ 1 (ATS)');
     assert.ok(b0.data.readUInt32BE(20) > 0, 'MAXIMUM UNMAP LBA COUNT');
+    p.close();
+  });
+
+  it('Block Zero: WRITE SAME(16) of a zero block over 1 MiB-aligned ranges (eager-zeroed thick disks) reads back zeros', async () => {
+    // Source: VMware KB 1021976 (VAAI Block Zeroing = WRITE SAME; used to create eager-zeroed
+    // thick disks and zero blocks on first write of lazy-zeroed ones).
+    const p = await host(target.port);
+    const base = 300 * 2048;
+    const data = pattern(4 * 1024 * 1024, 9);
+    assert.equal((await p.exec(write10(base, 8192), { write: data }, 30_000)).status, 0);
+    const ws = Buffer.alloc(16);
+    ws[0] = 0x93;
+    ws.writeBigUInt64BE(BigInt(base + 2048), 2);
+    ws.writeUInt32BE(2 * 2048, 10);
+    assert.equal((await p.exec(ws, { write: Buffer.alloc(512) })).status, 0);
+    const back = (await p.exec(read10(base, 8192), { read: data.length }, 30_000)).data;
+    assert.ok(back.subarray(0, MiB).equals(data.subarray(0, MiB)), 'MiB 0 untouched');
+    assert.ok(
+      back.subarray(MiB, 3 * MiB).every((x) => x === 0),
+      'MiB 1-2 zeroed',
+    );
+    assert.ok(back.subarray(3 * MiB).equals(data.subarray(3 * MiB)), 'MiB 3 untouched');
     p.close();
   });
 

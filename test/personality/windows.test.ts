@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { chapResponse, decodeBinary } from '../../src/iscsi/login/chap';
 import { TargetProcess, TEST_IQN } from '../harness/target';
 import { read10, SYNC_CACHE, write10, write10Fua } from '../lib/cdb';
-import { inquiry, modeSelect6, modeSense6, RELEASE6, RELEASE10, RESERVE6, RESERVE10, readCapacity16, verify10 } from './cdbs';
+import { inquiry, modeSelect6, modeSense6, RELEASE6, RELEASE10, RESERVE6, RESERVE10, readCapacity16, unmapMany, verify10 } from './cdbs';
 import { type LoginStep, Peer, senseOf } from './peer';
 import { windows } from './profiles';
 
@@ -36,6 +36,8 @@ async function arrived(port: number, host = 'node1', qualifier = 0): Promise<Pee
 describe('Windows initiator personality (msiscsi, disk.sys/classpnp.sys, clusdisk)', () => {
   const target = new TargetProcess({
     logLevel: 'info',
+    lunsYaml: `      - { lun: 0, name: lun0, size: 1GiB }
+      - { lun: 1, name: lun1, size: 1GiB }`,
     moreTargetsYaml: `  - iqn: ${CHAP_IQN}
     chap:
       username: ${USER}
@@ -186,6 +188,11 @@ describe('Windows initiator personality (msiscsi, disk.sys/classpnp.sys, clusdis
     assert.equal(all.status, 0, `MODE SENSE 3Fh: ${senseOf(all)}`);
     assert.ok(all.data.length <= 192 && all.data.length >= 4);
     assert.ok(all.data[0] + 1 >= all.data.length, 'MODE DATA LENGTH counts the whole list even when truncated');
+    // Smaller than the data: truncated to the allocation length, never rejected (SPC-5 §4.2.5.6).
+    const short = await p.exec(modeSense6(0x3f, 16), { read: 16 });
+    assert.equal(short.status, 0);
+    assert.equal(short.data.length, 16);
+    assert.equal(short.data[0], all.data[0], 'the same MODE DATA LENGTH whatever the allocation length');
     const cur = await p.exec(modeSense6(0x08, 192), { read: 192 });
     assert.equal(cur.status, 0);
     const bd = cur.data[3];
@@ -236,6 +243,59 @@ describe('Windows initiator personality (msiscsi, disk.sys/classpnp.sys, clusdis
     const miss = await p.exec(verify10(800, 8, 1), { write: bad });
     assert.deepEqual(senseOf(miss).slice(0, 4), [2, 0x0e, 0x1d, 0x00], 'MISCOMPARE DURING VERIFY OPERATION');
     p.close();
+  });
+
+  it('Windows TRIM (Optimize-Volume -ReTrim): UNMAP with as many descriptors as Block Limits allows; one more is refused', async () => {
+    // Source: classpnp ClasspDeviceTrimProcess / ClasspBlockLimitsDataSnapshot (UNMAP built
+    // from MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT and MAXIMUM UNMAP LBA COUNT of VPD B0h).
+    const p = await arrived(target.port);
+    const b0 = (await p.exec(inquiry(0x40, 0xb0), { read: 0x40 })).data;
+    const maxDescriptors = b0.readUInt32BE(24);
+    assert.ok(maxDescriptors >= 1);
+    const base = 40 * 2048;
+    const data = Buffer.alloc(maxDescriptors * 2 * 4096, 0x6b);
+    assert.equal((await p.exec(write10(base, data.length / 512), { write: data }, 30_000)).status, 0);
+    // Every other 4 KiB of the written range, one descriptor each.
+    const extents = Array.from({ length: maxDescriptors }, (_, i) => [base + i * 16, 8] as const);
+    const list = unmapMany(extents);
+    assert.equal((await p.exec(list.cdb, { write: list.data })).status, 0);
+    const back = (await p.exec(read10(base, data.length / 512), { read: data.length }, 30_000)).data;
+    for (let i = 0; i < maxDescriptors; i++) {
+      assert.ok(
+        back.subarray(i * 8192, i * 8192 + 4096).every((x) => x === 0),
+        `extent ${i} not zero`,
+      );
+      assert.ok(
+        back.subarray(i * 8192 + 4096, i * 8192 + 8192).every((x) => x === 0x6b),
+        `gap ${i} changed`,
+      );
+    }
+    const tooMany = unmapMany([...extents, [base + 1, 1]]);
+    assert.deepEqual(senseOf(await p.exec(tooMany.cdb, { write: tooMany.data })), [2, 5, 0x26, 0], 'INVALID FIELD IN PARAMETER LIST');
+    p.close();
+  });
+
+  it('cluster validation "Validate SCSI device Vital Product Data": a unique NAA designator per LUN, stable across a restart', async () => {
+    // Source: Failover Cluster validation report "Validate SCSI device Vital Product Data
+    // (VPD)" (page 83h identifiers must be unique per disk); mpio.sys/msdsm identify paths by it.
+    const naaOf = async (lun: bigint): Promise<string> => {
+      const p = await arrived(target.port);
+      const r = await p.execRetryUa(inquiry(255, 0x83), { read: 255, lun });
+      p.close();
+      assert.equal(r.status, 0);
+      const d = r.data;
+      for (let off = 4; off + 4 <= 4 + d.readUInt16BE(2); off += 4 + d[off + 3]) {
+        if ((d[off + 1] & 0x0f) === 3 && (d[off + 1] & 0x30) === 0) return d.subarray(off + 4, off + 4 + d[off + 3]).toString('hex');
+      }
+      throw new Error('no NAA designator for the LU');
+    };
+    // SAM-5 §4.7.7.2 single-level peripheral addressing: LUN 1 is 0001h in the first two bytes.
+    const LUN1 = 0x0001_0000_0000_0000n;
+    const first = [await naaOf(0n), await naaOf(LUN1)];
+    assert.notEqual(first[0], first[1], 'two LUNs share an identifier');
+    assert.equal(await target.stop(), 0);
+    await target.start();
+    assert.deepEqual([await naaOf(0n), await naaOf(LUN1)], first, 'identifiers changed across a restart');
   });
 
   it('RESERVE(6) then RELEASE(6), and the 10-byte forms: another initiator conflicts while reserved', async () => {
