@@ -494,9 +494,11 @@ describe('Windows Failover Clustering: persistent reservations across a target r
    * that the reservation of a clustered disk is still there after the storage restarts.
    */
   it('with APTPL=1 the keys and the reservation are there after a restart, and still work', async () => {
+    const outsider = await join(target.port, OUTSIDER_IQN, winIsid(0));
+    await wipe(outsider);
+    const gen = (await readKeys(outsider)).generation;
     const n1 = await join(target.port, nodeIqn(1), winIsid(0));
     const n2 = await join(target.port, nodeIqn(2), winIsid(1));
-    const outsider = await join(target.port, OUTSIDER_IQN, winIsid(0));
     n1.key = randomKey();
     n2.key = randomKey([n1.key]);
     assert.deepEqual(await ptpl(n1), { capable: true, active: false }, 'PTPL_C set, no APTPL yet');
@@ -504,7 +506,7 @@ describe('Windows Failover Clustering: persistent reservations across a target r
     assert.equal(await proutStatus(n2, PrOut.Register, 0, 0n, n2.key, true), GOOD);
     assert.equal(await proutStatus(n1, PrOut.Reserve, WE_RO, n1.key, 0n), GOOD);
     assert.deepEqual(await ptpl(n2), { capable: true, active: true }, 'PTPL_A after REGISTER with APTPL');
-    assert.equal((await readKeys(n1)).generation, 2, 'a fresh target: two REGISTERs');
+    assert.equal((await readKeys(n1)).generation, gen + 2, 'two REGISTERs');
     const data = randomBytes(BLOCK);
     assert.equal((await exec(n1, write10(1000, 1), { write: data })).status, GOOD);
     for (const n of [n1, n2, outsider]) n.c.close();
@@ -536,9 +538,10 @@ describe('Windows Failover Clustering: persistent reservations across a target r
    * reservation and removes every registration) and §6.16.2 (PRGENERATION zero after power on).
    */
   it('without APTPL the keys and the reservation are gone after a restart', async () => {
+    const outsider = await join(target.port, OUTSIDER_IQN, winIsid(0));
+    await wipe(outsider);
     const n1 = await join(target.port, nodeIqn(1), winIsid(0));
     const n2 = await join(target.port, nodeIqn(2), winIsid(1));
-    const outsider = await join(target.port, OUTSIDER_IQN, winIsid(0));
     n1.key = randomKey();
     n2.key = randomKey([n1.key]);
     assert.equal(await proutStatus(n1, PrOut.Register, 0, 0n, n1.key), GOOD);

@@ -138,7 +138,9 @@ export class Reservations {
     if (!raw) return;
     const rec = StoredRecord.parse(raw, `records/${name}.json`);
     rec.get('version').oneOf([1]);
-    const generation = rec.get('generation').int(0, 0xffffffff);
+    // Checked, not restored: a start is a power on, and SPC-5 §6.16.2 (READ KEYS) says
+    // "Regardless of the APTPL bit value the PRgeneration value shall be set to zero by a power on."
+    rec.get('generation').int(0, 0xffffffff);
     const aptpl = rec.get('aptpl').bool();
     const registrations: Registration[] = rec
       .get('registrations')
@@ -153,7 +155,6 @@ export class Reservations {
       }));
     const res = rec.get('reservation');
     const reservation = res.isNull ? undefined : { holder: res.get('holder').str(), type: res.get('type').oneOf([...VALID_PR_TYPES]) };
-    this.generation = generation;
     if (!aptpl) return;
     this.aptpl = true;
     for (const r of registrations) this.registrations.set(r.nexusId, r);
