@@ -63,9 +63,49 @@ describe('ESXi initiator personality (software iSCSI adapter, VMFS, VAAI)', () =
     });
   }
 
+  it('device discovery and VMFS format probing: TUR, INQUIRY, VPD 00h/80h/83h, MODE SENSE(6) DBD page 0Ah, READ(10) of LBA 0', async () => {
+    // Source: spdk/spdk#405 (an ESXi login's first commands: TEST UNIT READY, standard INQUIRY,
+    // VPD 00h, 80h, 83h) and spdk/spdk#1414 (ESXi 6.7 datastore format: MODE SENSE(6) with DBD
+    // of the Control page, then READ(10) of LBA 0).
+    const p = await Peer.connect(target.port, esxi('esx-scan', { qualifier: 5 }));
+    assert.equal(await p.login(TEST_IQN), 0);
+    const tur = await p.exec(TUR);
+    assert.deepEqual(senseOf(tur).slice(0, 3), [2, 6, 0x29], 'the first command of a new nexus sees the power-on unit attention');
+    assert.equal((await p.exec(TUR)).status, 0);
+    const std = await p.exec(inquiry(36), { read: 36 });
+    assert.equal(std.data[0] & 0x1f, 0, 'direct-access block device');
+    assert.ok(std.data[2] >= 5, 'SPC-3 or later (ESXi treats older devices as SCSI-2)');
+    const pages = await p.exec(inquiry(255, 0), { read: 255 });
+    for (const page of [0x80, 0x83]) {
+      assert.ok(pages.data.subarray(4).includes(page));
+      const r = await p.exec(inquiry(255, page), { read: 255 });
+      assert.equal(r.status, 0);
+      assert.equal(r.data[1], page);
+    }
+    const serial = (await p.exec(inquiry(255, 0x80), { read: 255 })).data;
+    assert.ok(
+      serial[3] > 0 &&
+        /^[\x21-\x7e]+$/.test(
+          serial
+            .subarray(4, 4 + serial[3])
+            .toString('latin1')
+            .trim(),
+        ),
+      'a printable unit serial number',
+    );
+    const ctl = await p.exec(Buffer.from([0x1a, 0x08, 0x0a, 0, 0xff, 0]), { read: 255 });
+    assert.equal(ctl.status, 0);
+    assert.equal(ctl.data[3], 0, 'DBD: no block descriptor');
+    assert.equal(ctl.data[4] & 0x3f, 0x0a);
+    const lba0 = await p.exec(read10(0, 1), { read: 512 });
+    assert.equal(lba0.status, 0);
+    assert.equal(lba0.data.length, 512);
+    p.close();
+  });
+
   it('ABORT TASK of a WRITE whose R2T was sent and whose Data-Out never comes: answered promptly, nothing written, next commands served', async () => {
-    // Source: ESXi aborts a command after its SCSI timeout; LIO "iscsi-target: fix ABORT_TASK
-    // of a command waiting for Data-Out" class of bugs (target-devel) hung exactly here.
+    // Source: LIO "scsi: target: iscsi: Handle abort for WRITE_PENDING cmds" and "Fix hang for
+    // aborted WRITE_PENDING commands" (ESXi aborted WRITEs whose Data-Out never came, and LIO hung).
     const p = await host(target.port);
     const before = await p.exec(read10(20_000, 1024), { read: 512 * 1024 });
     const { itt, cmdSN, done } = p.start(write10(20_000, 1024), { write: pattern(512 * 1024, 3), immediate: 262144, withhold: true });
@@ -87,8 +127,8 @@ describe('ESXi initiator personality (software iSCSI adapter, VMFS, VAAI)', () =
   });
 
   it('ABORT TASK of a task that already completed, four times: Function Complete, never a Reject', async () => {
-    // Source: ESXi re-sends ABORT TASK for a command whose status crossed the abort (seen in
-    // vmkernel logs as "abort ... succeeded" after "Cmd ... completed"); RFC 7143 §11.5.1 b).
+    // Source: spdk/spdk#2001 (ESXi 6.7u2 re-sends ABORT TASK 4 times, then drops the connection);
+    // openzfs/zfs#3793 (LIO under ESXi: "ABORT_TASK: ref_tag ... already complete"); RFC 7143 §11.5.1.
     const p = await host(target.port);
     const { itt, cmdSN, done } = p.start(read10(0, 8), { read: 4096 });
     assert.equal((await done).status, 0);
@@ -102,9 +142,9 @@ describe('ESXi initiator personality (software iSCSI adapter, VMFS, VAAI)', () =
   });
 
   it('a 34-block WRITE as 8 KiB immediate data + 9216 bytes of Data-Out: no residual; odd-sized Data-Out with a wrong LUN field is accepted', async () => {
-    // Source: ESXi splits writes at its 8 KiB immediate-data boundary (LIO residual bug thread
-    // "iscsi-target: Fix residual count for immediate data + unsolicited Data-Out"); RFC 7143
-    // §11.7.4: the target matches Data-Out by ITT/TTT, the LUN field is informational.
+    // Source: ESXi's defaults (ImmediateData Yes, InitialR2T No, FirstBurstLength 262144) let a
+    // write arrive as immediate data plus unsolicited Data-Out (RFC 7143 §13.10-13.14); the issue
+    // names the 8 KiB + 9216 split. RFC 7143 §11.7: Data-Out is matched by ITT and TTT.
     const p = await host(target.port);
     const data = pattern(34 * 512, 5);
     const r = await p.exec(write10(30_000, 34), { write: data, immediate: 8192, dataOutSize: 9216 });
@@ -121,8 +161,8 @@ describe('ESXi initiator personality (software iSCSI adapter, VMFS, VAAI)', () =
   });
 
   it('TEST UNIT READY with the R bit and an expected length is answered GOOD', async () => {
-    // Source: ESXi path evaluation sends TUR with a data-in direction (LIO commit
-    // "target: Don't reject TUR with a non-zero transfer length", target-devel).
+    // Source: the issue (no public capture found); SAM-5: a command that transfers less than the
+    // expected length ends GOOD with an underflow residual, not an error.
     const p = await host(target.port);
     const r = await p.exec(TUR, { readBit: true, expectedLength: 36 });
     assert.equal(r.status, 0, `TUR: ${senseOf(r)}`);
@@ -130,7 +170,8 @@ describe('ESXi initiator personality (software iSCSI adapter, VMFS, VAAI)', () =
   });
 
   it('REPORT LUNS with SELECT REPORT 00h, 01h, 02h and an invalid value', async () => {
-    // Source: SPC-5 r17 §6.33 Table 190; ESXi rescans with SELECT REPORT 00h and 02h.
+    // Source: SPC-5 §6.33 (SELECT REPORT codes); TalAloni/iSCSIConsole#6 (ESXi's REPORT LUNS
+    // scan and a LUN encoding interop bug).
     const p = await host(target.port);
     const all = await p.exec(reportLuns(0x00), { read: 4096 });
     assert.equal(all.status, 0);
@@ -147,8 +188,8 @@ describe('ESXi initiator personality (software iSCSI adapter, VMFS, VAAI)', () =
   });
 
   it('RESERVE(6) during VMFS creation: metadata writes by the holder, the other host conflicts, RELEASE(6)', async () => {
-    // Source: VMware KB 1005009 (SCSI reservation conflicts on VMFS): without ATS, ESXi wraps
-    // VMFS metadata updates (and datastore creation) in RESERVE(6)/RELEASE(6).
+    // Source: vSphere "Hardware Acceleration for Block Storage Devices" (without ATS, VMFS
+    // locks the whole LUN with SCSI reservations); VMware KB 1027963 (LUN RESET breaks them).
     const a = await host(target.port, { name: 'esx1', qualifier: 1 });
     const b = await host(target.port, { name: 'esx2', qualifier: 2 });
     assert.equal((await a.exec(RESERVE6)).status, 0);
@@ -166,7 +207,8 @@ describe('ESXi initiator personality (software iSCSI adapter, VMFS, VAAI)', () =
 
   it('VAAI probing: 3PC, and REPORT SUPPORTED OPERATION CODES for COMPARE AND WRITE, EXTENDED COPY, WRITE SAME(16), UNMAP', async () => {
     // Source: VMware KB 1021976 (VAAI primitives: ATS = COMPARE AND WRITE, XCOPY = EXTENDED
-    // COPY, Block Zero = WRITE SAME, UNMAP) and the esxcli storage core device vaai status probes.
+    // COPY, Block Zero = WRITE SAME, UNMAP). ESXi itself learns support by trying each offload
+    // (vSphere "Hardware Acceleration Support Status"); sg_opcodes and array checks read RSOC.
     const p = await host(target.port);
     const std = await p.exec(inquiry(96), { read: 96 });
     assert.equal(std.data[5] & 0x08, 0x08, '3PC: EXTENDED COPY supported');
@@ -207,8 +249,8 @@ describe('ESXi initiator personality (software iSCSI adapter, VMFS, VAAI)', () =
   });
 
   it('UNMAP patterns: VMFS6 automatic reclaim (1 MiB aligned descriptors) and VMFS5 esxcli unmap (unaligned)', async () => {
-    // Source: VMware "Space reclamation on VMFS6" (automatic UNMAP at 1 MiB granularity, aligned
-    // to the VMFS block) and VMFS5 `esxcli storage vmfs unmap` (reclaim unit in blocks, unaligned).
+    // Source: vSphere "Storage Space Reclamation" (VMFS6 automatic UNMAP at the 1 MB VMFS block;
+    // VMFS5 `esxcli storage vmfs unmap` with a reclaim unit in blocks, not chunk aligned).
     const p = await host(target.port);
     const base = 200 * 2048;
     const data = pattern(8 * 1024 * 1024, 8);

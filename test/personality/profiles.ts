@@ -12,11 +12,11 @@ export interface Profile {
 }
 
 /**
- * Microsoft iSCSI Initiator (msiscsi): ISID type 01b (IANA enterprise number 311 = 0x137,
- * qualifier 0) and the defaults of its registry parameters (HKLM\SYSTEM\CurrentControlSet\
- * Control\Class\{4D36E97B-E325-11CE-BFC1-08002BE10318}\<instance>\Parameters: FirstBurstLength
- * 65536, MaxBurstLength 262144, MaxRecvDataSegmentLength 65536), ErrorRecoveryLevel 2 proposed
- * (the initiator implements within-connection recovery), InitialR2T=No, ImmediateData=Yes.
+ * Microsoft iSCSI Initiator (msiscsi): ISID type 01b (IANA enterprise number 311 = 0x137, a
+ * per-session qualifier: Get-IscsiSession shows 4000013700xx) and the proposal the issue lists
+ * (ErrorRecoveryLevel 2, FirstBurstLength 65536, MaxBurstLength 262144, MaxRecvDataSegmentLength
+ * 65536, InitialR2T=No, ImmediateData=Yes): the per-miniport session defaults of
+ * MSiSCSI_HBASessionConfig, whose values Microsoft does not publish.
  */
 export function windows(host = 'node1', qualifier = 0): Profile {
   const isid = Buffer.from('400001370000', 'hex');
@@ -45,8 +45,9 @@ export function windows(host = 'node1', qualifier = 0): Profile {
 }
 
 /**
- * VMware ESXi software iSCSI adapter (iscsi_vmk): ISID 0x00023d000001 (type 00b, OUI 00:02:3d,
- * qualifier 1), and the adapter parameters `esxcli iscsi adapter param get` lists as defaults:
+ * VMware ESXi software iSCSI adapter (iscsi_vmk): ISID 0x00023d00000n (type 00b with open-iscsi's
+ * OUI prefix 00:02:3d, which ESXi's initiator inherited: spdk/spdk#405, VMware KB 1027963), and
+ * the adapter parameters `esxcli iscsi adapter param get` lists as defaults:
  * MaxRecvDataSegLen 131072, FirstBurstLength 262144, MaxBurstLength 262144, MaxOutstandingR2T 1,
  * digests prohibited, ImmediateData Yes (settable), InitialR2T No, ErrorRecoveryLevel 0.
  */

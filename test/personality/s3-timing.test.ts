@@ -75,9 +75,9 @@ describe('Windows and ESXi behaviours that depend on S3 timing (RGW through the 
   }
 
   it('Windows recovery: a READ stuck in S3, LUN RESET, a new login with the same ISID while the reset is pending: reinstated, UA 29h', async () => {
-    // Source: msiscsi sends LUN RESET when a request exceeds its timeout and, if the session
-    // does not recover, logs in again with the same ISID after its reconnect delay (about 20 s,
-    // shortened here); RFC 7143 §6.3.5 session reinstatement.
+    // Source: "Multi-tier reset in Storport" (a timed-out request gets a LUN reset first) and
+    // the HLK "Lun Reset Test With Outstanding IO"; the initiator then logs in again with the
+    // same ISID (RFC 7143 §6.3.5), here half a second later instead of the issue's 20 s.
     const t = await target('win-recovery', { chunks: 2 });
     const a = await session(t, windows());
     proxy.rule({ action: 'black-hole', match: chunkPath('win-recovery', 1), times: 1 });
@@ -106,8 +106,8 @@ describe('Windows and ESXi behaviours that depend on S3 timing (RGW through the 
   });
 
   it('ESXi login stays inside its 5 s LoginTimeout while S3 is slow and while it is down', async () => {
-    // Source: esxcli iscsi adapter param (LoginTimeout default 5 s); VMware KB 2007680 (iSCSI
-    // login timeouts). A login must never wait on S3.
+    // Source: vSphere "Configuring Advanced Parameters for iSCSI" (LoginTimeout, default 5 s,
+    // then LoginRetryMax attempts). A login must never wait on S3.
     const t = await target('esx-login');
     for (const fault of [{ latencyMs: 3000 }, { outage: true }]) {
       proxy.set(fault);
@@ -125,8 +125,8 @@ describe('Windows and ESXi behaviours that depend on S3 timing (RGW through the 
   });
 
   it('ESXi keep-alive: a NOP-Out is answered within 1 s with 64 READs outstanding on a slow S3', async () => {
-    // Source: esxcli iscsi adapter param NoopOutInterval 15 s / NoopOutTimeout 10 s (the
-    // connection is dropped when a NOP-In does not come); VMware KB 1008113 (iSCSI path loss).
+    // Source: vSphere "Configuring Advanced Parameters for iSCSI" (NoopInterval 15 s, NoopTimeout
+    // 10 s: the connection is dropped when a NOP-In does not come back in time).
     const t = await target('esx-nop', { chunks: 64, extraS3: 'retryDeadline: 15s\n  requestTimeout: 5s' });
     const p = await session(t, esxi('esx-nop'));
     proxy.set({ latencyMs: 3000 });
@@ -149,8 +149,8 @@ describe('Windows and ESXi behaviours that depend on S3 timing (RGW through the 
   });
 
   it('ESXi ABORT TASK storm: 32 READs waiting on a slow S3 aborted back to back, every abort answered, NOP-In meanwhile, the session goes on', async () => {
-    // Source: ESXi aborts every outstanding command of a path on a timeout before it resets
-    // (vmkernel "Cancelling/Aborting cmd" bursts; LIO/SCST threads on ABORT TASK storms from ESXi).
+    // Source: spdk/spdk#2001 and open-iscsi/targetcli-fb#195 (ESXi aborts the outstanding
+    // commands of a path one by one; a target that stalls on them gets the path dropped).
     const t = await target('esx-storm', { chunks: 32, extraS3: 'retryDeadline: 15s\n  requestTimeout: 5s' });
     const p = await session(t, esxi('esx-storm'));
     proxy.set({ latencyMs: 1500 });
@@ -177,8 +177,9 @@ describe('Windows and ESXi behaviours that depend on S3 timing (RGW through the 
   });
 
   it('ATS heartbeat: COMPARE AND WRITE at +500 ms completes well under 8 s; a CAW aborted before it ran is never applied, the retry succeeds', async () => {
-    // Source: VMware KB 2113956 (ATS heartbeat: COMPARE AND WRITE every few seconds, an 8 s
-    // timeout, then an ABORT TASK and a retry that must not miscompare on its own first attempt).
+    // Source: VMware KB 2113956 / Broadcom 326437 (ATS heartbeat; "ATS Miscompare detected
+    // between test and set HB images" after an aborted heartbeat); IBM "VMware ATS heartbeating"
+    // (8 s heartbeat I/O timeout); LIO commit 68ff9b9b2752 (one-block COMPARE AND WRITE for ESX).
     const t = await target('esx-ats', { chunks: 3 });
     const p = await session(t, esxi('esx-ats'));
     proxy.set({ latencyMs: 500 });
@@ -210,9 +211,8 @@ describe('Windows and ESXi behaviours that depend on S3 timing (RGW through the 
   });
 
   it('during an S3 outage no command gets LOGICAL UNIT NOT SUPPORTED and logins to the target succeed', async () => {
-    // Source: VMware KB 2004684 (PDL: sense 05/25/00 marks the device permanently lost; the
-    // datastore is unmounted); Windows removes the disk on the same sense. Login "target
-    // unavailable"/"not found" makes both stop retrying.
+    // Source: vSphere "Detecting PDL Conditions" (05/25/00 on all paths, or a login refused with
+    // "target unavailable" on a one-LUN target, is Permanent Device Loss: the device is removed).
     const t = await target('outage', { chunks: 2, extraS3: 'retryDeadline: 2s\n  requestTimeout: 1s' });
     const w = await session(t, windows('node-outage'));
     const e = await session(t, esxi('esx-outage'));

@@ -3,7 +3,19 @@ import { after, before, describe, it } from 'node:test';
 import { chapResponse, decodeBinary } from '../../src/iscsi/login/chap';
 import { TargetProcess, TEST_IQN } from '../harness/target';
 import { read10, SYNC_CACHE, write10, write10Fua } from '../lib/cdb';
-import { inquiry, modeSelect6, modeSense6, RELEASE6, RELEASE10, RESERVE6, RESERVE10, readCapacity16, unmapMany, verify10 } from './cdbs';
+import {
+  inquiry,
+  modeSelect6,
+  modeSense6,
+  READ_CAPACITY10,
+  RELEASE6,
+  RELEASE10,
+  RESERVE6,
+  RESERVE10,
+  readCapacity16,
+  unmapMany,
+  verify10,
+} from './cdbs';
 import { type LoginStep, Peer, senseOf } from './peer';
 import { windows } from './profiles';
 
@@ -37,7 +49,8 @@ describe('Windows initiator personality (msiscsi, disk.sys/classpnp.sys, clusdis
   const target = new TargetProcess({
     logLevel: 'info',
     lunsYaml: `      - { lun: 0, name: lun0, size: 1GiB }
-      - { lun: 1, name: lun1, size: 1GiB }`,
+      - { lun: 1, name: lun1, size: 1GiB }
+      - { lun: 2, name: big, size: 4TiB }`,
     moreTargetsYaml: `  - iqn: ${CHAP_IQN}
     chap:
       username: ${USER}
@@ -55,8 +68,9 @@ describe('Windows initiator personality (msiscsi, disk.sys/classpnp.sys, clusdis
   after(() => target.stop());
 
   it('login: Windows ISID and proposal; every response keeps the CmdSN window open and FirstBurstLength ≤ MaxBurstLength', async () => {
-    // Source: msiscsi registry defaults (FirstBurstLength 65536, MaxBurstLength 262144,
-    // MaxRecvDataSegmentLength 65536) and its ISID 0x400001370000 (IANA enterprise 311).
+    // Source: Get-IscsiSession (InitiatorSideIdentifier 4000013700xx, iqn.1991-05.com.microsoft:
+    // names); the proposal values are the ones in the issue (no public Microsoft document lists
+    // them; see docs/initiator-personalities.md).
     const p = await Peer.connect(target.port, windows());
     assert.equal(await p.login(TEST_IQN), 0);
     assertWindows(p.loginSteps);
@@ -128,8 +142,9 @@ describe('Windows initiator personality (msiscsi, disk.sys/classpnp.sys, clusdis
   }
 
   it('CHAP as Windows does it: 12- and 16-byte secrets, base64 CHAP_R, one-way with mutual configured', async () => {
-    // Source: Microsoft iSCSI Initiator Users Guide (CHAP secrets 12-16 bytes; mutual optional);
-    // RFC 7143 §6.1 (binary values in 0x hex or 0b base64).
+    // Source: NetApp/Lenovo "Guidelines for using CHAP authentication" (the Microsoft initiator
+    // wants 12-16 byte secrets); LIO commit "scsi: target: iscsi: Support base64 in CHAP" (for
+    // Windows HLK); RFC 7143 §6.1 (binary values in 0x hex or 0b base64).
     for (const [iqn, secret] of [
       [CHAP_IQN, SECRET12],
       [`${CHAP_IQN}16`, SECRET16],
@@ -145,8 +160,10 @@ describe('Windows initiator personality (msiscsi, disk.sys/classpnp.sys, clusdis
   });
 
   it('disk arrival: VPD 00h ascending, B0h full length, B1h, B2h, READ CAPACITY(16) with allocation length 12', async () => {
-    // Source: classpnp ClassReadDriveCapacity (READ_CAPACITY_DATA_EX is 12 bytes) and
-    // ClasspGetBlockDeviceLimits / ClassDetermineTokenOperationCommandSupport / disk.c VPD probing.
+    // Source: classpnp class.c ClasspGetInquiryVpdSupportInfo (VPD 00h at start), utils.c
+    // ClasspDeviceGetBlockLimitsVPDPage / ...BlockDeviceCharacteristicsVPDPage (B1h length 3Ch) /
+    // ...LBProvisioningVPDPage; class.c ClassReadDriveCapacity + xferpkt.c
+    // SetupDriveCapacityTransferPacket (allocation length sizeof(READ_CAPACITY_DATA_EX) = 12).
     const p = await arrived(target.port);
     const std = await p.exec(inquiry(36), { read: 36 });
     assert.equal(std.status, 0);
@@ -166,10 +183,18 @@ describe('Windows initiator personality (msiscsi, disk.sys/classpnp.sys, clusdis
       assert.equal(r.status, 0);
       assert.equal(r.data[1], page);
     }
-    const rc16 = await p.exec(readCapacity16(12), { read: 12 });
+    // ClassReadDriveCapacity: READ CAPACITY(10) first; READ CAPACITY(16) with allocation length
+    // 12 only when the answer is FFFFFFFFh (a LUN of 2 TiB or more).
+    const rc10 = await p.exec(READ_CAPACITY10, { read: 8 });
+    assert.equal(rc10.status, 0);
+    assert.equal(rc10.data.readUInt32BE(0), (1 << 30) / 512 - 1);
+    const LUN2 = 0x0002_0000_0000_0000n;
+    const big10 = await p.execRetryUa(READ_CAPACITY10, { read: 8, lun: LUN2 });
+    assert.equal(big10.data.readUInt32BE(0), 0xffffffff, 'a 4 TiB LUN answers FFFFFFFFh (SBC-4 §5.19.2)');
+    const rc16 = await p.exec(readCapacity16(12), { read: 12, lun: LUN2 });
     assert.equal(rc16.status, 0, 'allocation length 12 is truncation, not an error (SPC-5 §4.2.5.6)');
     assert.equal(rc16.data.length, 12);
-    assert.equal(rc16.data.readBigUInt64BE(0), BigInt((1 << 30) / 512 - 1));
+    assert.equal(rc16.data.readBigUInt64BE(0), (4n * 2n ** 40n) / 512n - 1n);
     assert.equal(rc16.data.readUInt32BE(8), 512);
     assert.equal(rc16.residual.overflow, false);
     // A larger buffer than the data: GOOD with an underflow residual (RFC 7143 §11.4.5).
@@ -181,8 +206,9 @@ describe('Windows initiator personality (msiscsi, disk.sys/classpnp.sys, clusdis
   });
 
   it('disk arrival: MODE SENSE(6) 3Fh with allocation length 192, caching page current and changeable, page 1Ch', async () => {
-    // Source: disk.c DiskGetCacheInformation / ClassModeSense with MODE_DATA_SIZE (192) and
-    // MODE_SENSE_RETURN_ALL; DiskInfoExceptionCheck (MODE_PAGE_FAULT_REPORTING 1Ch).
+    // Source: disk.h MODE_DATA_SIZE (192); disk.c DiskIoctlGetMediaTypesEx / DiskIoctlIsWritable
+    // (page 3Fh), DiskGetCacheInformation (08h current), classpnp utils.c ClasspWriteCacheProperty
+    // (08h changeable), disk.c DiskGetInfoExceptionInformation (1Ch, failure prediction).
     const p = await arrived(target.port);
     const all = await p.exec(modeSense6(0x3f, 192), { read: 192 });
     assert.equal(all.status, 0, `MODE SENSE 3Fh: ${senseOf(all)}`);
@@ -213,7 +239,8 @@ describe('Windows initiator personality (msiscsi, disk.sys/classpnp.sys, clusdis
   });
 
   it('disk arrival: MODE SELECT(6) of the Control page with QERR=0 is accepted and reads back', async () => {
-    // Source: Windows Failover Clustering / storport set QERR=0 on shared disks (clusdisk).
+    // Source: classpnp utils.c ClasspZeroQERR, run by ClassPnpStartDevice for thin-provisioned
+    // (LBPME=1, as every s3tgt LUN is) or ODX-capable LUNs.
     const p = await arrived(target.port);
     const cur = await p.exec(modeSense6(0x0a, 192, 0, true), { read: 192 });
     assert.equal(cur.status, 0);
@@ -230,8 +257,9 @@ describe('Windows initiator personality (msiscsi, disk.sys/classpnp.sys, clusdis
   });
 
   it('disk arrival: SYNCHRONIZE CACHE probe, WRITE with FUA, VERIFY with and without BYTCHK', async () => {
-    // Source: disk.c DiskFlushCache / ClassSendSrbSynchronous (SYNCHRONIZE CACHE), disk.c sets
-    // ForceUnitAccess for write-through requests (SRB_FLAGS_D_CACHE / FUA), DiskIoctlVerify (VERIFY(10)).
+    // Source: classpnp utils.c ClasspWriteCacheProperty (SYNCHRONIZE CACHE(10) probe), xferpkt.c
+    // SetupReadWriteTransferPacket (FUA from CdbForceUnitAccess; disk.c DiskFdoProcessError turns
+    // the write cache off if FUA is refused), disk.c DiskIoctlVerifyThread (VERIFY(10)).
     const p = await arrived(target.port);
     assert.equal((await p.exec(SYNC_CACHE)).status, 0);
     const block = Buffer.alloc(4096, 0x3c);
@@ -299,8 +327,8 @@ describe('Windows initiator personality (msiscsi, disk.sys/classpnp.sys, clusdis
   });
 
   it('RESERVE(6) then RELEASE(6), and the 10-byte forms: another initiator conflicts while reserved', async () => {
-    // Source: classpnp/disk.c IOCTL_STORAGE_RESERVE/RELEASE (SCSIOP_RESERVE_UNIT, with
-    // SCSIOP_RESERVE_UNIT10 when the 6-byte form is not supported); SPC-2 §5.5.1.
+    // Source: classpnp class.c ClassDeviceControl (IOCTL_STORAGE_RESERVE/RELEASE: the 6-byte
+    // CDB, the 10-byte one once ClassInterpretSenseInfo set FDO_HACK_NO_RESERVE6); SPC-2 §5.5.1.
     const a = await arrived(target.port, 'node1', 0);
     const b = await arrived(target.port, 'node2', 1);
     for (const [reserve, release] of [
