@@ -96,9 +96,9 @@ export class Service {
 
   /**
    * Starts the service. Every listening address is bound first, so that one in use fails the
-   * start before any lease is taken (connections that arrive meanwhile wait unread); then the
-   * LUNs open, all at once (a stale lease makes us wait for its expiry). A start that fails
-   * after that releases every lease it took.
+   * start before S3 is reached or any lease taken (connections that arrive meanwhile wait
+   * unread); then the bucket is checked and the LUNs open, all at once (a stale lease makes us
+   * wait for its expiry). A start that fails after that releases every lease it took.
    */
   static async start(config: Config): Promise<Service> {
     configureLogging(config.log.level, config.log.format);
@@ -117,10 +117,13 @@ export class Service {
     const backends = new Backends(config);
     let s: Service | undefined;
     try {
-      await backends.open();
       s = new Service(config, backends, journal, journalStats);
       s.portals = await s.server.listen();
       if (config.metrics.listen) await s.startHttp(config.metrics.listen);
+      // S3 is reached only once the portal holds connections: a login that arrives while S3 is
+      // slow or briefly down at start waits and is then served, instead of being refused (and
+      // an answer of "target unavailable" would be a permanent device loss to ESXi).
+      await backends.open();
       await s.openLuns(config.targets.flatMap((t) => t.luns.map((l) => ({ target: t.iqn, lun: l }))));
       if (journal) await quarantineUnserved(journal, new Set([...s.luns.values()].map((l) => uuidHex(l.volume.info.uuid))));
       for (const t of config.targets) s.addTarget(t);

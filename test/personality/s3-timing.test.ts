@@ -210,6 +210,28 @@ describe('Windows and ESXi behaviours that depend on S3 timing (RGW through the 
     p.close();
   });
 
+  it('a start while S3 is briefly down: a login is held, never refused, and completes once S3 is back', async () => {
+    // Source: vSphere "Detecting PDL Conditions" (a login refused with "target unavailable" on a
+    // one-LUN target is PDL); an unanswered login is only a LoginTimeout, retried. A start that
+    // finds S3 down longer than retryDeadline exits 1 and systemd restarts it (README).
+    const t = await target('start-outage', { chunks: 1 });
+    assert.equal(await t.stop(), 0);
+    proxy.set({ outage: true });
+    await t.spawn();
+    await sleep(500);
+    assert.ok(t.alive, `s3tgt exited during the outage:\n${t.output}`);
+    const p = await Peer.connect(t.port, esxi('esx-boot', { qualifier: 7 }));
+    const login = p.login(TEST_IQN);
+    const early = await Promise.race([login.then((st) => `answered ${st.toString(16)}`), sleep(2000).then(() => 'held')]);
+    assert.equal(early, 'held', 'no login answer while the LUNs cannot open');
+    proxy.set({ outage: false });
+    assert.equal(await login, 0, 'the held login completes once the LUN is open');
+    const r = await p.execRetryUa(read10(64, 8), { read: 4096 }, 20_000);
+    assert.equal(r.status, 0);
+    assert.ok(r.data.every((x) => x === 0x40));
+    p.close();
+  });
+
   it('during an S3 outage no command gets LOGICAL UNIT NOT SUPPORTED and logins to the target succeed', async () => {
     // Source: vSphere "Detecting PDL Conditions" (05/25/00 on all paths, or a login refused with
     // "target unavailable" on a one-LUN target, is Permanent Device Loss: the device is removed).
