@@ -205,6 +205,22 @@ describe('ESXi initiator personality (software iSCSI adapter, VMFS, VAAI)', () =
     b.close();
   });
 
+  it('a LUN RESET from another host breaks a SCSI-2 reservation left by a failed host', async () => {
+    // Source: VMware KB 1027963 (ESXi sends LUN RESET to clear a reservation held by a host
+    // that went away); SAM-5 §7.7 / SPC-2 §5.5.1 (a reset releases RESERVE(6) reservations).
+    const a = await host(target.port, { name: 'esx-dead', qualifier: 3 });
+    const b = await host(target.port, { name: 'esx-alive', qualifier: 4 });
+    assert.equal((await a.exec(RESERVE6)).status, 0);
+    assert.equal((await b.execRetryUa(write10(4000, 1), { write: Buffer.alloc(512, 1) })).status, 0x18);
+    assert.equal(await b.tmf(5), 0, 'LUN RESET: Function Complete');
+    const after = await b.execRetryUa(write10(4000, 1), { write: Buffer.alloc(512, 2) });
+    assert.equal(after.status, 0, `after the reset: ${senseOf(after)}`);
+    const ua = await a.exec(TUR);
+    assert.deepEqual(senseOf(ua).slice(0, 3), [2, 6, 0x29], 'the old holder learns of the reset');
+    a.close();
+    b.close();
+  });
+
   it('VAAI probing: 3PC, and REPORT SUPPORTED OPERATION CODES for COMPARE AND WRITE, EXTENDED COPY, WRITE SAME(16), UNMAP', async () => {
     // Source: VMware KB 1021976 (VAAI primitives: ATS = COMPARE AND WRITE, XCOPY = EXTENDED
     // COPY, Block Zero = WRITE SAME, UNMAP). ESXi itself learns support by trying each offload

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { chapResponse, decodeBinary } from '../../src/iscsi/login/chap';
 import { TargetProcess, TEST_IQN } from '../harness/target';
-import { read10, SYNC_CACHE, write10, write10Fua } from '../lib/cdb';
+import { read10, SYNC_CACHE, TUR, write10, write10Fua } from '../lib/cdb';
 import {
   inquiry,
   modeSelect6,
@@ -324,6 +324,26 @@ describe('Windows initiator personality (msiscsi, disk.sys/classpnp.sys, clusdis
     assert.equal(await target.stop(), 0);
     await target.start();
     assert.deepEqual([await naaOf(0n), await naaOf(LUN1)], first, 'identifiers changed across a restart');
+  });
+
+  it('Storport multi-tier reset: LUN RESET, then TARGET WARM RESET, each Function Complete, unit attention 29h, the session goes on', async () => {
+    // Source: "Multi-tier reset in Storport" (a timed-out request escalates LUN reset → target
+    // reset → bus reset); RFC 7143 §11.5.1 (TARGET WARM RESET keeps the session).
+    const p = await arrived(target.port, 'node-reset', 5);
+    const other = await arrived(target.port, 'node-other', 6);
+    for (const fn of [5, 6]) {
+      assert.equal(await p.tmf(fn), 0, `function ${fn}`);
+      const ua = await p.exec(TUR);
+      assert.deepEqual(senseOf(ua).slice(0, 3), [2, 6, 0x29]);
+      assert.equal((await p.execRetryUa(TUR)).status, 0);
+      assert.deepEqual(senseOf(await other.exec(TUR)).slice(0, 3), [2, 6, 0x29], 'every nexus is told');
+      await other.execRetryUa(TUR);
+    }
+    const w = Buffer.alloc(4096, 0x2d);
+    assert.equal((await p.exec(write10(1200, 8), { write: w })).status, 0);
+    assert.ok((await p.exec(read10(1200, 8), { read: 4096 })).data.equals(w));
+    p.close();
+    other.close();
   });
 
   it('RESERVE(6) then RELEASE(6), and the 10-byte forms: another initiator conflicts while reserved', async () => {
