@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { TargetProcess, TEST_IQN } from '../harness/target';
-import { read10, TUR, write10 } from '../lib/cdb';
+import { read10, read16, TUR, write10, write16 } from '../lib/cdb';
 import { inquiry, RELEASE6, RESERVE6, reportLuns, reportOpcode, unmapMany } from './cdbs';
 import { Peer, senseOf } from './peer';
 import { esxi } from './profiles';
@@ -100,6 +100,24 @@ describe('ESXi initiator personality (software iSCSI adapter, VMFS, VAAI)', () =
     const lba0 = await p.exec(read10(0, 1), { read: 512 });
     assert.equal(lba0.status, 0);
     assert.equal(lba0.data.length, 512);
+    p.close();
+  });
+
+  it('the largest transfer Block Limits allows, written with one outstanding R2T and read back', async () => {
+    // Source: ESXi splits guest I/O at the device's MAXIMUM TRANSFER LENGTH (VPD B0h) or
+    // Disk.DiskMaxIOSize (32 MB), whichever is smaller; MaxOutstandingR2T 1 (adapter default).
+    const p = await host(target.port);
+    const b0 = (await p.exec(inquiry(0x40, 0xb0), { read: 0x40 })).data;
+    const maxBytes = Math.min(b0.readUInt32BE(8) * 512, 32 * MiB);
+    assert.ok(maxBytes >= MiB);
+    const data = pattern(maxBytes, 11);
+    const lba = 500 * 2048 + 8; // not chunk aligned: the write spans chunk borders
+    const w = await p.exec(write16(BigInt(lba), maxBytes / 512), { write: data }, 60_000);
+    assert.equal(w.status, 0, `WRITE of ${maxBytes} bytes: ${senseOf(w)}`);
+    const r = await p.exec(read16(BigInt(lba), maxBytes / 512), { read: maxBytes }, 60_000);
+    assert.equal(r.status, 0);
+    assert.ok(r.data.equals(data));
+    assert.ok(p.largestDataIn <= 131072);
     p.close();
   });
 

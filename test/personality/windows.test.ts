@@ -346,6 +346,24 @@ describe('Windows initiator personality (msiscsi, disk.sys/classpnp.sys, clusdis
     other.close();
   });
 
+  it('a flush with the ORDERED task attribute behind queued SIMPLE writes: every write before it is in, nothing reordered', async () => {
+    // Source: Storport/classpnp issue SYNCHRONIZE CACHE for a flush with an ordered queue tag
+    // (SRB_ORDERED_QUEUE_TAG_REQUEST) so it completes after the writes queued before it; SAM-5 §8.6.
+    const p = await arrived(target.port, 'node-ordered', 7);
+    const writes = [];
+    for (let i = 0; i < 16; i++) writes.push(p.start(write10(6000 + i * 8, 8), { write: Buffer.alloc(4096, 0x10 + i) }).done);
+    const flush = p.start(SYNC_CACHE, { attr: 2 }).done;
+    const order: string[] = [];
+    writes.forEach((w, i) => void w.then(() => order.push(`w${i}`)));
+    void flush.then(() => order.push('flush'));
+    for (const w of await Promise.all(writes)) assert.equal(w.status, 0);
+    assert.equal((await flush).status, 0);
+    assert.equal(order[order.length - 1], 'flush', `the ordered flush completed before a write queued ahead of it: ${order}`);
+    const back = (await p.exec(read10(6000, 128), { read: 65536 })).data;
+    for (let i = 0; i < 16; i++) assert.ok(back.subarray(i * 4096, (i + 1) * 4096).every((x) => x === 0x10 + i));
+    p.close();
+  });
+
   it('RESERVE(6) then RELEASE(6), and the 10-byte forms: another initiator conflicts while reserved', async () => {
     // Source: classpnp class.c ClassDeviceControl (IOCTL_STORAGE_RESERVE/RELEASE: the 6-byte
     // CDB, the 10-byte one once ClassInterpretSenseInfo set FDO_HACK_NO_RESERVE6); SPC-2 §5.5.1.
