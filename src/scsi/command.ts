@@ -45,7 +45,7 @@ export interface CommandContext<L> {
   /** The Data-Out as the transport received it (WRITE copies from these, never joined). */
   readonly dataParts: Parts;
   /**
-   * Whether task management aborted this command while it ran. SAM-5 r05 §7.2 lets an aborted
+   * Whether task management aborted this command while it ran. SAM-5 §7.2 lets an aborted
    * command's effect be either way; a command that modifies the medium only after a slow read
    * (COMPARE AND WRITE) checks this at its commit point, so an abort answered while it waited
    * on S3 means "not applied" and the initiator's retry cannot miscompare against itself.

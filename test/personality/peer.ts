@@ -87,10 +87,11 @@ export class Peer {
     return new Peer(await TestInitiator.connect(port), profile);
   }
 
-  private loginPdu(csg: 0 | 1, nsg: 1 | 3, pairs: Array<[string, string]>, isid: Buffer): void {
+  /** One Login Request (T=1 moves from `csg` to `nsg`; T=0 stays, e.g. a CHAP step). */
+  private loginPdu(csg: 0 | 1, nsg: 0 | 1 | 3, pairs: Array<[string, string]>, isid: Buffer, transit = true): void {
     this.c.send(
       encodeLoginRequest({
-        transit: true,
+        transit,
         cont: false,
         csg,
         nsg,
@@ -165,23 +166,7 @@ export class Peer {
 
   /** One security-stage exchange with T=0 (a CHAP step), or T=1 to move on. */
   async securityStep(pairs: Array<[string, string]>, transit: boolean): Promise<LoginStep> {
-    this.c.send(
-      encodeLoginRequest({
-        transit,
-        cont: false,
-        csg: 0,
-        nsg: transit ? 1 : 0,
-        versionMax: 0,
-        versionMin: 0,
-        isid: this.loginIsid,
-        tsih: 0,
-        itt: this.c.itt,
-        cid: 0,
-        cmdSN: this.c.cmdSN,
-        expStatSN: this.c.expStatSN,
-        data: serializeText(pairs),
-      }),
-    );
+    this.loginPdu(0, transit ? 1 : 0, pairs, this.loginIsid, transit);
     return this.loginAnswer();
   }
 
