@@ -5,7 +5,7 @@ import { abortReason } from '../util/clock';
 import { StorageError } from './errors';
 import { HandleCache } from './file-handles';
 import { readFully, syncDir, writeAll } from './file-io';
-import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
+import type { CopyOptions, GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 /**
  * The local chunk store: the S3 layout in a directory, one file per object. Writes are atomic
@@ -203,6 +203,13 @@ export class FileObjectStore implements ObjectStore {
   }
 
   /** Deleting is durable when it returns: the directory is fsynced, like after a put. */
+  /** A local copy: read, then written like a put (atomic rename), metadata included. */
+  async copy(from: string, to: string, opts: CopyOptions = {}): Promise<{ etag: string } | null> {
+    const src = await this.get(from);
+    if (!src) return null;
+    return this.put(to, src.body, { ...opts, metadata: src.meta.metadata });
+  }
+
   async delete(key: string, opts?: RequestOptions): Promise<void> {
     await this.deleteMany([key], opts);
   }

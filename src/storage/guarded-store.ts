@@ -1,6 +1,6 @@
 import { linked } from '../util/signals';
 import { StorageError } from './errors';
-import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
+import type { CopyOptions, GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 /**
  * Decorator, right above the wire (below the I/O pool and the retry layer): every mutation
@@ -38,6 +38,10 @@ export class GuardedStore implements ObjectStore {
 
   put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }> {
     return this.admitted(`PUT ${key}`, opts, (o) => this.inner.put(key, body, o));
+  }
+
+  copy(from: string, to: string, opts?: CopyOptions): Promise<{ etag: string } | null> {
+    return this.admitted(`COPY ${from} to ${to}`, opts, (o) => this.inner.copy(from, to, o));
   }
 
   delete(key: string, opts?: RequestOptions): Promise<void> {

@@ -1,7 +1,7 @@
 import { StorageError } from './errors';
-import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
+import type { CopyOptions, GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
-export type StoreOp = 'get' | 'head' | 'put' | 'delete' | 'deleteMany' | 'list';
+export type StoreOp = 'get' | 'head' | 'put' | 'copy' | 'delete' | 'deleteMany' | 'list';
 
 /** Where request outcomes go (the metrics module implements it with prom-client). */
 export interface StoreObserver {
@@ -52,6 +52,15 @@ export class InstrumentedStore implements ObjectStore {
       'put',
       () => this.inner.put(key, body, opts),
       () => body.length,
+    );
+  }
+
+  /** Bytes: none pass through us (the server copies). */
+  copy(from: string, to: string, opts?: CopyOptions): Promise<{ etag: string } | null> {
+    return this.observe(
+      'copy',
+      () => this.inner.copy(from, to, opts),
+      () => 0,
     );
   }
 

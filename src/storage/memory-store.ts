@@ -33,6 +33,12 @@ export class MemoryObjectStore implements ObjectStore {
     return { etag };
   }
 
+  async copy(from: string, to: string): Promise<{ etag: string } | null> {
+    const src = this.objects.get(from);
+    if (!src) return null;
+    return this.put(to, src.body, { metadata: src.meta.metadata });
+  }
+
   async delete(key: string): Promise<void> {
     this.objects.delete(key);
   }

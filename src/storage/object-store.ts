@@ -54,6 +54,12 @@ export interface PutOptions extends RequestOptions {
   readonly ifMatch?: string;
 }
 
+/**
+ * Options of a server-side copy. No source condition: RGW ignores x-amz-copy-source-if-match
+ * (quoted or not), so nothing may rely on it; the LUN's lease keeps its source chunks still.
+ */
+export type CopyOptions = RequestOptions;
+
 export interface ListEntry {
   readonly key: string;
   readonly size: number;
@@ -76,6 +82,11 @@ export interface ObjectStore {
   get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null>;
   head(key: string, opts?: RequestOptions): Promise<ObjectMeta | null>;
   put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }>;
+  /**
+   * Server-side copy of `from` to `to`, metadata included: no data passes through us (S3
+   * CopyObject). Null when `from` does not exist. A mutation of `to`: it needs the write gate.
+   */
+  copy(from: string, to: string, opts?: CopyOptions): Promise<{ etag: string } | null>;
   /** Deleting a missing key succeeds. */
   delete(key: string, opts?: RequestOptions): Promise<void>;
   /** Deletes many keys, batched by the backend (S3 DeleteObjects takes 1000). */

@@ -1,5 +1,5 @@
 import type { IoPool } from './io-pool';
-import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
+import type { CopyOptions, GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 /**
  * Decorator: every request of the wrapped store takes a slot of the I/O pool in its lane,
@@ -29,6 +29,10 @@ export class PooledStore implements ObjectStore {
 
   put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }> {
     return this.run(opts, 'foreground', () => this.inner.put(key, body, opts));
+  }
+
+  copy(from: string, to: string, opts?: CopyOptions): Promise<{ etag: string } | null> {
+    return this.run(opts, 'foreground', () => this.inner.copy(from, to, opts));
   }
 
   delete(key: string, opts?: RequestOptions): Promise<void> {

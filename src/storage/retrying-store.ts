@@ -1,7 +1,7 @@
 import { abortReason, type Clock, systemClock } from '../util/clock';
 import { log } from '../util/log';
 import { isStorageError, StorageError } from './errors';
-import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
+import type { CopyOptions, GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 export interface RetryOptions {
   /** Give up on an operation after this long, so a command still ends before initiator timeouts. */
@@ -95,6 +95,11 @@ export class RetryingStore implements ObjectStore {
 
   put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }> {
     return this.retry('put', opts, (o) => this.inner.put(key, body, o));
+  }
+
+  /** Idempotent: copying the same source version again writes the same object. */
+  copy(from: string, to: string, opts?: CopyOptions): Promise<{ etag: string } | null> {
+    return this.retry('copy', opts, (o) => this.inner.copy(from, to, o));
   }
 
   delete(key: string, opts?: RequestOptions): Promise<void> {

@@ -3,6 +3,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { Readable } from 'node:stream';
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -15,7 +16,7 @@ import {
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { abortReason } from '../util/clock';
 import { StorageError } from './errors';
-import type { GetResult, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
+import type { CopyOptions, GetResult, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 export interface S3StoreOptions {
   /** Omit for AWS; set for RGW, MinIO and friends. */
@@ -181,6 +182,30 @@ export class S3ObjectStore implements ObjectStore {
       return { etag: etagOf(res.ETag) };
     } catch (e) {
       throw classify(e, `PUT ${key}`);
+    }
+  }
+
+  /**
+   * CopyObject within the bucket, metadata copied (MetadataDirective COPY). A missing source
+   * is null. S3 may answer 200 with an error in the body of a copy; the SDK turns that into an
+   * exception, classified like any other.
+   */
+  async copy(from: string, to: string, opts: CopyOptions = {}): Promise<{ etag: string } | null> {
+    try {
+      const res = await this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.opts.bucket,
+          Key: to,
+          CopySource: `${this.opts.bucket}/${from.split('/').map(encodeURIComponent).join('/')}`,
+          MetadataDirective: 'COPY',
+        }),
+        sendOptions(opts),
+      );
+      return { etag: etagOf(res.CopyObjectResult?.ETag) };
+    } catch (e) {
+      const err = classify(e, `COPY ${from} to ${to}`);
+      if (err.kind === 'not-found') return null;
+      throw err;
     }
   }
 

@@ -1,7 +1,7 @@
-import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
+import type { CopyOptions, GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 /**
- * A view of a store whose mutations (put, delete, deleteMany) get their options from `scope`:
+ * A view of a store whose mutations (put, copy, delete, deleteMany) get their options from `scope`:
  * how a LUN's write gate rides along with every write made through `WriteGate.bind`.
  */
 export function scopedStore(inner: ObjectStore, scope: (opts: RequestOptions | undefined, what: string) => RequestOptions): ObjectStore {
@@ -11,6 +11,8 @@ export function scopedStore(inner: ObjectStore, scope: (opts: RequestOptions | u
     head: (key: string, opts?: RequestOptions): Promise<ObjectMeta | null> => inner.head(key, opts),
     put: async (key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }> =>
       inner.put(key, body, { ...opts, ...scope(opts, `PUT ${key}`) }),
+    copy: async (from: string, to: string, opts?: CopyOptions): Promise<{ etag: string } | null> =>
+      inner.copy(from, to, { ...opts, ...scope(opts, `COPY ${from} to ${to}`) }),
     delete: async (key: string, opts?: RequestOptions): Promise<void> => inner.delete(key, scope(opts, `DELETE ${key}`)),
     deleteMany: async (keys: readonly string[], opts?: RequestOptions): Promise<void> =>
       inner.deleteMany(keys, scope(opts, `DELETE ${keys.length} keys`)),

@@ -1,7 +1,7 @@
 import { abortReason, type Clock } from '../util/clock';
 import { linked } from '../util/signals';
 import { StorageError } from './errors';
-import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
+import type { CopyOptions, GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 /**
  * Runs one attempt of `fn` within `ms`: it gets a signal that aborts on the time limit (with a
@@ -75,6 +75,10 @@ export class TimeLimitedStore implements ObjectStore {
 
   put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }> {
     return this.limit(`PUT ${key}`, opts, (o) => this.inner.put(key, body, o));
+  }
+
+  copy(from: string, to: string, opts?: CopyOptions): Promise<{ etag: string } | null> {
+    return this.limit(`COPY ${from} to ${to}`, opts, (o) => this.inner.copy(from, to, o));
   }
 
   delete(key: string, opts?: RequestOptions): Promise<void> {

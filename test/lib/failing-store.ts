@@ -1,6 +1,15 @@
 import { StorageError } from '../../src/storage/errors';
 import type { StoreOp } from '../../src/storage/instrumented-store';
-import type { GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from '../../src/storage/object-store';
+import type {
+  CopyOptions,
+  GetResult,
+  ListEntry,
+  ListPage,
+  ObjectMeta,
+  ObjectStore,
+  PutOptions,
+  RequestOptions,
+} from '../../src/storage/object-store';
 import { abortReason, type Clock, systemClock } from '../../src/util/clock';
 
 /**
@@ -42,7 +51,7 @@ export interface FailingEnv {
   readonly onLand?: (op: StoreOp, key: string) => boolean;
 }
 
-const MUTATIONS: readonly StoreOp[] = ['put', 'delete', 'deleteMany'];
+const MUTATIONS: readonly StoreOp[] = ['put', 'copy', 'delete', 'deleteMany'];
 
 /**
  * A store that fails the way S3 and networks do, on purpose (SlateDB's failing_object_store):
@@ -150,6 +159,11 @@ export class FailingStore implements ObjectStore {
   put(key: string, body: Buffer, opts: PutOptions = {}): Promise<{ etag: string }> {
     const { metadata, ifMatch, ifNoneMatch } = opts;
     return this.request('put', key, opts.signal, () => this.inner.put(key, body, { metadata, ifMatch, ifNoneMatch }));
+  }
+
+  /** A copy's fate is decided by its destination key (the object it mutates). */
+  copy(from: string, to: string, opts: CopyOptions = {}): Promise<{ etag: string } | null> {
+    return this.request('copy', to, opts.signal, () => this.inner.copy(from, to));
   }
 
   delete(key: string, opts?: RequestOptions): Promise<void> {

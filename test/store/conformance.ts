@@ -71,6 +71,24 @@ export function storeConformance(name: string, makeStore: () => Promise<ObjectSt
       await assert.rejects(s.put(`${key}.missing`, Buffer.from('e'), { ifMatch: first.etag }), { kind: 'precondition' });
     });
 
+    it('copy: server-side, bytes and metadata, independent of its source afterwards; a missing source is null', async () => {
+      const s = await make();
+      const p = prefix();
+      const body = randomBytes(1024 * 1024);
+      await s.put(`${p}chunks/0000000000000001`, body, { metadata: { 's3tgt-crc32c': '0badf00d' } });
+      const copied = await s.copy(`${p}chunks/0000000000000001`, `${p}snapshots/a/chunks/0000000000000001`);
+      assert.ok(copied && copied.etag.length > 0 && !copied.etag.startsWith('"'));
+      const got = await s.get(`${p}snapshots/a/chunks/0000000000000001`);
+      assert.ok(got?.body.equals(body));
+      assert.equal(got?.meta.metadata['s3tgt-crc32c'], '0badf00d', 'metadata travels with the copy');
+      assert.equal((await s.head(`${p}snapshots/a/chunks/0000000000000001`))?.etag, copied.etag);
+      // The copy is independent of its source afterwards.
+      await s.put(`${p}chunks/0000000000000001`, Buffer.alloc(16, 1));
+      assert.ok((await s.get(`${p}snapshots/a/chunks/0000000000000001`))?.body.equals(body));
+      assert.equal(await s.copy(`${p}chunks/0000000000000002`, `${p}snapshots/a/chunks/0000000000000002`), null);
+      assert.equal(await s.head(`${p}snapshots/a/chunks/0000000000000002`), null, 'nothing created for a missing source');
+    });
+
     it('lists a prefix in order across pages, and deleteMany removes more than one batch', async () => {
       const s = await make();
       const p = prefix();

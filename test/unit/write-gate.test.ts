@@ -40,7 +40,8 @@ describe('the write gate (issue 13, defects 3 and 4)', () => {
     await assert.rejects(defrag(v, store, layout, { dryRun: false }), suspended);
     await assert.rejects(v.saveRecord('mode-pages', Buffer.from('{}')), suspended);
     await assert.rejects(gate.bind(store).deleteMany([layout.volumeKey]), suspended); // what `lun delete` goes through
-    const mutations = store.log.slice(before).filter((r) => r.op === 'put' || r.op === 'delete' || r.op === 'deleteMany');
+    await assert.rejects(gate.bind(store).copy(layout.chunkKey(0), layout.chunkKey(9)), suspended); // server-side copies (issue 16)
+    const mutations = store.log.slice(before).filter((r) => r.op === 'put' || r.op === 'copy' || r.op === 'delete' || r.op === 'deleteMany');
     assert.deepEqual(mutations, [], 'nothing was sent');
     assert.ok(
       (await v.read(0, 4096)).every((b) => b === 5),
@@ -77,6 +78,7 @@ describe('the write gate (issue 13, defects 3 and 4)', () => {
     const { store } = storeStack(new MemoryObjectStore(), { concurrency: 4, requestTimeoutMs: 1_000, retryDeadlineMs: 1_000 });
     await assert.rejects(store.put('p/vol/chunks/0', Buffer.alloc(1)), { code: 'STORE_ERR_INTERNAL' });
     await assert.rejects(store.deleteMany(['p/vol/chunks/0']), { code: 'STORE_ERR_INTERNAL' });
+    await assert.rejects(store.copy('p/vol/chunks/0', 'p/vol/chunks/1'), { code: 'STORE_ERR_INTERNAL' });
   });
 });
 
