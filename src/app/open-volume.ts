@@ -8,6 +8,7 @@ import { replayDecision } from '../storage/journal/replay-policy';
 import type { LunLayout } from '../storage/layout';
 import { Lease, type LeaseTiming } from '../storage/lease';
 import type { ObjectStore } from '../storage/object-store';
+import { lunDataStore } from '../storage/snapshots/preserving-store';
 import type { VolumeInfo } from '../storage/volume';
 import { createVolume, readVolumeInfo } from '../storage/volume-meta';
 import { log } from '../util/log';
@@ -41,8 +42,19 @@ export async function openLun(store: ObjectStore, layout: LunLayout, lun: LunCon
     const info = await volumeInfo(lease.gate.bind(store), layout, lun);
     // A LUN that no longer journals replays through its cache, flushing once at the end.
     const replaying = journal !== undefined && !lun.journal && journal.recoveredFor(info.uuid).length > 0;
+    // A LUN with snapshots writes through the store that preserves each chunk before its first
+    // overwrite; which chunks are preserved already is listed in the background.
+    const data = await lunDataStore(store, layout);
+    if (data.preserving) {
+      const p = data.preserving;
+      void p
+        .loadPreserved()
+        .catch((e: unknown) =>
+          log.warn('listing the newest snapshot failed; overwrites check each chunk instead', { lun: layout.name, error: String(e) }),
+        );
+    }
     volume = new ChunkVolume(
-      store,
+      data.store,
       layout,
       info,
       {

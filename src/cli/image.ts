@@ -2,6 +2,9 @@ import { open } from 'node:fs/promises';
 import type { Config } from '../config/config';
 import { formatSize } from '../config/units';
 import type { ChunkVolume } from '../storage/chunk-volume';
+import type { ObjectStore } from '../storage/object-store';
+import { SnapshotCatalog } from '../storage/snapshots/catalog';
+import { SnapshotResolver, SnapshotView } from '../storage/snapshots/snapshot-view';
 import { createVolume } from '../storage/volume-meta';
 import { ProgressBar } from '../util/progress';
 import { CliError } from './errors';
@@ -86,11 +89,19 @@ export async function importImage(config: Config, name: string, file: string): P
  * `s3tgt export <lun> <file>`: the LUN into a raw image file of the LUN's size. Chunks the
  * store does not have are not read and stay holes in the file (sparse).
  */
-export async function exportImage(config: Config, name: string, file: string): Promise<ImageReport> {
+export async function exportImage(config: Config, name: string, file: string, snapshot?: string): Promise<ImageReport> {
   return withLun(config, name, 'export', async (l) => {
     if (!l.info) throw new CliError('CLI_ERR_NO_LUN', `LUN "${name}" does not exist in the store`);
-    const info = l.info;
-    const volume: ChunkVolume = l.volume(info, { cacheBytes: 32 * MiB });
+    let info = l.info;
+    let view: ObjectStore | undefined;
+    if (snapshot !== undefined) {
+      const catalog = await SnapshotCatalog.load(l.store, l.layout);
+      const s = catalog.find(snapshot);
+      if (!s) throw new CliError('CLI_ERR_USAGE', `LUN "${name}" has no snapshot named "${snapshot}"`);
+      view = new SnapshotView(l.store, l.layout, await SnapshotResolver.load(l.store, l.layout, catalog, s));
+      info = { ...info, sizeBytes: s.sizeBytes };
+    }
+    const volume: ChunkVolume = l.volume(info, { cacheBytes: 32 * MiB, ...(view ? { view } : {}) });
     const fh = await open(file, 'w').catch((e: Error) => {
       throw new CliError('CLI_ERR_IO', `cannot create ${file}: ${e.message}`);
     });

@@ -4,6 +4,7 @@ import { formatSize } from '../config/units';
 import { StorageError } from '../storage/errors';
 import { type LeaseRecord, readLease } from '../storage/lease';
 import { listAll } from '../storage/object-store';
+import { SnapshotCatalog } from '../storage/snapshots/catalog';
 import type { VolumeInfo } from '../storage/volume';
 import { createVolume, readVolumeInfo } from '../storage/volume-meta';
 import { CliError } from './errors';
@@ -116,6 +117,13 @@ export async function lunCreate(config: Config, name: string): Promise<VolumeInf
 /** `s3tgt lun delete`: every object of the LUN, then its lease. Refused while served. */
 export async function lunDelete(config: Config, name: string): Promise<number> {
   return withLun(config, name, 'delete', async (l) => {
+    const snapshots = (await SnapshotCatalog.load(l.store, l.layout)).snapshots;
+    if (snapshots.length > 0) {
+      throw new CliError(
+        'CLI_ERR_USAGE',
+        `LUN "${name}" has ${snapshots.length} snapshot(s) (${snapshots.map((s) => s.name).join(', ')}): delete them first (s3tgt snapshot delete)`,
+      );
+    }
     const keys: string[] = [];
     for await (const e of listAll(l.store, `${l.layout.root}/`)) if (e.key !== l.layout.leaseKey) keys.push(e.key);
     // volume.json last: an interrupted delete leaves a LUN that still describes itself.

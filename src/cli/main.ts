@@ -11,6 +11,7 @@ import { CliError } from './errors';
 import { exportImage, importImage } from './image';
 import { formatStatus, journalDiscard, journalExport, journalStatus } from './journal';
 import { formatInfo, formatList, lunCreate, lunDelete, lunResize, lunStatus } from './lun';
+import { formatSnapshots, snapshotCreate, snapshotDelete, snapshotList, snapshotRestore } from './snapshot';
 
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, config: 3, findings: 4, lease: 5 } as const;
@@ -144,6 +145,54 @@ lun
     process.stdout.write(`deleted LUN "${name}" (${n} objects)\n`);
   });
 
+const snapshot = program.command('snapshot').description('point-in-time snapshots of a LUN that is not being served (offline, under its lease)');
+
+snapshot
+  .command('create')
+  .description('take a snapshot: one record; each chunk is copied out (server-side) before its first overwrite')
+  .argument('<lun>', 'LUN name')
+  .argument('<name>', 'snapshot name')
+  .addOption(configOption())
+  .action(async (lunName: string, name: string, opts: { config: string }) => {
+    const s = await snapshotCreate(configFor(opts.config), lunName, name);
+    process.stdout.write(`snapshot "${s.name}" of "${lunName}" taken at ${s.created}\n`);
+  });
+
+snapshot
+  .command('list')
+  .description("a LUN's snapshots, oldest first, with the chunks each preserved")
+  .argument('<lun>', 'LUN name')
+  .addOption(configOption())
+  .option('--json', 'print JSON')
+  .action(async (lunName: string, opts: { config: string; json?: boolean }) => {
+    const rows = await snapshotList(configFor(opts.config), lunName);
+    process.stdout.write(`${opts.json ? JSON.stringify(rows, null, 2) : formatSnapshots(rows)}\n`);
+  });
+
+snapshot
+  .command('delete')
+  .description('delete a snapshot (the older ones keep their contents)')
+  .argument('<lun>', 'LUN name')
+  .argument('<name>', 'snapshot name')
+  .addOption(configOption())
+  .action(async (lunName: string, name: string, opts: { config: string }) => {
+    const r = await snapshotDelete(configFor(opts.config), lunName, name);
+    process.stdout.write(`deleted snapshot "${name}" of "${lunName}": ${r.deleted} objects, ${r.handedOver} chunks handed to the older snapshot\n`);
+  });
+
+snapshot
+  .command('restore')
+  .description('roll a LUN back to a snapshot (newer snapshots keep their contents)')
+  .argument('<lun>', 'LUN name')
+  .argument('<name>', 'snapshot name')
+  .addOption(configOption())
+  .option('--yes', 'really roll back (required)')
+  .action(async (lunName: string, name: string, opts: { config: string; yes?: boolean }) => {
+    if (!opts.yes) throw new CliError('CLI_ERR_USAGE', `restoring overwrites "${lunName}" with snapshot "${name}": add --yes`);
+    const r = await snapshotRestore(configFor(opts.config), lunName, name);
+    process.stdout.write(`restored "${lunName}" to snapshot "${name}": ${r.restored} chunks copied back, ${r.deleted} deleted\n`);
+  });
+
 program
   .command('import')
   .description('copy a raw image file into a LUN (sparse: zero chunks become holes; progress bar on a terminal)')
@@ -163,10 +212,11 @@ program
   .argument('<name>', 'LUN name')
   .argument('<file>', 'raw image to write')
   .addOption(configOption())
-  .action(async (name: string, file: string, opts: { config: string }) => {
-    const r = await exportImage(configFor(opts.config), name, file);
+  .option('--snapshot <snapshot>', 'export the LUN as it was when this snapshot was taken')
+  .action(async (name: string, file: string, opts: { config: string; snapshot?: string }) => {
+    const r = await exportImage(configFor(opts.config), name, file, opts.snapshot);
     process.stdout.write(
-      `exported "${name}" (${formatSize(r.bytes)}) to ${file} in ${r.seconds.toFixed(1)} s: ${r.dataChunks} chunks with data, ${r.holeChunks} holes\n`,
+      `exported "${name}"${opts.snapshot ? ` at snapshot "${opts.snapshot}"` : ''} (${formatSize(r.bytes)}) to ${file} in ${r.seconds.toFixed(1)} s: ${r.dataChunks} chunks with data, ${r.holeChunks} holes\n`,
     );
   });
 

@@ -4,6 +4,7 @@ import { ChunkVolume } from '../storage/chunk-volume';
 import type { LunLayout } from '../storage/layout';
 import { Lease } from '../storage/lease';
 import type { ObjectStore } from '../storage/object-store';
+import { lunDataStore } from '../storage/snapshots/preserving-store';
 import type { VolumeInfo } from '../storage/volume';
 import { readVolumeInfo } from '../storage/volume-meta';
 import { CliError } from './errors';
@@ -16,8 +17,8 @@ export interface OfflineLun {
   readonly layout: LunLayout;
   /** volume.json, or null when the LUN was never created. */
   readonly info: VolumeInfo | null;
-  /** Opens the LUN's volume for I/O (closed by withLun). */
-  volume(info: VolumeInfo, opts?: { cacheBytes?: number }): ChunkVolume;
+  /** Opens the LUN's volume for I/O (closed by withLun); `view`: a read-only store to read instead (a snapshot). */
+  volume(info: VolumeInfo, opts?: { cacheBytes?: number; view?: ObjectStore }): ChunkVolume;
 }
 
 export function findLun(config: Config, name: string): LunConfig {
@@ -43,6 +44,8 @@ export async function withLun<T>(config: Config, name: string, purpose: string, 
     try {
       // Read under the lease: nobody changes it while we work.
       const info = await readVolumeInfo(backend.store, layout);
+      // A LUN with snapshots: every chunk the command overwrites is preserved first.
+      const data = await lunDataStore(backend.store, layout);
       const value = await fn({
         lun,
         store: lease.gate.bind(backend.store),
@@ -50,13 +53,13 @@ export async function withLun<T>(config: Config, name: string, purpose: string, 
         info,
         volume(i, opts) {
           volume = new ChunkVolume(
-            backend.store,
+            opts?.view ?? data.store,
             layout,
             i,
             {
               cacheBytes: opts?.cacheBytes ?? 64 << 20,
               cacheMode: 'write-back',
-              readOnly: false,
+              readOnly: opts?.view !== undefined,
               flushDelayMs: 0,
               readAheadChunks: 0,
               spaceTimeoutMs: 60_000,

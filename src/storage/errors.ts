@@ -39,6 +39,8 @@ export type StorageErrorCode =
   | 'STORE_ERR_JOURNAL_SUPERSEDED'
   /** A LUN has quarantined journal records the operator has not dealt with yet. */
   | 'STORE_ERR_JOURNAL_QUARANTINED'
+  /** A snapshot operation was refused (bad or duplicate name, unknown snapshot, a served LUN). */
+  | 'STORE_ERR_SNAPSHOT'
   | 'STORE_ERR_FENCED'
   | 'STORE_ERR_INTERNAL';
 

@@ -4,7 +4,12 @@
  *   <prefix>/<name>/volume.json              format version, size, block size, chunk size, UUID
  *   <prefix>/<name>/chunks/<16 hex digits>   chunk i: bytes [i MiB, (i+1) MiB) of the LUN
  *   <prefix>/<name>/lease.json               single-writer lease
- *   <prefix>/<name>/records/<record>.json    persistent reservations, saved mode pages
+ *   <prefix>/<name>/records/<record>.json    persistent reservations, saved mode pages,
+ *                                             the snapshot catalog (snapshots.json)
+ *   <prefix>/<name>/snapshots/<id>/chunks/<16 hex digits>
+ *                                             chunk i as it was when snapshot <id> was taken,
+ *                                             copied there before its first overwrite (an
+ *                                             empty object: the chunk did not exist then)
  */
 export const CHUNK_SIZE = 1024 * 1024;
 export const FORMAT_VERSION = 1;
@@ -47,6 +52,26 @@ export class LunLayout {
   chunkIndexOf(key: string): number | undefined {
     if (!key.startsWith(this.chunksPrefix)) return undefined;
     const hex = key.slice(this.chunksPrefix.length);
+    if (!/^[0-9a-f]{16}$/.test(hex)) return undefined;
+    const n = Number.parseInt(hex, 16);
+    return Number.isSafeInteger(n) ? n : undefined;
+  }
+
+  /** Where snapshot `id` keeps the chunks it preserved. */
+  snapshotChunksPrefix(id: number): string {
+    if (!Number.isSafeInteger(id) || id < 1) throw new Error(`invalid snapshot id ${id}`);
+    return `${this.root}/snapshots/${id}/chunks/`;
+  }
+
+  snapshotChunkKey(id: number, index: number): string {
+    return `${this.snapshotChunksPrefix(id)}${index.toString(16).padStart(16, '0')}`;
+  }
+
+  /** The chunk index of a key under a snapshot's chunk prefix, or undefined. */
+  snapshotChunkIndexOf(id: number, key: string): number | undefined {
+    const p = this.snapshotChunksPrefix(id);
+    if (!key.startsWith(p)) return undefined;
+    const hex = key.slice(p.length);
     if (!/^[0-9a-f]{16}$/.test(hex)) return undefined;
     const n = Number.parseInt(hex, 16);
     return Number.isSafeInteger(n) ? n : undefined;

@@ -1,0 +1,117 @@
+import { log } from '../../util/log';
+import { StorageError } from '../errors';
+import type { LunLayout } from '../layout';
+import { listAll, type ObjectStore } from '../object-store';
+import type { VolumeInfo } from '../volume';
+import { type Snapshot, SnapshotCatalog } from './catalog';
+import { HOLE_METADATA, PreservingStore } from './preserving-store';
+import { SnapshotResolver } from './snapshot-view';
+
+/**
+ * Snapshot operations on a LUN that is not being served (the caller holds its lease, and
+ * `store` is the store seen through the lease's write gate). Nothing here buffers data: the
+ * store holds everything the LUN acknowledged, so the point in time is the call itself.
+ */
+
+const unknown = (name: string): StorageError => new StorageError('invalid', `no snapshot named "${name}"`, { code: 'STORE_ERR_SNAPSHOT' });
+
+/** Takes a snapshot: one record. Chunks are copied out later, each before its first overwrite. */
+export async function createSnapshot(store: ObjectStore, layout: LunLayout, info: VolumeInfo, name: string, now = new Date()): Promise<Snapshot> {
+  const catalog = await SnapshotCatalog.load(store, layout);
+  const next = catalog.with(name, now, info.sizeBytes);
+  await next.catalog.save(store, layout);
+  log.info('snapshot created', { lun: layout.name, snapshot: name, id: next.snapshot.id });
+  return next.snapshot;
+}
+
+export async function listSnapshots(
+  store: ObjectStore,
+  layout: LunLayout,
+): Promise<Array<Snapshot & { preservedChunks: number; preservedBytes: number }>> {
+  const catalog = await SnapshotCatalog.load(store, layout);
+  const out = [];
+  for (const s of catalog.snapshots) {
+    let preservedChunks = 0;
+    let preservedBytes = 0;
+    for await (const e of listAll(store, layout.snapshotChunksPrefix(s.id))) {
+      preservedChunks++;
+      preservedBytes += e.size;
+    }
+    out.push({ ...s, preservedChunks, preservedBytes });
+  }
+  return out;
+}
+
+/**
+ * Deletes a snapshot. The next older snapshot reads through this one for every chunk it did not
+ * preserve itself, so each such chunk is first handed to it (a copy, or a hole marker); then
+ * the catalog forgets the snapshot; then its objects go. Interrupted, it is simply run again:
+ * a chunk already handed over is not copied twice, and leftovers of a forgotten id are never
+ * read (ids are not reused).
+ */
+export async function deleteSnapshot(store: ObjectStore, layout: LunLayout, name: string): Promise<{ handedOver: number; deleted: number }> {
+  const catalog = await SnapshotCatalog.load(store, layout);
+  const s = catalog.find(name);
+  if (!s) throw unknown(name);
+  const older = catalog.olderThan(s.id);
+  const keys: string[] = [];
+  let handedOver = 0;
+  const olderHas = new Set<number>();
+  if (older) {
+    for await (const e of listAll(store, layout.snapshotChunksPrefix(older.id))) {
+      const i = layout.snapshotChunkIndexOf(older.id, e.key);
+      if (i !== undefined) olderHas.add(i);
+    }
+  }
+  for await (const e of listAll(store, layout.snapshotChunksPrefix(s.id))) {
+    keys.push(e.key);
+    const i = layout.snapshotChunkIndexOf(s.id, e.key);
+    if (!older || i === undefined || olderHas.has(i)) continue;
+    const to = layout.snapshotChunkKey(older.id, i);
+    if (e.size === 0) await store.put(to, Buffer.alloc(0), { metadata: { ...HOLE_METADATA } });
+    else if (!(await store.copy(e.key, to))) throw new StorageError('unavailable', `${e.key} vanished while snapshot "${name}" was being deleted`);
+    handedOver++;
+  }
+  await catalog.without(s.id).save(store, layout);
+  for (let at = 0; at < keys.length; at += 1000) await store.deleteMany(keys.slice(at, at + 1000));
+  log.info('snapshot deleted', { lun: layout.name, snapshot: name, handedOver, deleted: keys.length });
+  return { handedOver, deleted: keys.length };
+}
+
+/**
+ * Rolls the LUN back to a snapshot: every chunk that changed since is copied back from where
+ * the snapshot keeps it (or deleted: it did not exist then), and chunks past the snapshot's
+ * size are deleted. Snapshots newer than it keep their contents: each overwrite first
+ * preserves the live chunk into the newest one. The LUN keeps its current size.
+ */
+export async function restoreSnapshot(store: ObjectStore, layout: LunLayout, name: string): Promise<{ restored: number; deleted: number }> {
+  const catalog = await SnapshotCatalog.load(store, layout);
+  const s = catalog.find(name);
+  if (!s) throw unknown(name);
+  const resolver = await SnapshotResolver.load(store, layout, catalog, s);
+  const newest = catalog.newest as Snapshot;
+  const out = new PreservingStore(store, layout, newest);
+  let restored = 0;
+  let deleted = 0;
+  const chunks = Math.ceil(s.sizeBytes / (1024 * 1024));
+  for (const [i, src] of resolver.preserved) {
+    if (i >= chunks) continue;
+    if (src.kind === 'hole') {
+      await out.delete(layout.chunkKey(i));
+      deleted++;
+    } else if (src.kind === 'snapshot') {
+      const from = layout.snapshotChunkKey(src.id, i);
+      if (!(await out.copy(from, layout.chunkKey(i)))) throw new StorageError('unavailable', `${from} vanished during the restore`);
+      restored++;
+    }
+  }
+  for await (const e of listAll(store, layout.chunksPrefix)) {
+    const i = layout.chunkIndexOf(e.key);
+    if (i !== undefined && i >= chunks) {
+      await out.delete(e.key);
+      deleted++;
+    }
+  }
+  log.info('snapshot restored', { lun: layout.name, snapshot: name, restored, deleted });
+  return { restored, deleted };
+}

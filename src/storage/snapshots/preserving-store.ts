@@ -1,0 +1,163 @@
+import { log } from '../../util/log';
+import type { LunLayout } from '../layout';
+import {
+  type CopyOptions,
+  type GetResult,
+  type ListEntry,
+  type ListPage,
+  listAll,
+  type ObjectMeta,
+  type ObjectStore,
+  type PutOptions,
+  type RequestOptions,
+} from '../object-store';
+import { type Snapshot, SnapshotCatalog } from './catalog';
+
+/** Metadata of a hole marker: the chunk did not exist when the snapshot was taken. */
+export const HOLE_METADATA = { 's3tgt-hole': '1' } as const;
+
+/**
+ * The store a LUN's volume must write through: `store` itself when the LUN has no snapshot,
+ * else a PreservingStore for its newest snapshot (read under the lease, before any write).
+ */
+export async function lunDataStore(store: ObjectStore, layout: LunLayout): Promise<{ store: ObjectStore; preserving?: PreservingStore }> {
+  const newest = (await SnapshotCatalog.load(store, layout)).newest;
+  if (!newest) return { store };
+  const preserving = new PreservingStore(store, layout, newest);
+  return { store: preserving, preserving };
+}
+
+/** At most this many chunks are preserved at once for one deleteMany. */
+const PRESERVE_PARALLEL = 8;
+
+/**
+ * The store a LUN with snapshots writes through: before any mutation of a live chunk
+ * (`chunks/<i>`: PUT, DELETE, DeleteObjects, or the destination of a copy), the chunk as it is
+ * now is copied into the newest snapshot, once (S3 CopyObject; a zero-length hole marker when
+ * the chunk does not exist), and the mutation leaves only after that copy was answered.
+ * Older snapshots need nothing: they read through to the newer ones (snapshot-view.ts).
+ *
+ * Which chunks are preserved is one bit per chunk, filled by a background listing of the
+ * snapshot's chunks; until the listing is done a HEAD decides, never a blind second copy
+ * (which would replace the preserved old data with newer data). The preservation requests
+ * carry the mutation's options, so they pass the same write gate.
+ */
+export class PreservingStore implements ObjectStore {
+  readonly description: string;
+  private preserved = new Uint8Array(0);
+  private listed = false;
+  private readonly inflight = new Map<number, Promise<void>>();
+  /** Chunks copied (or marked as holes) into the snapshot by this process. */
+  preservedCount = 0;
+
+  constructor(
+    private readonly inner: ObjectStore,
+    private readonly layout: LunLayout,
+    readonly snapshot: Snapshot,
+  ) {
+    this.description = inner.description;
+  }
+
+  /** Lists what the snapshot holds already (in the background; mutations meanwhile HEAD). */
+  async loadPreserved(): Promise<void> {
+    const prefix = this.layout.snapshotChunksPrefix(this.snapshot.id);
+    for await (const e of listAll(this.inner, prefix, { lane: 'background' })) {
+      const i = this.layout.snapshotChunkIndexOf(this.snapshot.id, e.key);
+      if (i !== undefined) this.mark(i);
+    }
+    this.listed = true;
+    log.info('snapshot preservation map loaded', { lun: this.layout.name, snapshot: this.snapshot.name });
+  }
+
+  isPreserved(i: number): boolean {
+    return i < this.preserved.length && this.preserved[i] === 1;
+  }
+
+  private mark(i: number): void {
+    if (i >= this.preserved.length) {
+      const grown = new Uint8Array(Math.max(i + 1, this.preserved.length * 2, 1024));
+      grown.set(this.preserved);
+      this.preserved = grown;
+    }
+    this.preserved[i] = 1;
+  }
+
+  /** Preserves chunk `i` into the snapshot unless it already is; one preservation per chunk at a time. */
+  private preserve(i: number, opts: RequestOptions | undefined): Promise<void> {
+    if (this.isPreserved(i)) return Promise.resolve();
+    const running = this.inflight.get(i);
+    if (running) return running;
+    const p = this.copyOut(i, opts).finally(() => this.inflight.delete(i));
+    this.inflight.set(i, p);
+    return p;
+  }
+
+  private async copyOut(i: number, opts: RequestOptions | undefined): Promise<void> {
+    // Only what carries the gate and the bounds: never the mutation's own preconditions.
+    const ro: RequestOptions = {
+      ...(opts?.lane ? { lane: opts.lane } : {}),
+      ...(opts?.signal ? { signal: opts.signal } : {}),
+      ...(opts?.guard ? { guard: opts.guard } : {}),
+    };
+    const to = this.layout.snapshotChunkKey(this.snapshot.id, i);
+    if (!this.listed && (await this.inner.head(to, ro))) {
+      this.mark(i);
+      return;
+    }
+    // A copy whose answer was lost may have landed; the retry layer repeats it, copying the
+    // same live chunk (it is not overwritten before this returns).
+    const copied = await this.inner.copy(this.layout.chunkKey(i), to, ro);
+    if (!copied) await this.inner.put(to, Buffer.alloc(0), { ...ro, metadata: { ...HOLE_METADATA } });
+    this.mark(i);
+    this.preservedCount++;
+  }
+
+  private chunkOf(key: string): number | undefined {
+    return this.layout.chunkIndexOf(key);
+  }
+
+  get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null> {
+    return this.inner.get(key, range, opts);
+  }
+
+  head(key: string, opts?: RequestOptions): Promise<ObjectMeta | null> {
+    return this.inner.head(key, opts);
+  }
+
+  async put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }> {
+    const i = this.chunkOf(key);
+    if (i !== undefined) await this.preserve(i, opts);
+    return this.inner.put(key, body, opts);
+  }
+
+  async copy(from: string, to: string, opts?: CopyOptions): Promise<{ etag: string } | null> {
+    const i = this.chunkOf(to);
+    if (i !== undefined) await this.preserve(i, opts);
+    return this.inner.copy(from, to, opts);
+  }
+
+  async delete(key: string, opts?: RequestOptions): Promise<void> {
+    const i = this.chunkOf(key);
+    if (i !== undefined) await this.preserve(i, opts);
+    return this.inner.delete(key, opts);
+  }
+
+  async deleteMany(keys: readonly string[], opts?: RequestOptions): Promise<void> {
+    const chunks = keys.map((k) => this.chunkOf(k)).filter((i): i is number => i !== undefined);
+    for (let at = 0; at < chunks.length; at += PRESERVE_PARALLEL) {
+      await Promise.all(chunks.slice(at, at + PRESERVE_PARALLEL).map((i) => this.preserve(i, opts)));
+    }
+    return this.inner.deleteMany(keys, opts);
+  }
+
+  listPage(prefix: string, token: string | undefined, opts?: RequestOptions): Promise<ListPage> {
+    return this.inner.listPage(prefix, token, opts);
+  }
+
+  listLeftovers(prefix: string): Promise<ListEntry[]> {
+    return this.inner.listLeftovers?.(prefix) ?? Promise.resolve([]);
+  }
+
+  /** A view: the backend is closed by its owner. */
+  async close(): Promise<void> {}
+}
