@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type ExecResult, run } from '../harness/exec';
+import { Rgw } from '../harness/rgw';
+import { listObjects, s3Target } from '../harness/s3-target';
+import { TEST_IQN } from '../harness/target';
+import { SYNC_CACHE, TUR, write10, write10Fua } from '../lib/cdb';
+import { Peer } from '../personality/peer';
+import { esxi } from '../personality/profiles';
+
+const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
+const MiB = 1024 * 1024;
+const SIZE = 32 * MiB;
+const A = (i: number): number => 0x10 + i;
+const B = (i: number): number => 0x80 + i;
+
+/**
+ * Offline snapshots against RGW (issue 16, first part): a snapshot taken with the CLI, then the
+ * server overwrites chunks and is killed with -9 in the middle of its first overwrites; the
+ * snapshot still exports byte for byte as it was, every acknowledged write is in the live LUN,
+ * and a restore rolls the LUN back.
+ */
+describe('snapshots on RGW: copy-on-first-write through a kill -9, export, restore (issue 16)', () => {
+  let rgw: Rgw;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-snap-'));
+  before(async () => {
+    rgw = await Rgw.start();
+    await rgw.createBucket('snap');
+  });
+  after(async () => {
+    await rgw?.stop();
+  });
+
+  const cli = (t: { configFile: string }, args: readonly string[]): Promise<ExecResult> =>
+    run(process.execPath, [MAIN, ...args, '--config', t.configFile], { env: rgw.env(), timeoutMs: 120_000 });
+
+  /** A raw image file: the byte at the start of every MiB, and whether each MiB is uniform. */
+  const chunksOf = (file: string): number[] => {
+    const img = readFileSync(file);
+    assert.equal(img.length, SIZE);
+    const out: number[] = [];
+    for (let c = 0; c < SIZE / MiB; c++) {
+      const part = img.subarray(c * MiB, (c + 1) * MiB);
+      assert.ok(
+        part.every((x) => x === part[0]),
+        `MiB ${c} is torn`,
+      );
+      out.push(part[0]);
+    }
+    return out;
+  };
+
+  it('the snapshot survives overwrites cut by kill -9; acknowledged writes are all live; export --snapshot and restore', async () => {
+    const t = s3Target(rgw, { bucket: 'snap', size: '32MiB', logLevel: 'info' });
+    await t.start();
+    const session = async (): Promise<Peer> => {
+      const p = await Peer.connect(t.port, esxi('snap'));
+      assert.equal(await p.login(TEST_IQN), 0);
+      await p.execRetryUa(TUR);
+      return p;
+    };
+    let c = await session();
+    for (let i = 0; i < 16; i++) assert.equal((await c.exec(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, A(i)) }, 30_000)).status, 0);
+    assert.equal((await c.exec(SYNC_CACHE, {}, 30_000)).status, 0);
+    // Served: the offline command is refused (the lease), exit 5.
+    const busy = await cli(t, ['snapshot', 'create', 'disk0', 'a']);
+    assert.equal(busy.code, 5, busy.stderr);
+    c.close();
+    assert.equal(await t.stop(), 0);
+    const made = await cli(t, ['snapshot', 'create', 'disk0', 'a']);
+    assert.equal(made.code, 0, made.stderr);
+
+    await t.start();
+    c = await session();
+    // Overwrite chunks 4..15 and write 20..23 (absent at the snapshot) with FUA, all at once;
+    // kill -9 once half of them were acknowledged.
+    const targets = [...Array.from({ length: 12 }, (_, k) => 4 + k), 20, 21, 22, 23];
+    const acked: number[] = [];
+    const enough = new Promise<void>((resolve) => {
+      for (const i of targets) {
+        void c.start(write10Fua(i * 2048, 2048), { write: Buffer.alloc(MiB, B(i)) }).done.then((r) => {
+          if (r.status === 0) acked.push(i);
+          if (acked.length === 8) resolve();
+        });
+      }
+    });
+    await enough;
+    const ackedAtKill = [...acked];
+    assert.equal(await t.stop('SIGKILL'), null, 'killed');
+
+    const snapFile = path.join(dir, 'a.img');
+    const exported = await cli(t, ['export', 'disk0', snapFile, '--snapshot', 'a']);
+    assert.equal(exported.code, 0, exported.stderr);
+    const expectA = Array.from({ length: 32 }, (_, i) => (i < 16 ? A(i) : 0));
+    assert.deepEqual(chunksOf(snapFile), expectA, 'the snapshot is the LUN as it was');
+
+    const liveFile = path.join(dir, 'live.img');
+    assert.equal((await cli(t, ['export', 'disk0', liveFile])).code, 0);
+    const live = chunksOf(liveFile);
+    for (let i = 0; i < 32; i++) {
+      if (ackedAtKill.includes(i)) assert.equal(live[i], B(i), `acknowledged write to MiB ${i} lost`);
+      else if (targets.includes(i)) assert.ok([expectA[i], B(i)].includes(live[i]), `MiB ${i} holds ${live[i]}`);
+      else assert.equal(live[i], expectA[i], `MiB ${i} changed without a write`);
+    }
+    const listed = await cli(t, ['snapshot', 'list', 'disk0', '--json']);
+    assert.equal(listed.code, 0, listed.stderr);
+    const rows = JSON.parse(listed.stdout) as Array<{ name: string; preservedChunks: number }>;
+    assert.equal(rows[0].name, 'a');
+    assert.ok(rows[0].preservedChunks >= ackedAtKill.length, `${rows[0].preservedChunks} chunks preserved`);
+    // Every object of the live LUN keeps its documented key.
+    const objects = await listObjects(rgw, 'snap');
+    assert.ok(objects.has('luns/disk0/chunks/0000000000000004'));
+
+    assert.equal((await cli(t, ['snapshot', 'restore', 'disk0', 'a'])).code, 2, 'restore needs --yes');
+    const restored = await cli(t, ['snapshot', 'restore', 'disk0', 'a', '--yes']);
+    assert.equal(restored.code, 0, restored.stderr);
+    assert.equal((await cli(t, ['export', 'disk0', liveFile])).code, 0);
+    assert.deepEqual(chunksOf(liveFile), expectA, 'rolled back');
+
+    const refused = await cli(t, ['lun', 'delete', 'disk0', '--yes']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /has 1 snapshot\(s\) \(a\): delete them first/);
+    assert.equal((await cli(t, ['snapshot', 'delete', 'disk0', 'a'])).code, 0);
+    assert.equal((await cli(t, ['snapshot', 'list', 'disk0'])).stdout.trim(), 'no snapshots');
+    const left = [...(await listObjects(rgw, 'snap')).keys()].filter((k) => k.includes('/snapshots/'));
+    assert.deepEqual(left, []);
+  });
+});
