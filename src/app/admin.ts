@@ -1,5 +1,7 @@
 import { parseSize } from '../config/units';
 import { defrag } from '../storage/defrag';
+import { StorageError } from '../storage/errors';
+import { createSnapshot, deleteSnapshot, type LiveLun } from '../storage/snapshots/operations';
 import { log } from '../util/log';
 import type { HttpEndpoint } from './http-server';
 import type { Service } from './serve';
@@ -15,6 +17,9 @@ const json = (status: number, body: unknown): { status: number; type: string; bo
  * server because the server holds the LUN's lease.
  *   POST /admin/defrag/:name[?dryRun=1]   defrag through the live volume
  *   POST /admin/resize/:name?size=20GiB    grow the LUN online
+ *   POST /admin/snapshot/:name?op=create|delete&snapshot=NAME
+ *                                          take or delete a snapshot at a barrier (restore
+ *                                          is refused while the LUN is served)
  */
 export function adminRoutes(http: HttpEndpoint, service: Service): void {
   const served = (url: URL) => {
@@ -28,6 +33,40 @@ export function adminRoutes(http: HttpEndpoint, service: Service): void {
     const report = await defrag(lun.volume, backend.store, layout, { dryRun: url.searchParams.get('dryRun') === '1' });
     log.info('online defrag', { lun: name, reclaimed: report.reclaimed, corrupt: report.corrupt.length });
     return json(200, report);
+  });
+  // One snapshot operation per LUN at a time (each reads and rewrites the catalog).
+  const queues = new Map<string, Promise<unknown>>();
+  const serialized = <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const run = (queues.get(name) ?? Promise.resolve()).catch(() => undefined).then(fn);
+    queues.set(name, run);
+    return run;
+  };
+  http.route('POST', '/admin/snapshot/:name', async (_req, url) => {
+    const { name, lun } = served(url);
+    if (!lun) return json(404, { error: `no LUN ${name}` });
+    const op = url.searchParams.get('op');
+    const snapshot = url.searchParams.get('snapshot') ?? '';
+    if (op === 'restore')
+      return json(409, { error: `LUN ${name} is being served: stop it (or remove it from the configuration and reload) before a restore` });
+    if (op !== 'create' && op !== 'delete') return json(400, { error: `op must be create or delete, not "${op}"` });
+    const { backend, layout } = service.backends.for(lun.config);
+    const store = lun.lease.gate.bind(backend.store);
+    const live: LiveLun = {
+      barrier: (fn) => lun.volume.barrier(fn),
+      retarget: (s, fresh) => {
+        lun.preserving.retarget(s, fresh);
+        if (!fresh) void lun.preserving.loadPreserved().catch((e: unknown) => log.warn('listing a snapshot failed', { lun: name, error: String(e) }));
+      },
+    };
+    try {
+      return await serialized(name, async () => {
+        if (op === 'create') return json(200, await createSnapshot(store, layout, lun.volume.info, snapshot, live));
+        return json(200, await deleteSnapshot(store, layout, snapshot, live));
+      });
+    } catch (e) {
+      if (e instanceof StorageError && e.code === 'STORE_ERR_SNAPSHOT') return json(400, { error: e.message });
+      throw e;
+    }
   });
   http.route('POST', '/admin/resize/:name', async (_req, url) => {
     const { name, lun } = served(url);

@@ -8,7 +8,7 @@ import { replayDecision } from '../storage/journal/replay-policy';
 import type { LunLayout } from '../storage/layout';
 import { Lease, type LeaseTiming } from '../storage/lease';
 import type { ObjectStore } from '../storage/object-store';
-import { lunDataStore } from '../storage/snapshots/preserving-store';
+import { lunDataStore, type PreservingStore } from '../storage/snapshots/preserving-store';
 import type { VolumeInfo } from '../storage/volume';
 import { createVolume, readVolumeInfo } from '../storage/volume-meta';
 import { log } from '../util/log';
@@ -17,6 +17,8 @@ import { recoverLun } from './journal-recovery';
 export interface OpenLun {
   readonly volume: ChunkVolume;
   readonly lease: Lease;
+  /** The store the volume writes through, which preserves chunks into the newest snapshot. */
+  readonly preserving: PreservingStore;
   /** What replay at open did, if the LUN had records in the journal. */
   readonly replay?: ReplayResult;
 }
@@ -38,23 +40,21 @@ export async function openLun(store: ObjectStore, layout: LunLayout, lun: LunCon
     return d.replay ? d.vouches : [];
   });
   let volume: ChunkVolume | undefined;
+  let preserving: PreservingStore | undefined;
   try {
     const info = await volumeInfo(lease.gate.bind(store), layout, lun);
     // A LUN that no longer journals replays through its cache, flushing once at the end.
     const replaying = journal !== undefined && !lun.journal && journal.recoveredFor(info.uuid).length > 0;
     // A LUN with snapshots writes through the store that preserves each chunk before its first
     // overwrite; which chunks are preserved already is listed in the background.
-    const data = await lunDataStore(store, layout);
-    if (data.preserving) {
-      const p = data.preserving;
-      void p
-        .loadPreserved()
-        .catch((e: unknown) =>
-          log.warn('listing the newest snapshot failed; overwrites check each chunk instead', { lun: layout.name, error: String(e) }),
-        );
-    }
+    preserving = await lunDataStore(store, layout);
+    void preserving
+      .loadPreserved()
+      .catch((e: unknown) =>
+        log.warn('listing the newest snapshot failed; overwrites check each chunk instead', { lun: layout.name, error: String(e) }),
+      );
     volume = new ChunkVolume(
-      data.store,
+      preserving,
       layout,
       info,
       {
@@ -83,7 +83,7 @@ export async function openLun(store: ObjectStore, layout: LunLayout, lun: LunCon
       await volume.setCacheMode(lun.cacheMode);
       if (lun.journal) volume.attachJournal(new LunJournal(journal, info.uuid, lease.holder));
     }
-    return { volume, lease, ...(replay ? { replay } : {}) };
+    return { volume, lease, preserving, ...(replay ? { replay } : {}) };
   } catch (e) {
     await volume?.close().catch(() => undefined);
     await lease.release();

@@ -12,6 +12,7 @@ import { JournalStats } from '../storage/journal/journal-stats';
 import { uuidHex } from '../storage/journal/record';
 import type { Lease } from '../storage/lease';
 import { systemIdentity } from '../storage/lease-record';
+import type { PreservingStore } from '../storage/snapshots/preserving-store';
 import { systemClock } from '../util/clock';
 import { configureLogging, log } from '../util/log';
 import { adminRoutes } from './admin';
@@ -44,6 +45,8 @@ export interface ServedLun {
   readonly lu: LogicalUnit;
   readonly volume: ChunkVolume;
   readonly lease: Lease;
+  /** Preserves chunks into the LUN's newest snapshot before they change. */
+  readonly preserving: PreservingStore;
   /** Seconds the journal replay took at open (0: nothing to replay). */
   readonly replaySeconds: number;
 }
@@ -169,7 +172,16 @@ export class Service {
           await o.lease.release();
           throw e;
         }
-        this.luns.set(lun.name, { target, lun: lun.lun, config: lun, lu, volume, lease: o.lease, replaySeconds: o.replay?.seconds ?? 0 });
+        this.luns.set(lun.name, {
+          target,
+          lun: lun.lun,
+          config: lun,
+          lu,
+          volume,
+          lease: o.lease,
+          preserving: o.preserving,
+          replaySeconds: o.replay?.seconds ?? 0,
+        });
         log.info('LUN ready', { target, lun: lun.lun, name: lun.name, size: volume.info.sizeBytes, store: backend.store.description });
       }),
     );

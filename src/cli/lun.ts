@@ -7,6 +7,7 @@ import { listAll } from '../storage/object-store';
 import { SnapshotCatalog } from '../storage/snapshots/catalog';
 import type { VolumeInfo } from '../storage/volume';
 import { createVolume, readVolumeInfo } from '../storage/volume-meta';
+import { adminPost } from './admin-client';
 import { CliError } from './errors';
 import { findLun, withLun } from './offline';
 
@@ -159,18 +160,8 @@ export async function lunResize(config: Config, name: string, sizeBytes: number)
 }
 
 async function resizeOnline(config: Config, name: string, sizeBytes: number): Promise<{ from: number; to: number } | undefined> {
-  const at = config.metrics.listen;
-  if (!at) return undefined;
-  const host = at.host === '0.0.0.0' || at.host === '::' ? '127.0.0.1' : at.host;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${at.port}/admin/resize/${encodeURIComponent(name)}?size=${sizeBytes}`;
-  let res: Response;
-  try {
-    res = await fetch(url, { method: 'POST' });
-  } catch {
-    return undefined; // no server running: resize offline
-  }
-  const body = (await res.json()) as { from?: number; to?: number; error?: string };
-  if (res.status === 404) return undefined; // the server does not serve this LUN
-  if (!res.ok) throw new CliError(res.status === 400 ? 'CLI_ERR_USAGE' : 'CLI_ERR_IO', body.error ?? `HTTP ${res.status}`);
-  return { from: body.from ?? 0, to: body.to ?? sizeBytes };
+  const r = await adminPost(config, `/admin/resize/${encodeURIComponent(name)}?size=${sizeBytes}`, 120_000);
+  if (!r || r.status === 404) return undefined; // no server, or it does not serve this LUN: offline
+  if (r.status !== 200) throw new CliError(r.status === 400 ? 'CLI_ERR_USAGE' : 'CLI_ERR_IO', r.body.error ?? `HTTP ${r.status}`);
+  return { from: Number(r.body.from ?? 0), to: Number(r.body.to ?? sizeBytes) };
 }

@@ -145,7 +145,9 @@ lun
     process.stdout.write(`deleted LUN "${name}" (${n} objects)\n`);
   });
 
-const snapshot = program.command('snapshot').description('point-in-time snapshots of a LUN that is not being served (offline, under its lease)');
+const snapshot = program
+  .command('snapshot')
+  .description('point-in-time snapshots of a LUN (through the server that serves it, or offline under its lease)');
 
 snapshot
   .command('create')
@@ -155,7 +157,7 @@ snapshot
   .addOption(configOption())
   .action(async (lunName: string, name: string, opts: { config: string }) => {
     const s = await snapshotCreate(configFor(opts.config), lunName, name);
-    process.stdout.write(`snapshot "${s.name}" of "${lunName}" taken at ${s.created}\n`);
+    process.stdout.write(`snapshot "${s.name}" of "${lunName}" taken at ${s.created}${s.online ? ' (online, at a flush barrier)' : ''}\n`);
   });
 
 snapshot

@@ -53,7 +53,7 @@ export async function withLun<T>(config: Config, name: string, purpose: string, 
         info,
         volume(i, opts) {
           volume = new ChunkVolume(
-            opts?.view ?? data.store,
+            opts?.view ?? data,
             layout,
             i,
             {

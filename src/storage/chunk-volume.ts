@@ -287,6 +287,20 @@ export class ChunkVolume implements Volume {
     this.mode = mode;
   }
 
+  /**
+   * Runs `fn` at one point of the command stream (a snapshot): every write acknowledged before
+   * it is in the store, and none starts until `fn` returns. The dirty data is uploaded before
+   * the barrier too, so writers wait only for what was written in the meantime.
+   */
+  async barrier<T>(fn: () => Promise<T>): Promise<T> {
+    this.checkWritable();
+    await this.flushToStore();
+    return this.locks.with(0, this.info.sizeBytes, 'exclusive', async () => {
+      await this.flushToStore();
+      return fn();
+    });
+  }
+
   /** Makes every acknowledged write durable in S3, spilled chunks included (replay, close). */
   async flushToStore(): Promise<void> {
     this.checkReadable();

@@ -65,9 +65,10 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
     let c = await session();
     for (let i = 0; i < 16; i++) assert.equal((await c.exec(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, A(i)) }, 30_000)).status, 0);
     assert.equal((await c.exec(SYNC_CACHE, {}, 30_000)).status, 0);
-    // Served: the offline command is refused (the lease), exit 5.
-    const busy = await cli(t, ['snapshot', 'create', 'disk0', 'a']);
-    assert.equal(busy.code, 5, busy.stderr);
+    // Served: a restore is refused by the server that serves the LUN.
+    const busy = await cli(t, ['snapshot', 'restore', 'disk0', 'x', '--yes']);
+    assert.equal(busy.code, 2, busy.stderr);
+    assert.match(busy.stderr, /being served/);
     c.close();
     assert.equal(await t.stop(), 0);
     const made = await cli(t, ['snapshot', 'create', 'disk0', 'a']);
@@ -127,5 +128,77 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
     assert.equal((await cli(t, ['snapshot', 'list', 'disk0'])).stdout.trim(), 'no snapshots');
     const left = [...(await listObjects(rgw, 'snap')).keys()].filter((k) => k.includes('/snapshots/'));
     assert.deepEqual(left, []);
+  });
+
+  it('point in time under load: an online snapshot holds, for every block, the latest write acknowledged before the call and nothing issued after it', async () => {
+    await rgw.createBucket('snap-live');
+    const t = s3Target(rgw, { bucket: 'snap-live', size: '32MiB', logLevel: 'info', cache: '{ size: 64MiB, flushDelay: 50ms }' });
+    await t.start();
+    const p = await Peer.connect(t.port, esxi('snap-live'));
+    assert.equal(await p.login(TEST_IQN), 0);
+    await p.execRetryUa(TUR);
+    const BLOCKS = SIZE / 4096;
+    interface W {
+      readonly block: number;
+      readonly seq: number;
+      readonly issued: number;
+      acked?: number;
+    }
+    const log: W[] = [];
+    let seq = 0;
+    let stop = false;
+    let rng = 12345;
+    const random = (): number => {
+      rng = (rng * 1103515245 + 12345) & 0x7fffffff;
+      return rng;
+    };
+    const worker = async (): Promise<void> => {
+      while (!stop) {
+        const w: W = { block: random() % BLOCKS, seq: ++seq, issued: performance.now() };
+        log.push(w);
+        const data = Buffer.alloc(4096);
+        for (let o = 0; o < 4096; o += 4) data.writeUInt32BE(w.seq, o);
+        const r = await p.exec(write10(w.block * 8, 8), { write: data }, 30_000);
+        assert.equal(r.status, 0);
+        w.acked = performance.now();
+      }
+    };
+    const workers = Array.from({ length: 16 }, () => worker());
+    await new Promise((r) => setTimeout(r, 1500));
+    const callStart = performance.now();
+    const made = await cli(t, ['snapshot', 'create', 'disk0', 'mid']);
+    const callEnd = performance.now();
+    assert.equal(made.code, 0, made.stderr);
+    assert.match(made.stdout, /online, at a flush barrier/);
+    await new Promise((r) => setTimeout(r, 1000));
+    stop = true;
+    await Promise.all(workers);
+    p.close();
+    assert.equal(await t.stop(), 0);
+    const file = path.join(dir, 'mid.img');
+    const exported = await cli(t, ['export', 'disk0', file, '--snapshot', 'mid']);
+    assert.equal(exported.code, 0, exported.stderr);
+    const img = readFileSync(file);
+    const bySeq = new Map(log.map((w) => [w.seq, w]));
+    const snap: number[] = [];
+    for (let b = 0; b < BLOCKS; b++) {
+      const s = img.readUInt32BE(b * 4096);
+      for (let o = 0; o < 4096; o += 4) assert.equal(img.readUInt32BE(b * 4096 + o), s, `block ${b} is torn`);
+      assert.ok(s === 0 || bySeq.get(s)?.block === b, `block ${b} holds write ${s}, which was not to it`);
+      snap.push(s);
+    }
+    const before = log.filter((w) => w.acked !== undefined && w.acked < callStart).length;
+    const after = log.filter((w) => w.issued > callEnd).length;
+    assert.ok(before > 100 && after > 100, `writes before the call ${before}, after ${after}: the load ran across the snapshot`);
+    let latestIssueIn = 0;
+    for (const s of snap) if (s > 0) latestIssueIn = Math.max(latestIssueIn, (bySeq.get(s) as W).issued);
+    for (const w of log) {
+      // Nothing issued after the call returned is in the snapshot.
+      if (snap[w.block] === w.seq) assert.ok(w.issued <= callEnd, `write ${w.seq} was issued after the snapshot call returned`);
+      // Everything acknowledged before the call, or before a write the snapshot holds was issued, is in (or overwritten by a later one).
+      if (w.acked !== undefined && (w.acked < callStart || w.acked < latestIssueIn)) {
+        assert.ok(snap[w.block] >= w.seq, `block ${w.block}: acknowledged write ${w.seq} missing (snapshot holds ${snap[w.block]})`);
+      }
+    }
   });
 });

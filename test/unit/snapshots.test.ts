@@ -26,7 +26,7 @@ const gated = (store: ObjectStore): { gate: WriteGate; store: ObjectStore } => {
 async function writeChunks(store: ObjectStore, chunks: readonly number[], fill: number): Promise<void> {
   const { gate } = gated(store);
   const data = await lunDataStore(store, layout);
-  const v = new ChunkVolume(data.store, layout, INFO, OPTIONS, { gate });
+  const v = new ChunkVolume(data, layout, INFO, OPTIONS, { gate });
   for (const c of chunks) await v.write(c * MiB, Buffer.alloc(MiB, fill));
   await v.close();
 }
@@ -125,14 +125,14 @@ describe('snapshots: copy-on-first-write into the newest snapshot (issue 16)', (
     const net = new FailingStore(mem);
     net.add({ fault: 'lost-answer', ops: ['copy'], times: 1 });
     const { store: g } = gated(net);
-    const p = new PreservingStore(g, layout, (await SnapshotCatalog.load(mem, layout)).newest as never);
+    const p = new PreservingStore(g, layout, (await SnapshotCatalog.load(mem, layout)).newest);
     await assert.rejects(p.put(layout.chunkKey(0), Buffer.alloc(MiB, 9)), { kind: 'unavailable' });
     assert.ok(mem.peek(layout.chunkKey(0))?.every((x) => x === 1), 'no overwrite after a copy with no answer');
     // The copy did land; the retry (next flush) sees it and overwrites.
     await p.put(layout.chunkKey(0), Buffer.alloc(MiB, 9));
     assert.deepEqual(await image(mem, 'a'), [1, 0, 0, 0, 0, 0, 0, 0]);
     net.add({ fault: 'error', ops: ['copy'] });
-    const p2 = new PreservingStore(g, layout, (await SnapshotCatalog.load(mem, layout)).newest as never);
+    const p2 = new PreservingStore(g, layout, (await SnapshotCatalog.load(mem, layout)).newest);
     await assert.rejects(p2.put(layout.chunkKey(1), Buffer.alloc(MiB, 9)), { kind: 'unavailable' });
     assert.equal(mem.peek(layout.chunkKey(1)), undefined, 'the overwrite did not leave');
   });
@@ -144,7 +144,7 @@ describe('snapshots: copy-on-first-write into the newest snapshot (issue 16)', (
     await writeChunks(mem, [0], 2);
     await writeChunks(mem, [0], 3); // a new process: HEAD finds the preserved copy
     assert.deepEqual(await image(mem, 'a'), [1, 0, 0, 0, 0, 0, 0, 0]);
-    const listedFirst = new PreservingStore(gated(mem).store, layout, (await SnapshotCatalog.load(mem, layout)).newest as never);
+    const listedFirst = new PreservingStore(gated(mem).store, layout, (await SnapshotCatalog.load(mem, layout)).newest);
     await listedFirst.loadPreserved();
     assert.ok(listedFirst.isPreserved(0) && !listedFirst.isPreserved(1));
   });

@@ -15,13 +15,36 @@ import { SnapshotResolver } from './snapshot-view';
 
 const unknown = (name: string): StorageError => new StorageError('invalid', `no snapshot named "${name}"`, { code: 'STORE_ERR_SNAPSHOT' });
 
-/** Takes a snapshot: one record. Chunks are copied out later, each before its first overwrite. */
-export async function createSnapshot(store: ObjectStore, layout: LunLayout, info: VolumeInfo, name: string, now = new Date()): Promise<Snapshot> {
-  const catalog = await SnapshotCatalog.load(store, layout);
-  const next = catalog.with(name, now, info.sizeBytes);
-  await next.catalog.save(store, layout);
-  log.info('snapshot created', { lun: layout.name, snapshot: name, id: next.snapshot.id });
-  return next.snapshot;
+/**
+ * Takes a snapshot: one record (after removing leftovers of an earlier attempt that used the
+ * same id and never became listed). Chunks are copied out later, each before its first
+ * overwrite. On a served LUN (`live`) this happens at a barrier: every write acknowledged
+ * before it is in the snapshot, none after. A catalog write whose outcome is unknown may have
+ * landed, so preservation switches to the new snapshot whatever the answer.
+ */
+export async function createSnapshot(
+  store: ObjectStore,
+  layout: LunLayout,
+  info: VolumeInfo,
+  name: string,
+  live?: LiveLun,
+  now = new Date(),
+): Promise<Snapshot> {
+  const take = async (): Promise<Snapshot> => {
+    const next = (await SnapshotCatalog.load(store, layout)).with(name, now, info.sizeBytes);
+    const leftovers: string[] = [];
+    for await (const e of listAll(store, layout.snapshotChunksPrefix(next.snapshot.id))) leftovers.push(e.key);
+    for (let at = 0; at < leftovers.length; at += 1000) await store.deleteMany(leftovers.slice(at, at + 1000));
+    try {
+      await next.catalog.save(store, layout);
+    } finally {
+      live?.retarget(next.snapshot, true);
+    }
+    return next.snapshot;
+  };
+  const snapshot = live ? await live.barrier(take) : await take();
+  log.info('snapshot created', { lun: layout.name, snapshot: name, id: snapshot.id, online: live !== undefined });
+  return snapshot;
 }
 
 export async function listSnapshots(
@@ -42,18 +65,13 @@ export async function listSnapshots(
   return out;
 }
 
-/**
- * Deletes a snapshot. The next older snapshot reads through this one for every chunk it did not
- * preserve itself, so each such chunk is first handed to it (a copy, or a hole marker); then
- * the catalog forgets the snapshot; then its objects go. Interrupted, it is simply run again:
- * a chunk already handed over is not copied twice, and leftovers of a forgotten id are never
- * read (ids are not reused).
- */
-export async function deleteSnapshot(store: ObjectStore, layout: LunLayout, name: string): Promise<{ handedOver: number; deleted: number }> {
-  const catalog = await SnapshotCatalog.load(store, layout);
-  const s = catalog.find(name);
-  if (!s) throw unknown(name);
-  const older = catalog.olderThan(s.id);
+/** Hands every chunk `s` preserved and `older` lacks to `older`; returns the keys of `s`. */
+async function handOver(
+  store: ObjectStore,
+  layout: LunLayout,
+  s: Snapshot,
+  older: Snapshot | undefined,
+): Promise<{ keys: string[]; handedOver: number }> {
   const keys: string[] = [];
   let handedOver = 0;
   const olderHas = new Set<number>();
@@ -69,13 +87,56 @@ export async function deleteSnapshot(store: ObjectStore, layout: LunLayout, name
     if (!older || i === undefined || olderHas.has(i)) continue;
     const to = layout.snapshotChunkKey(older.id, i);
     if (e.size === 0) await store.put(to, Buffer.alloc(0), { metadata: { ...HOLE_METADATA } });
-    else if (!(await store.copy(e.key, to))) throw new StorageError('unavailable', `${e.key} vanished while snapshot "${name}" was being deleted`);
+    else if (!(await store.copy(e.key, to))) throw new StorageError('unavailable', `${e.key} vanished while snapshot "${s.name}" was being deleted`);
     handedOver++;
   }
-  await catalog.without(s.id).save(store, layout);
-  for (let at = 0; at < keys.length; at += 1000) await store.deleteMany(keys.slice(at, at + 1000));
-  log.info('snapshot deleted', { lun: layout.name, snapshot: name, handedOver, deleted: keys.length });
-  return { handedOver, deleted: keys.length };
+  return { keys, handedOver };
+}
+
+/** How a serving process lets a snapshot operation stop its writers and switch preservation. */
+export interface LiveLun {
+  /** Runs `fn` with every write acknowledged before it in the store and none starting meanwhile. */
+  barrier<T>(fn: () => Promise<T>): Promise<T>;
+  /** From now on, preserve chunks into `snapshot` (`fresh`: it holds nothing yet). */
+  retarget(snapshot: Snapshot | undefined, fresh: boolean): void;
+}
+
+/**
+ * Deletes a snapshot. The next older snapshot reads through this one for every chunk it did not
+ * preserve itself, so each such chunk is first handed to it (a copy, or a hole marker); then
+ * the catalog forgets the snapshot; then its objects go. Interrupted, it is simply run again:
+ * a chunk already handed over is not copied twice, and leftovers of a forgotten id are removed
+ * before the id could be used again. On a served LUN (`live`) the newest snapshot still
+ * receives chunks while its contents are handed over: the last pass, the catalog and the
+ * switch of preservation to the older snapshot happen at a barrier.
+ */
+export async function deleteSnapshot(
+  store: ObjectStore,
+  layout: LunLayout,
+  name: string,
+  live?: LiveLun,
+): Promise<{ handedOver: number; deleted: number }> {
+  const catalog = await SnapshotCatalog.load(store, layout);
+  const s = catalog.find(name);
+  if (!s) throw unknown(name);
+  const older = catalog.olderThan(s.id);
+  let r = await handOver(store, layout, s, older);
+  let handedOver = r.handedOver;
+  const forget = async (): Promise<void> => {
+    await catalog.without(s.id).save(store, layout);
+  };
+  if (live && catalog.newest?.id === s.id) {
+    r = await live.barrier(async () => {
+      const last = await handOver(store, layout, s, older);
+      await forget();
+      live.retarget(older, false);
+      return last;
+    });
+    handedOver += r.handedOver;
+  } else await forget();
+  for (let at = 0; at < r.keys.length; at += 1000) await store.deleteMany(r.keys.slice(at, at + 1000));
+  log.info('snapshot deleted', { lun: layout.name, snapshot: name, handedOver, deleted: r.keys.length });
+  return { handedOver, deleted: r.keys.length };
 }
 
 /**

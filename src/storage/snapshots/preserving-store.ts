@@ -17,14 +17,11 @@ import { type Snapshot, SnapshotCatalog } from './catalog';
 export const HOLE_METADATA = { 's3tgt-hole': '1' } as const;
 
 /**
- * The store a LUN's volume must write through: `store` itself when the LUN has no snapshot,
- * else a PreservingStore for its newest snapshot (read under the lease, before any write).
+ * The store a LUN's volume writes through: a PreservingStore for its newest snapshot (the
+ * catalog is read under the lease, before any write), idle while the LUN has none.
  */
-export async function lunDataStore(store: ObjectStore, layout: LunLayout): Promise<{ store: ObjectStore; preserving?: PreservingStore }> {
-  const newest = (await SnapshotCatalog.load(store, layout)).newest;
-  if (!newest) return { store };
-  const preserving = new PreservingStore(store, layout, newest);
-  return { store: preserving, preserving };
+export async function lunDataStore(store: ObjectStore, layout: LunLayout): Promise<PreservingStore> {
+  return new PreservingStore(store, layout, (await SnapshotCatalog.load(store, layout)).newest);
 }
 
 /** At most this many chunks are preserved at once for one deleteMany. */
@@ -53,20 +50,48 @@ export class PreservingStore implements ObjectStore {
   constructor(
     private readonly inner: ObjectStore,
     private readonly layout: LunLayout,
-    readonly snapshot: Snapshot,
+    snapshot: Snapshot | undefined,
   ) {
     this.description = inner.description;
+    this.target = snapshot;
   }
+
+  private target: Snapshot | undefined;
+
+  /** The snapshot chunks are preserved into (the newest), or undefined: nothing to preserve. */
+  get snapshot(): Snapshot | undefined {
+    return this.target;
+  }
+
+  /**
+   * Preserves into `snapshot` from now on (the caller holds every writer of the LUN off while
+   * it switches). `fresh`: a snapshot just taken holds nothing yet, so no listing is needed;
+   * otherwise what it holds is listed again (HEAD meanwhile).
+   */
+  retarget(snapshot: Snapshot | undefined, fresh: boolean): void {
+    this.target = snapshot;
+    this.preserved = new Uint8Array(0);
+    this.listed = fresh;
+    this.generation++;
+  }
+
+  private generation = 0;
 
   /** Lists what the snapshot holds already (in the background; mutations meanwhile HEAD). */
   async loadPreserved(): Promise<void> {
-    const prefix = this.layout.snapshotChunksPrefix(this.snapshot.id);
-    for await (const e of listAll(this.inner, prefix, { lane: 'background' })) {
-      const i = this.layout.snapshotChunkIndexOf(this.snapshot.id, e.key);
-      if (i !== undefined) this.mark(i);
+    const s = this.target;
+    const generation = this.generation;
+    if (!s) return;
+    const found: number[] = [];
+    for await (const e of listAll(this.inner, this.layout.snapshotChunksPrefix(s.id), { lane: 'background' })) {
+      const i = this.layout.snapshotChunkIndexOf(s.id, e.key);
+      if (i !== undefined) found.push(i);
     }
+    // Retargeted meanwhile: this listing is of another snapshot.
+    if (generation !== this.generation) return;
+    for (const i of found) this.mark(i);
     this.listed = true;
-    log.info('snapshot preservation map loaded', { lun: this.layout.name, snapshot: this.snapshot.name });
+    log.info('snapshot preservation map loaded', { lun: this.layout.name, snapshot: s.name, preserved: found.length });
   }
 
   isPreserved(i: number): boolean {
@@ -84,7 +109,7 @@ export class PreservingStore implements ObjectStore {
 
   /** Preserves chunk `i` into the snapshot unless it already is; one preservation per chunk at a time. */
   private preserve(i: number, opts: RequestOptions | undefined): Promise<void> {
-    if (this.isPreserved(i)) return Promise.resolve();
+    if (!this.target || this.isPreserved(i)) return Promise.resolve();
     const running = this.inflight.get(i);
     if (running) return running;
     const p = this.copyOut(i, opts).finally(() => this.inflight.delete(i));
@@ -93,22 +118,24 @@ export class PreservingStore implements ObjectStore {
   }
 
   private async copyOut(i: number, opts: RequestOptions | undefined): Promise<void> {
+    const s = this.target as Snapshot;
+    const generation = this.generation;
     // Only what carries the gate and the bounds: never the mutation's own preconditions.
     const ro: RequestOptions = {
       ...(opts?.lane ? { lane: opts.lane } : {}),
       ...(opts?.signal ? { signal: opts.signal } : {}),
       ...(opts?.guard ? { guard: opts.guard } : {}),
     };
-    const to = this.layout.snapshotChunkKey(this.snapshot.id, i);
+    const to = this.layout.snapshotChunkKey(s.id, i);
     if (!this.listed && (await this.inner.head(to, ro))) {
-      this.mark(i);
+      if (generation === this.generation) this.mark(i);
       return;
     }
     // A copy whose answer was lost may have landed; the retry layer repeats it, copying the
     // same live chunk (it is not overwritten before this returns).
     const copied = await this.inner.copy(this.layout.chunkKey(i), to, ro);
     if (!copied) await this.inner.put(to, Buffer.alloc(0), { ...ro, metadata: { ...HOLE_METADATA } });
-    this.mark(i);
+    if (generation === this.generation) this.mark(i);
     this.preservedCount++;
   }
 

@@ -1,0 +1,34 @@
+import type { Config } from '../config/config';
+import { CliError } from './errors';
+
+export interface AdminAnswer {
+  readonly status: number;
+  readonly body: Record<string, unknown> & { readonly error?: string };
+}
+
+/**
+ * A POST to the running server's admin endpoint (loopback), bounded by `timeoutMs`. Undefined
+ * when no server listens there (the command then runs offline, under the LUN's lease).
+ */
+export async function adminPost(config: Config, path: string, timeoutMs: number): Promise<AdminAnswer | undefined> {
+  const at = config.metrics.listen;
+  if (!at) return undefined;
+  const host = at.host === '0.0.0.0' || at.host === '::' ? '127.0.0.1' : at.host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${at.port}${path}`;
+  let res: Response;
+  try {
+    res = await fetch(url, { method: 'POST', signal: AbortSignal.timeout(timeoutMs) });
+  } catch (e) {
+    if ((e as Error).name === 'TimeoutError')
+      throw new CliError('CLI_ERR_IO', `the server at ${at.host}:${at.port} did not answer ${path} within ${timeoutMs / 1000} s`);
+    return undefined; // no server running
+  }
+  const text = await res.text();
+  let body: AdminAnswer['body'];
+  try {
+    body = JSON.parse(text) as AdminAnswer['body'];
+  } catch {
+    body = { error: text.trim() };
+  }
+  return { status: res.status, body };
+}
