@@ -29,6 +29,7 @@ export function adminRoutes(http: HttpEndpoint, service: Service): void {
   http.route('POST', '/admin/defrag/:name', async (_req, url) => {
     const { name, lun } = served(url);
     if (!lun) return json(404, { error: `no LUN ${name}` });
+    if (lun.config.snapshotOf) return json(400, { error: `LUN ${name} is a snapshot LUN` });
     const { backend, layout } = service.backends.for(lun.config);
     const report = await defrag(lun.volume, backend.store, layout, { dryRun: url.searchParams.get('dryRun') === '1' });
     log.info('online defrag', { lun: name, reclaimed: report.reclaimed, corrupt: report.corrupt.length });
@@ -44,18 +45,24 @@ export function adminRoutes(http: HttpEndpoint, service: Service): void {
   http.route('POST', '/admin/snapshot/:name', async (_req, url) => {
     const { name, lun } = served(url);
     if (!lun) return json(404, { error: `no LUN ${name}` });
+    if (!lun.lease || !lun.preserving) return json(400, { error: `LUN ${name} is a snapshot LUN` });
+    const { lease, preserving } = lun;
     const op = url.searchParams.get('op');
     const snapshot = url.searchParams.get('snapshot') ?? '';
     if (op === 'restore')
       return json(409, { error: `LUN ${name} is being served: stop it (or remove it from the configuration and reload) before a restore` });
     if (op !== 'create' && op !== 'delete') return json(400, { error: `op must be create or delete, not "${op}"` });
     const { backend, layout } = service.backends.for(lun.config);
-    const store = lun.lease.gate.bind(backend.store);
+    const store = lease.gate.bind(backend.store);
+    const exported = [...service.currentConfig.targets.flatMap((t) => t.luns)].find(
+      (l) => l.snapshotOf?.lun === name && l.snapshotOf.snapshot === snapshot,
+    );
+    if (op === 'delete' && exported) return json(409, { error: `snapshot "${snapshot}" is served as LUN ${exported.name}: remove that LUN first` });
     const live: LiveLun = {
       barrier: (fn) => lun.volume.barrier(fn),
       retarget: (s, fresh) => {
-        lun.preserving.retarget(s, fresh);
-        if (!fresh) void lun.preserving.loadPreserved().catch((e: unknown) => log.warn('listing a snapshot failed', { lun: name, error: String(e) }));
+        preserving.retarget(s, fresh);
+        if (!fresh) void preserving.loadPreserved().catch((e: unknown) => log.warn('listing a snapshot failed', { lun: name, error: String(e) }));
       },
     };
     try {
@@ -71,6 +78,7 @@ export function adminRoutes(http: HttpEndpoint, service: Service): void {
   http.route('POST', '/admin/resize/:name', async (_req, url) => {
     const { name, lun } = served(url);
     if (!lun) return json(404, { error: `no LUN ${name}` });
+    if (lun.config.snapshotOf) return json(400, { error: `LUN ${name} is a snapshot LUN: it keeps its snapshot's size` });
     const size = parseSize(url.searchParams.get('size') ?? '');
     if (typeof size === 'string') return json(400, { error: size });
     const from = lun.volume.info.sizeBytes;

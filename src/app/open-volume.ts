@@ -8,9 +8,13 @@ import { replayDecision } from '../storage/journal/replay-policy';
 import type { LunLayout } from '../storage/layout';
 import { Lease, type LeaseTiming } from '../storage/lease';
 import type { ObjectStore } from '../storage/object-store';
+import { SnapshotCatalog } from '../storage/snapshots/catalog';
 import { lunDataStore, type PreservingStore } from '../storage/snapshots/preserving-store';
+import { SnapshotResolver, SnapshotView } from '../storage/snapshots/snapshot-view';
 import type { VolumeInfo } from '../storage/volume';
 import { createVolume, readVolumeInfo } from '../storage/volume-meta';
+import { WriteGate } from '../storage/write-gate';
+import { systemClock } from '../util/clock';
 import { log } from '../util/log';
 import { recoverLun } from './journal-recovery';
 
@@ -115,4 +119,38 @@ async function volumeInfo(store: ObjectStore, layout: LunLayout, lun: LunConfig)
     );
   }
   return info;
+}
+
+/**
+ * Opens a snapshot LUN (`snapshot: LUN@SNAPSHOT`): read-only, without a lease (nothing is
+ * written), through a live SnapshotView, since the LUN it was taken of may be served and
+ * written meanwhile, here or elsewhere.
+ */
+export async function openSnapshotLun(store: ObjectStore, layout: LunLayout, lun: LunConfig): Promise<ChunkVolume> {
+  const of = lun.snapshotOf;
+  if (!of) throw new StorageError('internal', `${lun.name} is not a snapshot LUN`);
+  const info = await readVolumeInfo(store, layout);
+  if (!info) throw new StorageError('invalid', `LUN ${lun.name}: LUN "${of.lun}" does not exist in the store`, { code: 'STORE_ERR_SNAPSHOT' });
+  const catalog = await SnapshotCatalog.load(store, layout);
+  const s = catalog.find(of.snapshot);
+  if (!s)
+    throw new StorageError('invalid', `LUN ${lun.name}: LUN "${of.lun}" has no snapshot named "${of.snapshot}"`, { code: 'STORE_ERR_SNAPSHOT' });
+  if (info.logicalBlockSize !== lun.blockSize) {
+    throw new StorageError('invalid', `LUN ${lun.name}: "${of.lun}" has ${info.logicalBlockSize}-byte blocks, ${lun.blockSize} in the configuration`);
+  }
+  const view = new SnapshotView(store, layout, await SnapshotResolver.load(store, layout, catalog, s), true);
+  return new ChunkVolume(
+    view,
+    layout,
+    { ...info, sizeBytes: s.sizeBytes },
+    {
+      cacheBytes: lun.cacheBytes,
+      cacheMode: 'write-through',
+      readOnly: true,
+      flushDelayMs: lun.flushDelayMs,
+      readAheadChunks: 8,
+      spaceTimeoutMs: 20_000,
+    },
+    { gate: WriteGate.unleased(systemClock, lun.name) },
+  );
 }

@@ -52,7 +52,8 @@ export function planReload(old: Config, next: Config, servedSize: (name: string)
         needsRestart.push(`LUN "${l.name}" moved to ${t.iqn} LUN ${l.lun}`);
         continue;
       }
-      const size = servedSize(l.name) ?? was.lun.sizeBytes;
+      // A snapshot LUN has its snapshot's size.
+      const size = l.snapshotOf ? l.sizeBytes : (servedSize(l.name) ?? was.lun.sizeBytes);
       if (l.sizeBytes > size) grown.push({ name: l.name, sizeBytes: l.sizeBytes });
       else if (l.sizeBytes < size) needsRestart.push(`LUN "${l.name}" smaller than it is (LUNs never shrink)`);
       const rest = (x: LunConfig): LunConfig => ({ ...x, sizeBytes: 0 });

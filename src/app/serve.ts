@@ -19,7 +19,7 @@ import { adminRoutes } from './admin';
 import { authPolicy, MutableDirectory, targetEntry } from './directory';
 import { HttpEndpoint } from './http-server';
 import { quarantineUnserved } from './journal-recovery';
-import { openLun } from './open-volume';
+import { openLun, openSnapshotLun } from './open-volume';
 import { describeReload, planReload, type ReloadPlan } from './reload';
 import { Backends } from './stores';
 
@@ -44,9 +44,10 @@ export interface ServedLun {
   readonly config: LunConfig;
   readonly lu: LogicalUnit;
   readonly volume: ChunkVolume;
-  readonly lease: Lease;
-  /** Preserves chunks into the LUN's newest snapshot before they change. */
-  readonly preserving: PreservingStore;
+  /** None for a snapshot LUN (read-only: it writes nothing). */
+  readonly lease?: Lease;
+  /** Preserves chunks into the LUN's newest snapshot before they change (none for a snapshot LUN). */
+  readonly preserving?: PreservingStore;
   /** Seconds the journal replay took at open (0: nothing to replay). */
   readonly replaySeconds: number;
 }
@@ -128,7 +129,9 @@ export class Service {
       // an answer of "target unavailable" would be a permanent device loss to ESXi).
       await backends.open();
       await s.openLuns(config.targets.flatMap((t) => t.luns.map((l) => ({ target: t.iqn, lun: l }))));
-      if (journal) await quarantineUnserved(journal, new Set([...s.luns.values()].map((l) => uuidHex(l.volume.info.uuid))));
+      // A snapshot LUN shares its UUID with the LUN it was taken of, whose records it does not replay.
+      const writers = [...s.luns.values()].filter((l) => !l.config.snapshotOf);
+      if (journal) await quarantineUnserved(journal, new Set(writers.map((l) => uuidHex(l.volume.info.uuid))));
       for (const t of config.targets) s.addTarget(t);
     } catch (e) {
       await s?.http?.close();
@@ -156,7 +159,9 @@ export class Service {
     const results = await Promise.allSettled(
       list.map(async ({ target, lun }) => {
         const { backend, layout } = this.backends.for(lun);
-        const o = await openLun(backend.store, layout, lun, this.config.lease, this.journal);
+        const o = lun.snapshotOf
+          ? { volume: await openSnapshotLun(backend.store, layout, lun), lease: undefined, preserving: undefined, replay: undefined }
+          : await openLun(backend.store, layout, lun, this.config.lease, this.journal);
         const scsi = this.targets.get(target) ?? this.newScsiTarget(target);
         const volume = o.volume;
         const lu = new LogicalUnit(
@@ -169,7 +174,7 @@ export class Service {
           await lu.load();
         } catch (e) {
           await volume.close().catch(() => undefined);
-          await o.lease.release();
+          await o.lease?.release();
           throw e;
         }
         this.luns.set(lun.name, {
@@ -251,6 +256,7 @@ export class Service {
   async grow(name: string, sizeBytes: number): Promise<void> {
     const s = this.luns.get(name);
     if (!s) throw new Error(`no LUN named "${name}" is served`);
+    if (s.config.snapshotOf) throw new Error(`LUN "${name}" is a snapshot: it keeps its size`);
     await s.volume.grow(sizeBytes);
     s.lu.ua.establish('CapacityDataChanged');
   }
@@ -278,7 +284,7 @@ export class Service {
   private async closeLuns(): Promise<void> {
     for (const s of this.luns.values()) {
       await s.volume.close().catch(() => undefined);
-      await s.lease.release();
+      await s.lease?.release();
     }
   }
 
@@ -302,10 +308,10 @@ export class Service {
         try {
           // Writes are suspended while the lease is unrenewed (an S3 outage that just ended):
           // renew it first so the dirty chunks can still be written back.
-          if (s.lease.state === 'suspended') await s.lease.regain(graceMs);
+          if (s.lease?.state === 'suspended') await s.lease.regain(graceMs);
           await bounded(`flushing LUN ${name}`, flushBoundMs, s.volume.close());
           log.info('LUN flushed and closed', { name });
-          await bounded(`releasing the lease of LUN ${name}`, graceMs, s.lease.release());
+          await bounded(`releasing the lease of LUN ${name}`, graceMs, s.lease?.release());
         } catch (e) {
           log.error('LUN could not be flushed at shutdown; its lease is kept until it expires', { name, error: (e as Error).message });
           failed ??= e;

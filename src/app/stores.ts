@@ -70,10 +70,11 @@ export class Backends {
   for(lun: LunConfig): { backend: Backend; layout: LunLayout } {
     if (lun.store === 's3') {
       if (!this.s3) throw new Error('S3 backend not open');
-      return { backend: this.s3, layout: new LunLayout(this.s3.prefix, lun.name) };
+      return { backend: this.s3, layout: new LunLayout(this.s3.prefix, lun.snapshotOf?.lun ?? lun.name) };
     }
     this.file ??= backend('file', new FileObjectStore(this.config.dataDir), 32, FILE_BOUNDS, '');
-    return { backend: this.file, layout: new LunLayout('', lun.name) };
+    // A snapshot LUN reads the keys of the LUN it was taken of.
+    return { backend: this.file, layout: new LunLayout('', lun.snapshotOf?.lun ?? lun.name) };
   }
 
   all(): Backend[] {

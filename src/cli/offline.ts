@@ -24,6 +24,13 @@ export interface OfflineLun {
 export function findLun(config: Config, name: string): LunConfig {
   const lun = config.targets.flatMap((t) => t.luns).find((l) => l.name === name);
   if (!lun) throw new CliError('CLI_ERR_NO_LUN', `no LUN named "${name}" in ${config.file}`);
+  if (lun.snapshotOf) {
+    const { lun: of, snapshot } = lun.snapshotOf;
+    throw new CliError(
+      'CLI_ERR_USAGE',
+      `"${name}" exports snapshot "${snapshot}" of LUN "${of}": name the LUN "${of}" (e.g. export ${of} FILE --snapshot ${snapshot})`,
+    );
+  }
   return lun;
 }
 

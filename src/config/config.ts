@@ -36,6 +36,11 @@ export interface LunConfig {
   readonly journal: boolean;
   readonly flushDelayMs: number;
   readonly readOnly: boolean;
+  /**
+   * `snapshot: LUN@SNAPSHOT`: this entry exports, read-only, LUN's snapshot (its size is the
+   * snapshot's; `size` is not given). Its `name` is the entry's own.
+   */
+  readonly snapshotOf?: { readonly lun: string; readonly snapshot: string };
 }
 
 /** The server's local journal (docs/journal.md). */
@@ -363,13 +368,22 @@ function parseTarget(r: Reader, defaultChap: ChapConfig | undefined): TargetConf
 }
 
 function parseLun(r: Reader): LunConfig {
-  r.object(['lun', 'name', 'store', 'size', 'blockSize', 'cache', 'readOnly']);
+  r.object(['lun', 'name', 'store', 'size', 'blockSize', 'cache', 'readOnly', 'snapshot']);
   const nameR = r.get('name');
   const name = nameR.string();
   if (!validLunName(name)) nameR.fail(`"${name}" is not a valid LUN name (letters, digits, . _ -; up to 63)`);
+  const snapR = r.get('snapshot');
+  let snapshotOf: LunConfig['snapshotOf'];
+  if (snapR.present) {
+    const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,62})@([A-Za-z0-9][A-Za-z0-9._-]{0,62})$/.exec(snapR.string());
+    if (!m) snapR.fail('snapshot must be LUN@SNAPSHOT (the LUN it was taken of, and its name)');
+    else snapshotOf = { lun: m[1], snapshot: m[2] };
+    if (r.get('size').present) r.get('size').fail('a snapshot LUN has the size of its snapshot: drop "size"');
+    if (r.get('readOnly').present && !r.get('readOnly').bool(true)) r.get('readOnly').fail('a snapshot LUN is read-only');
+  }
   const sizeR = r.get('size');
-  const sizeBytes = sizeR.size();
-  if (sizeBytes <= 0 || sizeBytes % (1024 * 1024) !== 0) sizeR.fail('size must be a positive multiple of 1MiB (the chunk size)');
+  const sizeBytes = snapshotOf ? 0 : sizeR.size();
+  if (!snapshotOf && (sizeBytes <= 0 || sizeBytes % (1024 * 1024) !== 0)) sizeR.fail('size must be a positive multiple of 1MiB (the chunk size)');
   const blockSize = r.get('blockSize').int(512, 512, 4096);
   if (blockSize !== 512 && blockSize !== 4096) r.get('blockSize').fail('blockSize must be 512 (512e) or 4096 (4Kn)');
   const cache = r.get('cache');
@@ -390,7 +404,8 @@ function parseLun(r: Reader): LunConfig {
     cacheMode: mode === 'write-back' ? 'write-back' : 'write-through',
     journal: mode === 'journal' || journalR?.bool(false) === true,
     flushDelayMs: cache.present ? cache.get('flushDelay').duration(200) : 200,
-    readOnly: r.get('readOnly').bool(false),
+    readOnly: snapshotOf !== undefined || r.get('readOnly').bool(false),
+    ...(snapshotOf ? { snapshotOf } : {}),
   };
 }
 

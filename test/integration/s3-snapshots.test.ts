@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type ExecResult, run } from '../harness/exec';
 import { Rgw } from '../harness/rgw';
 import { listObjects, s3Target } from '../harness/s3-target';
-import { TEST_IQN } from '../harness/target';
+import { type TargetProcess, TEST_IQN } from '../harness/target';
 import { SYNC_CACHE, TUR, write10, write10Fua } from '../lib/cdb';
+import { reportLuns } from '../personality/cdbs';
 import { Peer } from '../personality/peer';
 import { esxi } from '../personality/profiles';
 
@@ -30,7 +31,15 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
     rgw = await Rgw.start();
     await rgw.createBucket('snap');
   });
+  /** Every target a test started: stopped even when an assertion failed halfway. */
+  const targets: TargetProcess[] = [];
+  const target = (o: Parameters<typeof s3Target>[1]): TargetProcess => {
+    const t = s3Target(rgw, o);
+    targets.push(t);
+    return t;
+  };
   after(async () => {
+    for (const t of targets) await t.stop('SIGKILL');
     await rgw?.stop();
   });
 
@@ -54,7 +63,7 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
   };
 
   it('the snapshot survives overwrites cut by kill -9; acknowledged writes are all live; export --snapshot and restore', async () => {
-    const t = s3Target(rgw, { bucket: 'snap', size: '32MiB', logLevel: 'info' });
+    const t = target({ bucket: 'snap', size: '32MiB', logLevel: 'info' });
     await t.start();
     const session = async (): Promise<Peer> => {
       const p = await Peer.connect(t.port, esxi('snap'));
@@ -132,7 +141,7 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
 
   it('point in time under load: an online snapshot holds, for every block, the latest write acknowledged before the call and nothing issued after it', async () => {
     await rgw.createBucket('snap-live');
-    const t = s3Target(rgw, { bucket: 'snap-live', size: '32MiB', logLevel: 'info', cache: '{ size: 64MiB, flushDelay: 50ms }' });
+    const t = target({ bucket: 'snap-live', size: '32MiB', logLevel: 'info', cache: '{ size: 64MiB, flushDelay: 50ms }' });
     await t.start();
     const p = await Peer.connect(t.port, esxi('snap-live'));
     assert.equal(await p.login(TEST_IQN), 0);
@@ -200,5 +209,51 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
         assert.ok(snap[w.block] >= w.seq, `block ${w.block}: acknowledged write ${w.seq} missing (snapshot holds ${snap[w.block]})`);
       }
     }
+  });
+
+  it('a snapshot served as a read-only LUN (added by reload) reads as it was while the LUN is rewritten; writes get DATA PROTECT; its deletion is refused', async () => {
+    await rgw.createBucket('snap-lun');
+    const t = target({ bucket: 'snap-lun', size: '32MiB', logLevel: 'info', cache: '{ size: 64MiB, flushDelay: 50ms }' });
+    await t.start();
+    const p = await Peer.connect(t.port, esxi('snap-lun'));
+    assert.equal(await p.login(TEST_IQN), 0);
+    await p.execRetryUa(TUR);
+    for (let i = 0; i < 16; i++) assert.equal((await p.exec(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, A(i)) }, 30_000)).status, 0);
+    const made = await cli(t, ['snapshot', 'create', 'disk0', 'a']);
+    assert.equal(made.code, 0, made.stderr);
+    // Half of the chunks change before the snapshot LUN exists, the rest while it is read.
+    for (let i = 0; i < 8; i++) assert.equal((await p.exec(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, B(i)) }, 30_000)).status, 0);
+    const yaml = readFileSync(t.configFile, 'utf8');
+    writeFileSync(t.configFile, `${yaml.trimEnd()}\n      - { lun: 1, name: disk0-a, store: s3, snapshot: disk0@a }\n`);
+    t.proc?.kill('SIGHUP');
+    let seen = false;
+    for (let k = 0; k < 100 && !seen; k++) {
+      const r = await p.execRetryUa(reportLuns(0), { read: 4096 });
+      seen = r.data.readUInt32BE(0) === 16;
+      if (!seen) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.ok(seen, `the snapshot LUN did not appear after the reload:\n${t.output.slice(-2000)}`);
+    const file = path.join(dir, 'lun-a.img');
+    const convert = run('qemu-img', ['convert', '-O', 'raw', t.url(1), file], { timeoutMs: 120_000 });
+    const rewrites = (async () => {
+      // (The reload told every nexus the LUN inventory changed: a unit attention first.)
+      for (let i = 8; i < 16; i++) assert.equal((await p.execRetryUa(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, B(i)) }, 30_000)).status, 0);
+      assert.equal((await p.execRetryUa(SYNC_CACHE, {}, 30_000)).status, 0);
+    })();
+    const [converted] = await Promise.all([convert, rewrites]);
+    assert.equal(converted.code, 0, converted.stderr);
+    assert.deepEqual(
+      chunksOf(file),
+      Array.from({ length: 32 }, (_, i) => (i < 16 ? A(i) : 0)),
+      'qemu-img convert of the snapshot LUN equals the image at snapshot time',
+    );
+    const LUN1 = 0x0001_0000_0000_0000n;
+    const w = await p.execRetryUa(write10(0, 8), { write: Buffer.alloc(4096, 1), lun: LUN1 });
+    assert.deepEqual([w.status, w.sense[2] & 0x0f, w.sense[12]], [2, 7, 0x27], 'DATA PROTECT, WRITE PROTECTED');
+    const refused = await cli(t, ['snapshot', 'delete', 'disk0', 'a']);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /served as LUN disk0-a/);
+    p.close();
+    assert.equal(await t.stop(), 0);
   });
 });

@@ -46,7 +46,10 @@ async function image(store: ObjectStore, name?: string): Promise<number[]> {
   const out: number[] = [];
   for (let c = 0; c < info.sizeBytes / MiB; c++) {
     const b = await v.read(c * MiB, MiB);
-    assert.ok(b.every((x) => x === b[0]), `chunk ${c} is not uniform`);
+    assert.ok(
+      b.every((x) => x === b[0]),
+      `chunk ${c} is not uniform`,
+    );
     out.push(b[0]);
   }
   await v.close();
@@ -68,7 +71,10 @@ describe('snapshots: copy-on-first-write into the newest snapshot (issue 16)', (
     assert.deepEqual(await image(mem, 'a'), [1, 1, 1, 0, 0, 0, 0, 0]);
     assert.deepEqual(await image(mem, 'b'), [1, 3, 1, 3, 0, 0, 0, 0]);
     assert.deepEqual(await image(mem), [4, 4, 1, 3, 0, 4, 0, 0]);
-    assert.ok(mem.peek(layout.chunkKey(0))?.every((x) => x === 4), 'chunks/<i> is the live data');
+    assert.ok(
+      mem.peek(layout.chunkKey(0))?.every((x) => x === 4),
+      'chunks/<i> is the live data',
+    );
     const listed = await listSnapshots(mem, layout);
     assert.deepEqual(
       listed.map((s) => [s.name, s.preservedChunks]),
@@ -127,7 +133,10 @@ describe('snapshots: copy-on-first-write into the newest snapshot (issue 16)', (
     const { store: g } = gated(net);
     const p = new PreservingStore(g, layout, (await SnapshotCatalog.load(mem, layout)).newest);
     await assert.rejects(p.put(layout.chunkKey(0), Buffer.alloc(MiB, 9)), { kind: 'unavailable' });
-    assert.ok(mem.peek(layout.chunkKey(0))?.every((x) => x === 1), 'no overwrite after a copy with no answer');
+    assert.ok(
+      mem.peek(layout.chunkKey(0))?.every((x) => x === 1),
+      'no overwrite after a copy with no answer',
+    );
     // The copy did land; the retry (next flush) sees it and overwrites.
     await p.put(layout.chunkKey(0), Buffer.alloc(MiB, 9));
     assert.deepEqual(await image(mem, 'a'), [1, 0, 0, 0, 0, 0, 0, 0]);

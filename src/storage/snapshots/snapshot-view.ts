@@ -1,7 +1,7 @@
 import { StorageError } from '../errors';
 import type { LunLayout } from '../layout';
 import { type GetResult, type ListPage, listAll, type ObjectMeta, type ObjectStore, type RequestOptions } from '../object-store';
-import type { Snapshot, SnapshotCatalog } from './catalog';
+import { type Snapshot, SnapshotCatalog } from './catalog';
 
 /** Where chunk i of a snapshot is: a preserved copy in snapshot `id`, a hole there, or the live chunk. */
 export type ChunkSource = { readonly kind: 'snapshot'; readonly id: number } | { readonly kind: 'hole' } | { readonly kind: 'live' };
@@ -45,18 +45,74 @@ const readOnly = (what: string): StorageError => new StorageError('invalid', `${
 
 /**
  * A read-only store in which the LUN's `chunks/<i>` are the chunks of one snapshot: a
- * ChunkVolume opened on it reads the LUN as it was (export, and later a snapshot LUN). The
- * LUN must not change meanwhile (offline under its lease).
+ * ChunkVolume opened on it reads the LUN as it was (export, a snapshot LUN).
+ *
+ * `live`: the LUN may be written meanwhile (served, here or by another server). A chunk the
+ * listing left to the live LUN is read from it and then checked: the catalog is read again
+ * and every snapshot from this one to the newest is asked (HEAD) for a copy of the chunk.
+ * A writer copies a chunk into the newest snapshot before it overwrites it, so when no copy
+ * exists after the read, the read saw the chunk as it was at the snapshot; when one does,
+ * the first in order is the snapshot's. Chunks found in a snapshot are remembered (they never
+ * change); the volume's cache keeps what was read.
  */
 export class SnapshotView implements ObjectStore {
   readonly description: string;
+  private readonly found = new Map<number, ChunkSource>();
 
   constructor(
     private readonly inner: ObjectStore,
     private readonly layout: LunLayout,
     private readonly resolver: SnapshotResolver,
+    private readonly live = false,
   ) {
     this.description = `${inner.description} snapshot ${resolver.snapshot.name}`;
+  }
+
+  /** Where chunk i of the snapshot is now, asked of the store (see the class comment). */
+  private async resolveNow(i: number, opts?: RequestOptions): Promise<ChunkSource> {
+    const known = this.found.get(i);
+    if (known) return known;
+    const s = this.resolver.snapshot;
+    const catalog = await SnapshotCatalog.load(this.inner, this.layout, opts);
+    if (!catalog.find(s.name) || catalog.find(s.name)?.id !== s.id) {
+      throw new StorageError('data', `snapshot "${s.name}" of LUN ${this.layout.name} was deleted`, { code: 'STORE_ERR_SNAPSHOT' });
+    }
+    for (const x of [s, ...catalog.newerThan(s.id)]) {
+      const meta = await this.inner.head(this.layout.snapshotChunkKey(x.id, i), opts);
+      if (!meta) continue;
+      const src: ChunkSource = meta.size === 0 ? { kind: 'hole' } : { kind: 'snapshot', id: x.id };
+      this.found.set(i, src);
+      return src;
+    }
+    return { kind: 'live' };
+  }
+
+  private keyOfSource(key: string, i: number, src: ChunkSource): string | null {
+    if (src.kind === 'hole') return null;
+    return src.kind === 'snapshot' ? this.layout.snapshotChunkKey(src.id, i) : key;
+  }
+
+  /** Reads a chunk of a snapshot whose LUN may change meanwhile. */
+  private async getLive(
+    key: string,
+    i: number,
+    range: { offset: number; length: number } | undefined,
+    opts?: RequestOptions,
+  ): Promise<GetResult | null> {
+    const listed = this.found.get(i) ?? this.resolver.source(i);
+    if (listed.kind !== 'live') {
+      const k = this.keyOfSource(key, i, listed);
+      if (k === null) return null;
+      const got = await this.inner.get(k, range, opts);
+      if (got) return got;
+      // Handed to an older snapshot by a delete: ask again.
+      this.found.delete(i);
+    }
+    const got = await this.inner.get(key, range, opts);
+    const now = await this.resolveNow(i, opts);
+    if (now.kind === 'live') return got;
+    const k = this.keyOfSource(key, i, now);
+    return k === null ? null : this.inner.get(k, range, opts);
   }
 
   /** The key that holds what `key` is in the snapshot, or null for a hole. */
@@ -69,11 +125,19 @@ export class SnapshotView implements ObjectStore {
   }
 
   async get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null> {
+    const i = this.layout.chunkIndexOf(key);
+    if (this.live && i !== undefined) return this.getLive(key, i, range, opts);
     const k = this.keyOf(key);
     return k === null ? null : this.inner.get(k, range, opts);
   }
 
   async head(key: string, opts?: RequestOptions): Promise<ObjectMeta | null> {
+    const i = this.layout.chunkIndexOf(key);
+    if (this.live && i !== undefined) {
+      const src = await this.resolveNow(i, opts);
+      const k = this.keyOfSource(key, i, src);
+      return k === null ? null : this.inner.head(k, opts);
+    }
     const k = this.keyOf(key);
     return k === null ? null : this.inner.head(k, opts);
   }
