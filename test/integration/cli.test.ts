@@ -44,6 +44,16 @@ describe('configuration errors name the file, line and key; check-config and ser
       yaml: 'targets:\n  - iqn: iqn.2026-11.io.s3tgt:x\n    luns:\n      - lun: 0\n        name: a\n        size: 1GiB\n        cache: { mode: journal }\n',
       expect: /journal\.yaml:7:\d+: targets\[0\]\.luns\[0\]\.cache\.mode: this LUN uses the journal: the server needs a "journal:" section/,
     },
+    {
+      name: 'a snapshot LUN that does not name its LUN',
+      yaml: 'targets:\n  - iqn: iqn.2026-11.io.s3tgt:x\n    luns:\n      - lun: 0\n        name: a\n        snapshot: nightly\n',
+      expect: /LUN\.yaml:6:\d+: targets\[0\]\.luns\[0\]\.snapshot: snapshot must be LUN@SNAPSHOT/,
+    },
+    {
+      name: 'a snapshot LUN with a size',
+      yaml: 'targets:\n  - iqn: iqn.2026-11.io.s3tgt:x\n    luns:\n      - lun: 0\n        name: a\n        snapshot: d@n\n        size: 1GiB\n',
+      expect: /size\.yaml:7:\d+: targets\[0\]\.luns\[0\]\.size: a snapshot LUN has the size of its snapshot: drop "size"/,
+    },
   ];
   for (const c of cases) {
     const file = path.join(dir, `${c.name.split(' ').pop()}.yaml`);
