@@ -224,6 +224,7 @@ export class Service {
           dirtyBytes: s.volume.dirtyBytes,
           cachedBytes: s.volume.cachedBytes,
           replaySeconds: s.replaySeconds,
+          snapshotPreservedChunks: s.preserving?.preservedCount ?? 0,
         })),
       journal: () => {
         const j = this.journal;

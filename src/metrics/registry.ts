@@ -36,6 +36,8 @@ export interface LunSource {
   readonly cachedBytes: number;
   /** How long replaying the journal took when the LUN opened (0: nothing to replay). */
   readonly replaySeconds: number;
+  /** Chunks this process copied into the LUN's newest snapshot before overwriting them. */
+  readonly snapshotPreservedChunks: number;
 }
 
 export interface BackendSource {
@@ -257,6 +259,13 @@ export function buildRegistry(src: MetricsSources): Registry {
     'Time replaying the journal when the LUN opened',
     LUN,
     lun((l) => l.replaySeconds),
+  );
+  pulledCounter(
+    r,
+    's3tgt_snapshot_preserved_chunks_total',
+    'Chunks copied into the newest snapshot (server-side) before their first overwrite',
+    LUN,
+    lun((l) => l.snapshotPreservedChunks),
   );
   pulledCounter(
     r,

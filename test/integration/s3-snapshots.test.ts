@@ -250,6 +250,10 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
     const LUN1 = 0x0001_0000_0000_0000n;
     const w = await p.execRetryUa(write10(0, 8), { write: Buffer.alloc(4096, 1), lun: LUN1 });
     assert.deepEqual([w.status, w.sense[2] & 0x0f, w.sense[12]], [2, 7, 0x27], 'DATA PROTECT, WRITE PROTECTED');
+    const metrics = await (await fetch(`http://127.0.0.1:${t.metricsPort}/metrics`)).text();
+    const preserved = /^s3tgt_snapshot_preserved_chunks_total\{[^}]*name="disk0"\} (\d+)$/m.exec(metrics);
+    assert.equal(Number(preserved?.[1]), 16, 'every overwritten chunk was preserved once');
+    assert.match(metrics, /^s3tgt_store_requests_total\{backend="s3",op="copy",outcome="ok"\} \d+$/m);
     const refused = await cli(t, ['snapshot', 'delete', 'disk0', 'a']);
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /served as LUN disk0-a/);

@@ -19,7 +19,19 @@ describe('Prometheus exposition', () => {
   const registry = buildRegistry({
     journal: () => ({ usedBytes: 3 << 20, capacityBytes: 1 << 30, backlogBytes: 8192, oldestRecordMs: 1500, stats: journal }),
     iscsi: { stats: iscsi, sessions: () => 2, connections: () => 3 },
-    luns: () => [{ target: 'iqn.2026-11.t:x', lun: 0, name: 'x0', commands, volume, dirtyBytes: 4096, cachedBytes: 1 << 20, replaySeconds: 0 }],
+    luns: () => [
+      {
+        target: 'iqn.2026-11.t:x',
+        lun: 0,
+        name: 'x0',
+        commands,
+        volume,
+        dirtyBytes: 4096,
+        cachedBytes: 1 << 20,
+        replaySeconds: 0,
+        snapshotPreservedChunks: 7,
+      },
+    ],
     backends: () => [
       {
         kind: 's3',
@@ -47,6 +59,7 @@ describe('Prometheus exposition', () => {
     line(/^# TYPE s3tgt_scsi_command_seconds histogram$/m);
     const L = 'target="iqn.2026-11.t:x",lun="0",name="x0"';
     line(new RegExp(`^s3tgt_scsi_commands_total\\{${L},command="READ\\(10\\)",status="good"\\} 2$`, 'm'));
+    line(new RegExp(`^s3tgt_snapshot_preserved_chunks_total\\{${L}\\} 7$`, 'm'));
     // Cumulative buckets: 0.0003 s falls in le=0.0005, 0.002 s in le=0.0025, 70 s only in +Inf.
     line(new RegExp(`^s3tgt_scsi_command_seconds_bucket\\{${L},command="READ\\(10\\)",le="0.00025"\\} 0$`, 'm'));
     line(new RegExp(`^s3tgt_scsi_command_seconds_bucket\\{${L},command="READ\\(10\\)",le="0.0005"\\} 1$`, 'm'));
