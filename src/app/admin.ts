@@ -54,9 +54,9 @@ export function adminRoutes(http: HttpEndpoint, service: Service): void {
     if (op !== 'create' && op !== 'delete') return json(400, { error: `op must be create or delete, not "${op}"` });
     const { backend, layout } = service.backends.for(lun.config);
     const store = lease.gate.bind(backend.store);
-    const exported = [...service.currentConfig.targets.flatMap((t) => t.luns)].find(
-      (l) => l.snapshotOf?.lun === name && l.snapshotOf.snapshot === snapshot,
-    );
+    const exported = service.currentConfig.targets
+      .flatMap((t) => t.luns)
+      .find((l) => l.snapshotOf?.lun === name && l.snapshotOf.snapshot === snapshot);
     if (op === 'delete' && exported) return json(409, { error: `snapshot "${snapshot}" is served as LUN ${exported.name}: remove that LUN first` });
     const live: LiveLun = {
       barrier: (fn) => lun.volume.barrier(fn),

@@ -375,9 +375,9 @@ function parseLun(r: Reader): LunConfig {
   const snapR = r.get('snapshot');
   let snapshotOf: LunConfig['snapshotOf'];
   if (snapR.present) {
-    const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,62})@([A-Za-z0-9][A-Za-z0-9._-]{0,62})$/.exec(snapR.string());
-    if (!m) snapR.fail('snapshot must be LUN@SNAPSHOT (the LUN it was taken of, and its name)');
-    else snapshotOf = { lun: m[1], snapshot: m[2] };
+    const parts = snapR.string().split('@');
+    if (parts.length !== 2 || !parts.every(validLunName)) snapR.fail('snapshot must be LUN@SNAPSHOT (the LUN it was taken of, and its name)');
+    snapshotOf = { lun: parts[0], snapshot: parts[1] };
     if (r.get('size').present) r.get('size').fail('a snapshot LUN has the size of its snapshot: drop "size"');
     if (r.get('readOnly').present && !r.get('readOnly').bool(true)) r.get('readOnly').fail('a snapshot LUN is read-only');
   }

@@ -20,6 +20,15 @@ export function validLunName(name: string): boolean {
   return NAME_RE.test(name);
 }
 
+/** The chunk index a key names under `prefix` (16 hex digits), or undefined. */
+function indexUnder(prefix: string, key: string): number | undefined {
+  if (!key.startsWith(prefix)) return undefined;
+  const hex = key.slice(prefix.length);
+  if (!/^[0-9a-f]{16}$/.test(hex)) return undefined;
+  const n = Number.parseInt(hex, 16);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
 export class LunLayout {
   readonly root: string;
 
@@ -50,11 +59,7 @@ export class LunLayout {
 
   /** The chunk index of a key under chunksPrefix, or undefined for anything else. */
   chunkIndexOf(key: string): number | undefined {
-    if (!key.startsWith(this.chunksPrefix)) return undefined;
-    const hex = key.slice(this.chunksPrefix.length);
-    if (!/^[0-9a-f]{16}$/.test(hex)) return undefined;
-    const n = Number.parseInt(hex, 16);
-    return Number.isSafeInteger(n) ? n : undefined;
+    return indexUnder(this.chunksPrefix, key);
   }
 
   /** Where snapshot `id` keeps the chunks it preserved. */
@@ -69,12 +74,7 @@ export class LunLayout {
 
   /** The chunk index of a key under a snapshot's chunk prefix, or undefined. */
   snapshotChunkIndexOf(id: number, key: string): number | undefined {
-    const p = this.snapshotChunksPrefix(id);
-    if (!key.startsWith(p)) return undefined;
-    const hex = key.slice(p.length);
-    if (!/^[0-9a-f]{16}$/.test(hex)) return undefined;
-    const n = Number.parseInt(hex, 16);
-    return Number.isSafeInteger(n) ? n : undefined;
+    return indexUnder(this.snapshotChunksPrefix(id), key);
   }
 
   recordKey(name: string): string {

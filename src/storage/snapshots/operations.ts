@@ -4,7 +4,7 @@ import type { LunLayout } from '../layout';
 import { listAll, type ObjectStore } from '../object-store';
 import type { VolumeInfo } from '../volume';
 import { type Snapshot, SnapshotCatalog } from './catalog';
-import { HOLE_METADATA, PreservingStore } from './preserving-store';
+import { PreservingStore, putHole } from './preserving-store';
 import { SnapshotResolver } from './snapshot-view';
 
 /**
@@ -86,7 +86,7 @@ async function handOver(
     const i = layout.snapshotChunkIndexOf(s.id, e.key);
     if (!older || i === undefined || olderHas.has(i)) continue;
     const to = layout.snapshotChunkKey(older.id, i);
-    if (e.size === 0) await store.put(to, Buffer.alloc(0), { metadata: { ...HOLE_METADATA } });
+    if (e.size === 0) await putHole(store, to);
     else if (!(await store.copy(e.key, to))) throw new StorageError('unavailable', `${e.key} vanished while snapshot "${s.name}" was being deleted`);
     handedOver++;
   }

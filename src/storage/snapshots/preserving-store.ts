@@ -14,7 +14,12 @@ import {
 import { type Snapshot, SnapshotCatalog } from './catalog';
 
 /** Metadata of a hole marker: the chunk did not exist when the snapshot was taken. */
-export const HOLE_METADATA = { 's3tgt-hole': '1' } as const;
+const HOLE_METADATA = { 's3tgt-hole': '1' } as const;
+
+/** Stores a hole marker (a zero-length object) at `key` of a snapshot. */
+export async function putHole(store: ObjectStore, key: string, opts?: RequestOptions): Promise<void> {
+  await store.put(key, Buffer.alloc(0), { ...opts, metadata: { ...HOLE_METADATA } });
+}
 
 /**
  * The store a LUN's volume writes through: a PreservingStore for its newest snapshot (the
@@ -44,6 +49,9 @@ export class PreservingStore implements ObjectStore {
   private preserved = new Uint8Array(0);
   private listed = false;
   private readonly inflight = new Map<number, Promise<void>>();
+  /** Bumped by retarget: work started for an earlier target does not mark the new one. */
+  private generation = 0;
+  private target: Snapshot | undefined;
   /** Chunks copied (or marked as holes) into the snapshot by this process. */
   preservedCount = 0;
 
@@ -55,8 +63,6 @@ export class PreservingStore implements ObjectStore {
     this.description = inner.description;
     this.target = snapshot;
   }
-
-  private target: Snapshot | undefined;
 
   /** The snapshot chunks are preserved into (the newest), or undefined: nothing to preserve. */
   get snapshot(): Snapshot | undefined {
@@ -74,8 +80,6 @@ export class PreservingStore implements ObjectStore {
     this.listed = fresh;
     this.generation++;
   }
-
-  private generation = 0;
 
   /** Lists what the snapshot holds already (in the background; mutations meanwhile HEAD). */
   async loadPreserved(): Promise<void> {
@@ -134,7 +138,7 @@ export class PreservingStore implements ObjectStore {
     // A copy whose answer was lost may have landed; the retry layer repeats it, copying the
     // same live chunk (it is not overwritten before this returns).
     const copied = await this.inner.copy(this.layout.chunkKey(i), to, ro);
-    if (!copied) await this.inner.put(to, Buffer.alloc(0), { ...ro, metadata: { ...HOLE_METADATA } });
+    if (!copied) await putHole(this.inner, to, ro);
     if (generation === this.generation) this.mark(i);
     this.preservedCount++;
   }
