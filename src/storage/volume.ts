@@ -25,6 +25,11 @@ export interface AllocationExtent extends ByteRange {
   readonly mapped: boolean;
 }
 
+/** A part of a server-side copy the volume left to its caller (`Volume.copyFrom`). */
+export interface CopyRemainder extends ByteRange {
+  readonly sourceOffset: number;
+}
+
 /** Write cache behaviour, reported by the Caching mode page's WCE bit (SBC-4 §6.5.5). */
 export type CacheMode = 'write-back' | 'write-through';
 
@@ -71,6 +76,13 @@ export interface Volume {
   writeSame(range: ByteRange, block: Buffer, opts?: WriteOptions & { readonly unmap?: boolean }): Promise<void>;
   /** Which parts of the range are mapped (backed by a stored chunk), at chunk granularity. */
   allocation(range: ByteRange): Promise<AllocationExtent[]>;
+  /**
+   * Server-side copy (EXTENDED COPY, ODX): makes `[offset, offset + length)` hold what
+   * `source` holds at `sourceOffset`, for the parts the store can copy without the data
+   * passing through the target (whole chunks of one bucket). Returns the parts it did not
+   * copy, for the caller to read and write. Ranges do not overlap on the same volume.
+   */
+  copyFrom?(source: Volume, sourceOffset: number, offset: number, length: number): Promise<readonly CopyRemainder[]>;
   /** Hints that the range will be read soon (PRE-FETCH). */
   prefetch(range: ByteRange): Promise<void>;
   /** Switches write-back vs write-through at run time (MODE SELECT of WCE). */

@@ -3,6 +3,7 @@ import { type Command, defineCommand } from '../command';
 import { invalidCdbField, invalidParamField, ScsiError } from '../errors';
 import type { LogicalUnit } from '../logical-unit';
 import type { ITNexus } from '../nexus';
+import { type CopyRange, copyRange, MAX_PIECES_IN_FLIGHT } from './copy-engine';
 import {
   type BlockSegment,
   COPY_LIMITS,
@@ -12,7 +13,7 @@ import {
   MAX_PARAMETER_LIST_LENGTH,
   parseCopyParameters,
 } from './extended-copy-params';
-import { checkWritable, MAX_TRANSFER_BYTES } from './rw-decode';
+import { checkWritable } from './rw-decode';
 import { naa6 } from './vpd';
 
 /** A copy operation as RECEIVE COPY STATUS(LID1) reports it. */
@@ -44,42 +45,8 @@ function operationsOf(lu: LogicalUnit, nexus: ITNexus): Map<number, CopyOperatio
   return ops;
 }
 
-/**
- * Copy buffers of MAX_TRANSFER_BYTES in flight at once, over every copy of the process: a
- * copy waits for a slot rather than allocate, so memory stays bounded however many run.
- */
-const MAX_PIECES_IN_FLIGHT = 4;
-
-class PieceSlots {
-  private free = MAX_PIECES_IN_FLIGHT;
-  private readonly waiting: (() => void)[] = [];
-
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  /** Hands the slot straight to the next waiter, if any. */
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
-  }
-}
-
-const slots = new PieceSlots();
-
 /** A segment once its CSCDs are resolved to logical units and its ranges checked. */
-interface ResolvedSegment {
-  readonly source: LogicalUnit;
-  readonly destination: LogicalUnit;
-  readonly sourceOffset: number;
-  readonly destinationOffset: number;
-  readonly length: number;
-}
+type ResolvedSegment = CopyRange;
 
 /**
  * Finds the LU an identification CSCD descriptor names among the LUs of our own target. Ours
@@ -137,35 +104,12 @@ function resolveSegment(s: BlockSegment, cscds: readonly CscdDescriptor[], lu: L
   if (source !== lu) source.reservations.check(nexus, { reservation: 'read' });
   if (destination !== lu) destination.reservations.check(nexus, { reservation: 'write' });
   return {
-    source,
-    destination,
+    source: source.volume,
+    destination: destination.volume,
     sourceOffset: toBytes(from, source.blockSize).offset,
     destinationOffset: toBytes(to, destination.blockSize).offset,
     length: bytes,
   };
-}
-
-/**
- * Moves one segment in pieces of at most MAX_TRANSFER_BYTES. When the destination overlaps
- * the source from above on the same volume the pieces go last to first, so no piece is read
- * after it has been overwritten (the result is as if the whole source was read first).
- */
-async function copySegment(s: ResolvedSegment, op: CopyOperation): Promise<void> {
-  const pieces = Math.ceil(s.length / MAX_TRANSFER_BYTES);
-  const backwards =
-    s.source.volume === s.destination.volume && s.destinationOffset > s.sourceOffset && s.destinationOffset < s.sourceOffset + s.length;
-  for (let i = 0; i < pieces; i++) {
-    const at = (backwards ? pieces - 1 - i : i) * MAX_TRANSFER_BYTES;
-    const length = Math.min(MAX_TRANSFER_BYTES, s.length - at);
-    await slots.acquire();
-    try {
-      const data = await s.source.volume.read(s.sourceOffset + at, length);
-      await s.destination.volume.write(s.destinationOffset + at, data);
-    } finally {
-      slots.release();
-    }
-    op.bytes += length;
-  }
 }
 
 /**
@@ -203,7 +147,9 @@ export const EXTENDED_COPY: Command<LogicalUnit> = defineCommand({
     try {
       const segments = params.segments.map((s) => resolveSegment(s, params.cscds, lu, nexus));
       for (const s of segments) {
-        await copySegment(s, op);
+        await copyRange(s, (bytes) => {
+          op.bytes += bytes;
+        });
         op.segmentsProcessed++;
       }
       op.state = 'done';
