@@ -69,7 +69,8 @@ export async function openLun(store: ObjectStore, layout: LunLayout, lun: LunCon
         readAheadChunks: 8,
         spaceTimeoutMs: 20_000,
       },
-      { gate: lease.gate },
+      // LUNs of one bucket copy chunks to each other server-side (EXTENDED COPY, ODX).
+      { gate: lease.gate, copyDomain: store.description },
     );
     // The store holds the LUN's size; a larger configured size grows it, a smaller one is
     // ignored with a warning (LUNs never shrink: the data past the new end would be lost).

@@ -172,6 +172,13 @@ export function buildRegistry(src: MetricsSources): Registry {
   );
   pulledCounter(
     r,
+    's3tgt_copy_offloaded_bytes_total',
+    'Bytes EXTENDED COPY and ODX copied into the LUN server-side (S3 CopyObject), without passing through s3tgt',
+    LUN,
+    lun((l) => l.volume.bytesCopiedServerSide),
+  );
+  pulledCounter(
+    r,
     's3tgt_flush_errors_total',
     'Chunk uploads that failed after retries',
     LUN,

@@ -29,6 +29,9 @@ export interface Fetched {
 
 const settle = (): undefined => undefined;
 
+/** Server-side copies one copyIn sends at once (each is one CopyObject request). */
+const COPY_PARALLEL = 8;
+
 /**
  * The one place that turns a chunk index into an object and a missing object into a meaning
  * (ChunkStates). It orders the store operations of each chunk (a PUT and a later DELETE land
@@ -229,6 +232,38 @@ export class ChunkMap {
         this.stats.chunksDeleted += batch.length;
       }
     });
+  }
+
+  /**
+   * Server-side copies (EXTENDED COPY, ODX): chunk `index` becomes a copy of the object at
+   * `from` (S3 CopyObject: the bytes and their CRC metadata, no data through us); where `from`
+   * has no object the chunk is deleted instead, as a missing source chunk reads as zeros.
+   * A few copies at a time; each through the gate like every mutation.
+   */
+  copyIn(pairs: readonly { readonly index: number; readonly from: string }[], lane: Lane): Promise<void> {
+    return this.mutate(
+      pairs.map((p) => p.index),
+      async () => {
+        const one = async (p: { readonly index: number; readonly from: string }): Promise<void> => {
+          const key = this.layout.chunkKey(p.index);
+          this.states.set(p.index, 'may-exist');
+          const copied = await this.store.copy(p.from, key, this.gate.options(lane, `COPY ${p.from} to ${key}`));
+          if (copied) {
+            this.states.set(p.index, 'stored');
+            this.stats.chunksCopied++;
+            return;
+          }
+          await this.store.delete(key, this.gate.options(lane, `DELETE ${key}`));
+          this.states.set(p.index, 'absent');
+          this.stats.chunksDeleted++;
+        };
+        const queue = [...pairs];
+        const worker = async (): Promise<void> => {
+          for (let p = queue.shift(); p; p = queue.shift()) await one(p);
+        };
+        await Promise.all(Array.from({ length: Math.min(COPY_PARALLEL, queue.length) }, worker));
+      },
+    );
   }
 
   /**

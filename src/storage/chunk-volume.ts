@@ -9,7 +9,7 @@ import type { LunJournal } from './journal/lun-journal';
 import type { LunLayout } from './layout';
 import type { ObjectStore } from './object-store';
 import { RangeLock } from './range-lock';
-import type { AllocationExtent, ByteRange, CacheMode, ReadView, Volume, VolumeInfo, WriteOptions } from './volume';
+import type { AllocationExtent, ByteRange, CacheMode, CopyRemainder, ReadView, Volume, VolumeInfo, WriteOptions } from './volume';
 import { VolumeResizer } from './volume-resize';
 import { VolumeStats } from './volume-stats';
 import { WriteGate } from './write-gate';
@@ -41,6 +41,12 @@ export const DEFAULT_VOLUME_OPTIONS: ChunkVolumeOptions = {
 export interface VolumeEnv {
   readonly clock?: Clock;
   readonly gate?: WriteGate;
+  /**
+   * The bucket whose keys this volume's chunks are (the store's description): volumes of one
+   * domain copy chunks to each other server-side. Unset (a snapshot LUN, whose chunk keys do
+   * not hold its data; tests): nothing is copied server-side to or from it.
+   */
+  readonly copyDomain?: string;
 }
 
 const noop = (): void => undefined;
@@ -65,6 +71,7 @@ export class ChunkVolume implements Volume {
   private readonly resizer: VolumeResizer;
   private mode: CacheMode;
   private closed = false;
+  private readonly copyDomain: string | undefined;
   /** Where acknowledged writes are durable before S3 has them (after replay; docs/journal.md). */
   private journal: LunJournal | undefined;
 
@@ -78,6 +85,7 @@ export class ChunkVolume implements Volume {
     const clock = env.clock ?? systemClock;
     this.gate = env.gate ?? WriteGate.unleased(clock, layout.name);
     this.gated = this.gate.bind(store);
+    this.copyDomain = env.copyDomain;
     this.mode = options.cacheMode;
     this.zero = Buffer.alloc(info.chunkSize);
     this.map = new ChunkMap(store, layout, Math.ceil(info.sizeBytes / info.chunkSize), info.chunkSize, this.gate, this.stats);
@@ -273,6 +281,45 @@ export class ChunkVolume implements Volume {
     this.stats.bytesDiscarded += r.length;
   }
 
+  /**
+   * Server-side copy (Volume.copyFrom): every whole chunk of the range whose source is a whole
+   * chunk of a volume in the same bucket becomes one CopyObject, the rest is returned to the
+   * caller. The source's chunks are flushed to the store first (every write acknowledged
+   * before the copy is in what S3 copies); the destination's chunks are replaced under an
+   * exclusive range lock, through the same path as a discard (cached data superseded, the
+   * newest snapshot preserved by the PreservingStore before the copy overwrites). A journal
+   * destination copies through the target: a replay of its older records would undo a copy
+   * the journal does not know.
+   */
+  async copyFrom(source: Volume, sourceOffset: number, offset: number, length: number): Promise<readonly CopyRemainder[]> {
+    this.checkRange(offset, length);
+    this.checkWritable();
+    const cs = this.info.chunkSize;
+    const src = source instanceof ChunkVolume && source.copyDomain !== undefined && source.copyDomain === this.copyDomain ? source : undefined;
+    if (!src || this.journal || src.info.chunkSize !== cs || (sourceOffset - offset) % cs !== 0) {
+      return [{ sourceOffset, offset, length }];
+    }
+    // Whole chunks [first, last) of the destination; the head and tail around them go back.
+    const first = Math.ceil(offset / cs);
+    const last = Math.floor((offset + length) / cs);
+    if (first >= last) return [{ sourceOffset, offset, length }];
+    const rest: CopyRemainder[] = [];
+    const head = first * cs - offset;
+    if (head > 0) rest.push({ sourceOffset, offset, length: head });
+    const tail = offset + length - last * cs;
+    if (tail > 0) rest.push({ sourceOffset: sourceOffset + length - tail, offset: last * cs, length: tail });
+    const shift = (sourceOffset - offset) / cs;
+    await src.flushChunksToStore(first + shift, last + shift);
+    await this.locks.with(first * cs, (last - first) * cs, 'exclusive', async () => {
+      this.checkWritable();
+      const pairs = [];
+      for (let i = first; i < last; i++) pairs.push({ index: i, from: src.layout.chunkKey(i + shift) });
+      await this.wb.copyIn(pairs, 'foreground');
+    });
+    this.stats.bytesCopiedServerSide += (last - first) * cs;
+    return rest;
+  }
+
   /** Makes every acknowledged write of the range durable (SYNCHRONIZE CACHE): in the journal if there is one, else in S3. */
   async flush(range?: ByteRange): Promise<void> {
     this.checkReadable();
@@ -299,6 +346,12 @@ export class ChunkVolume implements Volume {
       await this.flushToStore();
       return fn();
     });
+  }
+
+  /** Makes every acknowledged write to chunks [first, last) durable in S3 (a server-side copy's source). */
+  async flushChunksToStore(first: number, last: number): Promise<void> {
+    this.checkReadable();
+    await this.wb.flushAll(first, last);
   }
 
   /** Makes every acknowledged write durable in S3, spilled chunks included (replay, close). */

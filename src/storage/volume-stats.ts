@@ -16,6 +16,9 @@ export class VolumeStats {
   chunksUploaded = 0;
   bytesUploaded = 0;
   chunksDeleted = 0;
+  /** Chunks made by a server-side copy (EXTENDED COPY, ODX): no data passed through us. */
+  chunksCopied = 0;
+  bytesCopiedServerSide = 0;
   flushErrors = 0;
   checksumErrors = 0;
   backPressureWaits = 0;

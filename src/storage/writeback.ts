@@ -376,7 +376,28 @@ export class Writeback {
    * range lock, so nothing else reads or writes them meanwhile (read-ahead may still bring
    * them in: see `gather`).
    */
-  async discard(indexes: readonly number[], lane: Lane, journalSeqs?: ReadonlyMap<number, number>): Promise<void> {
+  discard(indexes: readonly number[], lane: Lane, journalSeqs?: ReadonlyMap<number, number>): Promise<void> {
+    return this.replaceStored(indexes, () => this.map.discard(indexes, lane), journalSeqs);
+  }
+
+  /**
+   * Server-side copies into whole chunks (ChunkMap.copyIn): like a discard, what the cache
+   * held for them is superseded by what the store will hold, so the entries go the same way.
+   */
+  copyIn(pairs: readonly { readonly index: number; readonly from: string }[], lane: Lane): Promise<void> {
+    invariant(!this.journal, () => `${this.map.layout.name}: a server-side copy into a journal LUN (a replay would undo it)`);
+    return this.replaceStored(
+      pairs.map((p) => p.index),
+      () => this.map.copyIn(pairs, lane),
+    );
+  }
+
+  /**
+   * Replaces whole chunks in the store by `mutation` (DELETEs, copies): the chunks' entries
+   * wait for any upload in flight, stay cached as `discarding` while the mutation runs, and
+   * are evicted once it has; if it fails they are back as they were, with their data.
+   */
+  private async replaceStored(indexes: readonly number[], mutation: () => Promise<void>, journalSeqs?: ReadonlyMap<number, number>): Promise<void> {
     const held = new Set<ChunkEntry>();
     for (const i of indexes) this.discarding.add(i);
     // Read-ahead and PRE-FETCH take no range lock: while this waits for an upload, a GET of
@@ -402,9 +423,9 @@ export class Writeback {
       // before can land in the cache after (see ChunkMap.stillCurrent).
       const dones = [...held].map((e) => ({ e, was: e.state, done: this.begin(e, 'discarding') }));
       try {
-        await this.map.discard(indexes, lane);
+        await mutation();
       } catch (err) {
-        // The DELETE may have landed: the store may no longer hold what a clean entry has, so
+        // The mutation may have landed: the store may no longer hold what a clean entry has, so
         // every entry is dirty again and its data goes back (each block: old data or zeros).
         for (const d of dones) {
           const wasDirty = d.e.dirty;

@@ -97,3 +97,56 @@ export function unmapMany(extents: ReadonlyArray<readonly [number, number]>): { 
   cdb.writeUInt16BE(data.length, 7);
   return { cdb, data };
 }
+
+/** The binary NAA designator with LU association in a VPD 83h page (what ESXi names an LU by in XCOPY). */
+export function naaDesignator(vpd83: Buffer): Buffer {
+  const end = 4 + vpd83.readUInt16BE(2);
+  for (let at = 4; at + 4 <= end; at += 4 + vpd83[at + 3]) {
+    const codeSet = vpd83[at] & 0x0f;
+    const association = (vpd83[at + 1] >> 4) & 0x03;
+    const type = vpd83[at + 1] & 0x0f;
+    if (codeSet === 1 && association === 0 && type === 3) return vpd83.subarray(at, at + 4 + vpd83[at + 3]);
+  }
+  throw new Error('no NAA designator with LU association in VPD 83h');
+}
+
+/**
+ * EXTENDED COPY(LID1) as ESXi's "full copy" sends it (spc4r37 §6.4.3): identification CSCD
+ * descriptors (E4h) for the LUs named by their NAA designators, block to block segment
+ * descriptors (02h), LIST ID USAGE 11b (no list identifier).
+ */
+export function extendedCopy(
+  designators: readonly Buffer[],
+  segments: ReadonlyArray<{ readonly src: number; readonly dst: number; readonly blocks: number; readonly srcLba: number; readonly dstLba: number }>,
+  blockSize = 512,
+): { cdb: Buffer; data: Buffer } {
+  const cscds = designators.map((d) => {
+    const c = Buffer.alloc(32);
+    c[0] = 0xe4;
+    d.copy(c, 4);
+    c.writeUIntBE(blockSize, 29, 3); // DISK BLOCK LENGTH
+    return c;
+  });
+  const segs = segments.map((s) => {
+    const d = Buffer.alloc(28);
+    d[0] = 0x02;
+    d.writeUInt16BE(24, 2);
+    d.writeUInt16BE(s.src, 4);
+    d.writeUInt16BE(s.dst, 6);
+    d.writeUInt16BE(s.blocks, 10);
+    d.writeBigUInt64BE(BigInt(s.srcLba), 12);
+    d.writeBigUInt64BE(BigInt(s.dstLba), 20);
+    return d;
+  });
+  const h = Buffer.alloc(16);
+  h[1] = 0x18; // LIST ID USAGE 11b
+  const c = Buffer.concat(cscds);
+  const s = Buffer.concat(segs);
+  h.writeUInt16BE(c.length, 2);
+  h.writeUInt32BE(s.length, 8);
+  const data = Buffer.concat([h, c, s]);
+  const cdb = Buffer.alloc(16);
+  cdb[0] = 0x83;
+  cdb.writeUInt32BE(data.length, 10);
+  return { cdb, data };
+}
