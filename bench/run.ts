@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import { Rgw } from '../test/harness/rgw';
+import { copyBench } from './copy';
 import { journalBench } from './journal';
 import { protocolPathBench } from './protocol-path';
 import { type S3PathResult, s3PathBench } from './s3-path';
@@ -14,7 +15,7 @@ async function main(): Promise<void> {
   const quick = process.env.BENCH_QUICK === '1';
   const cpu = os.cpus()[0]?.model ?? 'cpu';
   console.log(`# s3tgt benchmarks — ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (${cpu}), Node ${process.version}`);
-  const only = process.env.BENCH_ONLY ?? 'protocol,s3,journal';
+  const only = process.env.BENCH_ONLY ?? 'protocol,s3,journal,copy';
   if (only.includes('protocol')) {
     const p = await protocolPathBench({ quick });
     console.log('\n## Protocol path (1 GiB LUN in RAM: tgtd file on tmpfs; s3tgt chunk store on tmpfs with a 1 GiB cache)');
@@ -26,10 +27,11 @@ async function main(): Promise<void> {
     }
     console.log(`\nPeak RSS: s3tgt ${p.s3tgtPeakRssMiB.toFixed(0)} MiB (1 GiB chunk cache, full), tgtd ${p.tgtPeakRssMiB.toFixed(0)} MiB.`);
   }
-  if (!only.includes('s3') && !only.includes('journal')) return;
+  if (!only.includes('s3') && !only.includes('journal') && !only.includes('copy')) return;
   const rgw = await Rgw.start();
   try {
     if (only.includes('journal')) await printJournalBench(rgw, quick);
+    if (only.includes('copy')) await printCopyBench(rgw, quick);
     if (!only.includes('s3')) return;
     const rows: S3PathResult[] = [];
     for (const latencyMs of [0, 20]) {
@@ -89,6 +91,20 @@ async function printJournalBench(rgw: Rgw, quick: boolean): Promise<void> {
   console.log(
     `\nJournal bytes not yet in S3 when each journal run ended (uploads wait up to journal.uploadDelay, 30 s, unless a chunk settles or the journal is half full): ${rows.map((r) => `${r.journalBacklogMiB.toFixed(0)} MiB`).join(', ')}.`,
   );
+}
+
+/** Issue 16's row: a LUN-to-LUN copy by the host against EXTENDED COPY (S3 CopyObject per chunk). */
+async function printCopyBench(rgw: Rgw, quick: boolean): Promise<void> {
+  const rows = [];
+  for (const latencyMs of [0, 20]) rows.push(await copyBench(rgw, { mib: quick ? 128 : 1024, latencyMs }));
+  console.log('\n## LUN-to-LUN copy (two S3 LUNs in one RGW bucket, 64 MiB caches; the copy is in S3 when it ends)');
+  console.log('| S3 latency | size | host read + write (qemu-img convert) | EXTENDED COPY | speed-up | S3 body bytes, host / XCOPY |');
+  console.log('|---|---|---|---|---|---|');
+  for (const r of rows) {
+    console.log(
+      `| +${r.latencyMs} ms | ${r.mib} MiB | ${r.hostSeconds.toFixed(1)} s | ${r.xcopySeconds.toFixed(1)} s | ${(r.hostSeconds / r.xcopySeconds).toFixed(1)}x | ${(r.hostS3Bytes / 1048576).toFixed(0)} MiB / ${(r.xcopyS3Bytes / 1024).toFixed(1)} KiB |`,
+    );
+  }
 }
 
 main().catch((e: unknown) => {
