@@ -9,7 +9,7 @@ import type { LunLayout } from '../storage/layout';
 import { Lease, type LeaseTiming } from '../storage/lease';
 import type { ObjectStore } from '../storage/object-store';
 import { SnapshotCatalog } from '../storage/snapshots/catalog';
-import { lunDataStore, type PreservingStore } from '../storage/snapshots/preserving-store';
+import { lunDataStore, lunReadStore, type PreservingStore } from '../storage/snapshots/preserving-store';
 import { SnapshotResolver, SnapshotView } from '../storage/snapshots/snapshot-view';
 import type { VolumeInfo } from '../storage/volume';
 import { createVolume, readVolumeInfo } from '../storage/volume-meta';
@@ -51,7 +51,7 @@ export async function openLun(store: ObjectStore, layout: LunLayout, lun: LunCon
     const replaying = journal !== undefined && !lun.journal && journal.recoveredFor(info.uuid).length > 0;
     // A LUN with snapshots writes through the store that preserves each chunk before its first
     // overwrite; which chunks are preserved already is listed in the background.
-    preserving = await lunDataStore(store, layout);
+    preserving = await lunDataStore(store, layout, info);
     void preserving
       .loadPreserved()
       .catch((e: unknown) =>
@@ -139,7 +139,7 @@ export async function openSnapshotLun(store: ObjectStore, layout: LunLayout, lun
   if (info.logicalBlockSize !== lun.blockSize) {
     throw new StorageError('invalid', `LUN ${lun.name}: "${of.lun}" has ${info.logicalBlockSize}-byte blocks, ${lun.blockSize} in the configuration`);
   }
-  const view = new SnapshotView(store, layout, await SnapshotResolver.load(store, layout, catalog, s), true);
+  const view = new SnapshotView(await lunReadStore(store, layout, info), layout, await SnapshotResolver.load(store, layout, catalog, s), true);
   return new ChunkVolume(
     view,
     layout,

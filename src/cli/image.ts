@@ -4,6 +4,7 @@ import { formatSize } from '../config/units';
 import type { ChunkVolume } from '../storage/chunk-volume';
 import type { ObjectStore } from '../storage/object-store';
 import { SnapshotCatalog } from '../storage/snapshots/catalog';
+import { lunReadStore } from '../storage/snapshots/preserving-store';
 import { SnapshotResolver, SnapshotView } from '../storage/snapshots/snapshot-view';
 import { createVolume } from '../storage/volume-meta';
 import { ProgressBar } from '../util/progress';
@@ -98,7 +99,7 @@ export async function exportImage(config: Config, name: string, file: string, sn
       const catalog = await SnapshotCatalog.load(l.store, l.layout);
       const s = catalog.find(snapshot);
       if (!s) throw new CliError('CLI_ERR_USAGE', `LUN "${name}" has no snapshot named "${snapshot}"`);
-      view = new SnapshotView(l.store, l.layout, await SnapshotResolver.load(l.store, l.layout, catalog, s));
+      view = new SnapshotView(await lunReadStore(l.store, l.layout, l.info), l.layout, await SnapshotResolver.load(l.store, l.layout, catalog, s));
       info = { ...info, sizeBytes: s.sizeBytes };
     }
     const volume: ChunkVolume = l.volume(info, { cacheBytes: 32 * MiB, ...(view ? { view } : {}) });

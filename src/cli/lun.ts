@@ -4,7 +4,9 @@ import { formatSize } from '../config/units';
 import { StorageError } from '../storage/errors';
 import { type LeaseRecord, readLease } from '../storage/lease';
 import { listAll } from '../storage/object-store';
-import { SnapshotCatalog } from '../storage/snapshots/catalog';
+import { type Snapshot, SnapshotCatalog } from '../storage/snapshots/catalog';
+import { forgetClone } from '../storage/snapshots/clones';
+import { listSnapshots } from '../storage/snapshots/operations';
 import type { VolumeInfo } from '../storage/volume';
 import { createVolume, readVolumeInfo } from '../storage/volume-meta';
 import { adminPost } from './admin-client';
@@ -23,6 +25,10 @@ export interface LunStatus {
   /** Chunk objects stored (only with `details`). */
   readonly chunks?: number;
   readonly storedBytes?: number;
+  /** Snapshots, oldest first, with the space each holds (only with `details`). */
+  readonly snapshots?: ReadonlyArray<Snapshot & { readonly preservedChunks: number; readonly preservedBytes: number }>;
+  /** Clones made of its snapshots (only with `details`). */
+  readonly clones?: readonly string[];
 }
 
 /** `s3tgt lun list` / `lun info`: read-only, no lease needed. */
@@ -38,13 +44,21 @@ export async function lunStatus(config: Config, names: readonly string[] | undef
         const [volume, lease] = await Promise.all([readVolumeInfo(backend.store, layout), readLease(backend.store, layout.leaseKey)]);
         let chunks: number | undefined;
         let storedBytes: number | undefined;
+        let snapshots: LunStatus['snapshots'];
+        let clones: string[] | undefined;
         if (details) {
           chunks = 0;
           storedBytes = 0;
           for await (const e of listAll(backend.store, layout.chunksPrefix)) {
+            // Zero-length objects are a clone's hole markers, not allocated chunks.
+            if (e.size === 0) continue;
             chunks++;
             storedBytes += e.size;
           }
+          snapshots = await listSnapshots(backend.store, layout);
+          clones = [];
+          for await (const e of listAll(backend.store, layout.clonesPrefix))
+            clones.push(e.key.slice(layout.clonesPrefix.length).replace(/\.json$/, ''));
         }
         out.push({
           name: l.name,
@@ -54,7 +68,7 @@ export async function lunStatus(config: Config, names: readonly string[] | undef
           configuredSize: l.sizeBytes,
           volume,
           lease,
-          ...(details ? { chunks, storedBytes } : {}),
+          ...(details ? { chunks, storedBytes, snapshots, clones } : {}),
         });
       }
     }
@@ -100,6 +114,11 @@ export function formatInfo(r: LunStatus): string {
       const pct = ((r.chunks * v.chunkSize * 100) / v.sizeBytes).toFixed(1);
       lines.push(`allocated:     ${r.chunks} chunks of 1 MiB (${pct} % of the LUN), ${formatSize(r.storedBytes ?? 0)} stored`);
     }
+    if (v.parent) lines.push(`clone of:      ${v.parent.lun}@${v.parent.snapshot} (chunks it has not written are read from there)`);
+    for (const sn of r.snapshots ?? []) {
+      lines.push(`snapshot:      ${sn.name} (${sn.created}): ${sn.preservedChunks} chunks preserved, ${formatSize(sn.preservedBytes)}`);
+    }
+    if (r.clones && r.clones.length > 0) lines.push(`clones:        ${r.clones.join(', ')}`);
     lines.push(
       `lease:         ${r.lease ? `${r.lease.purpose} on ${r.lease.host} pid ${r.lease.pid}, renewed ${r.lease.renewedAt}` : 'free (not served)'}`,
     );
@@ -132,6 +151,8 @@ export async function lunDelete(config: Config, name: string): Promise<number> {
     const rest = keys.filter((k) => k !== volumeKey);
     for (let i = 0; i < rest.length; i += 1000) await l.store.deleteMany(rest.slice(i, i + 1000));
     if (keys.includes(volumeKey)) await l.store.delete(volumeKey);
+    // A clone: its parent's snapshot may go now.
+    if (l.info) await forgetClone(l.store, l.layout, l.info);
     return keys.length;
   });
 }

@@ -6,6 +6,7 @@ import { ConfigError } from '../config/errors';
 import { formatSize, parseSize } from '../config/units';
 import { LeaseError } from '../storage/lease';
 import { configureLogging, log } from '../util/log';
+import { lunClone, lunHydrate } from './clone';
 import { defragOffline, defragOnline, formatReport } from './defrag';
 import { CliError } from './errors';
 import { exportImage, importImage } from './image';
@@ -143,6 +144,33 @@ lun
     if (!opts.yes) throw new CliError('CLI_ERR_USAGE', `deleting LUN "${name}" destroys its data: add --yes`);
     const n = await lunDelete(configFor(opts.config), name);
     process.stdout.write(`deleted LUN "${name}" (${n} objects)\n`);
+  });
+
+lun
+  .command('clone')
+  .description('make LUN NEW (configured, not created yet) a writable clone of a snapshot; no data is copied')
+  .argument('<source>', 'LUN@SNAPSHOT')
+  .argument('<new>', 'name of the clone (an entry of the configuration)')
+  .addOption(configOption())
+  .option('--hydrate', 'then copy every chunk it shares into it (server-side), so it no longer depends on the snapshot')
+  .action(async (source: string, name: string, opts: { config: string; hydrate?: boolean }) => {
+    const config = configFor(opts.config);
+    const info = await lunClone(config, source, name);
+    process.stdout.write(`created clone "${name}" of ${source}: ${formatSize(info.sizeBytes)}, uuid ${info.uuid}\n`);
+    if (opts.hydrate) {
+      const r = await lunHydrate(config, name);
+      process.stdout.write(`hydrated "${name}": ${r.copied} chunks copied; it no longer depends on ${source}\n`);
+    }
+  });
+
+lun
+  .command('hydrate')
+  .description('copy every chunk a clone still shares with its snapshot into it (server-side, offline): it becomes independent')
+  .argument('<name>', 'LUN name of the clone')
+  .addOption(configOption())
+  .action(async (name: string, opts: { config: string }) => {
+    const r = await lunHydrate(configFor(opts.config), name);
+    process.stdout.write(`hydrated "${name}": ${r.copied} chunks copied; it no longer depends on its snapshot\n`);
   });
 
 const snapshot = program

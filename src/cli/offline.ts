@@ -52,7 +52,7 @@ export async function withLun<T>(config: Config, name: string, purpose: string, 
       // Read under the lease: nobody changes it while we work.
       const info = await readVolumeInfo(backend.store, layout);
       // A LUN with snapshots: every chunk the command overwrites is preserved first.
-      const data = await lunDataStore(backend.store, layout);
+      const data = await lunDataStore(backend.store, layout, info);
       const value = await fn({
         lun,
         store: lease.gate.bind(backend.store),

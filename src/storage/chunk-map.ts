@@ -66,8 +66,10 @@ export class ChunkMap {
     private readonly chunkSize: number,
     private readonly gate: WriteGate,
     private readonly stats: VolumeStats,
+    /** A clone: its first `inheritedBelow` chunks read the parent snapshot's where it has none. */
+    inheritedBelow = 0,
   ) {
-    this.states = new ChunkStates(chunks);
+    this.states = new ChunkStates(chunks, inheritedBelow);
   }
 
   get chunks(): number {
@@ -150,8 +152,11 @@ export class ChunkMap {
       const clean = !this.inFlight.has(i);
       if (clean && !ask && this.isAbsent(i)) return { body: null, offset, current: true, mark };
       const whole = !range || (range.offset === 0 && range.length === this.chunkSize);
-      const got = await this.store.get(key, whole ? undefined : range, { lane });
+      const fetched = await this.store.get(key, whole ? undefined : range, { lane });
       const current = clean && this.unchanged(i, mark);
+      // A zero-length chunk object is a hole marker (a clone's deallocated chunk, or one an
+      // interrupted hydration left): zeros, like no object.
+      const got = fetched && fetched.meta.size > 0 ? fetched : null;
       if (!got) {
         if (current) this.states.set(i, 'absent');
         return { body: null, offset, current, mark };
@@ -166,7 +171,8 @@ export class ChunkMap {
         if (isStorageError(e, 'data')) this.stats.checksumErrors++;
         throw e;
       }
-      if (current) this.states.set(i, 'stored');
+      // An inherited chunk read the parent's object: still none of its own.
+      if (current && this.states.get(i) !== 'inherited') this.states.set(i, 'stored');
       return { body: got.body, offset, current, mark };
     } finally {
       this.fetching--;

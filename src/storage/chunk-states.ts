@@ -10,12 +10,14 @@ import { listAll, type ObjectStore } from './object-store';
  * - stored: an object exists;
  * - may-exist: a PUT or DELETE was sent whose outcome is unknown (an answer lost, a time
  *   limit hit, the request aborted): it may have happened, so a read asks and a discard DELETEs.
- * Snapshots will add "inherited" here.
+ * - inherited: a clone's chunk with no object of its own: it reads the parent snapshot's (a
+ *   read asks, the store answers from the parent), and a discard must hide the parent's
+ *   (the clone's store writes a hole marker for the DELETE).
  */
-export type ChunkState = 'unlisted' | 'absent' | 'stored' | 'may-exist';
+export type ChunkState = 'unlisted' | 'absent' | 'stored' | 'may-exist' | 'inherited';
 
-const CODE: Readonly<Record<ChunkState, number>> = { unlisted: 0, absent: 1, stored: 2, 'may-exist': 3 };
-const NAME: readonly ChunkState[] = ['unlisted', 'absent', 'stored', 'may-exist'];
+const CODE: Readonly<Record<ChunkState, number>> = { unlisted: 0, absent: 1, stored: 2, 'may-exist': 3, inherited: 4 };
+const NAME: readonly ChunkState[] = ['unlisted', 'absent', 'stored', 'may-exist', 'inherited'];
 
 /**
  * The state of every chunk index of a LUN, one byte each. Only ChunkMap changes it. The
@@ -27,7 +29,11 @@ export class ChunkStates {
   private loading: Promise<void> | undefined;
   private loadedFlag = false;
 
-  constructor(private count: number) {
+  /** `inheritedBelow`: a clone's parent snapshot has that many chunks (0: not a clone). */
+  constructor(
+    private count: number,
+    private readonly inheritedBelow = 0,
+  ) {
     this.codes = new Uint8Array(count);
   }
 
@@ -74,15 +80,27 @@ export class ChunkStates {
   private async list(store: ObjectStore, layout: LunLayout): Promise<void> {
     // The LUN may grow while we list; the chunks added are known absent already.
     const n = this.count;
+    // 0: no object; 1: an object; 2: a hole marker (a zero-length object: reads as zeros).
     const seen = new Uint8Array(n);
     for await (const entry of listAll(store, layout.chunksPrefix, { lane: 'background' })) {
       const i = layout.chunkIndexOf(entry.key);
-      if (i !== undefined && i < n) seen[i] = 1;
+      if (i !== undefined && i < n) seen[i] = entry.size === 0 ? 2 : 1;
     }
     for (let i = 0; i < n; i++) {
-      if (this.codes[i] === CODE.unlisted) this.codes[i] = seen[i] ? CODE.stored : CODE.absent;
+      if (this.codes[i] === CODE.unlisted) this.codes[i] = this.listedCode(i, seen[i]);
     }
     this.loadedFlag = true;
+  }
+
+  private inherits(i: number): boolean {
+    return i < this.inheritedBelow;
+  }
+
+  /** What a listing says about chunk i (`seen`: 0 no object, 1 an object, 2 a hole marker). */
+  private listedCode(i: number, seen: number): number {
+    if (seen === 1) return CODE.stored;
+    if (seen === 2) return CODE.absent;
+    return this.inherits(i) ? CODE.inherited : CODE.absent;
   }
 
   /**
@@ -93,14 +111,14 @@ export class ChunkStates {
   reconcile(present: ReadonlySet<number>): void {
     for (const i of present) if (i < this.count && this.codes[i] !== CODE.absent) this.codes[i] = CODE.stored;
     if (this.loadedFlag) return;
-    for (let i = 0; i < this.count; i++) if (this.codes[i] === CODE.unlisted) this.codes[i] = present.has(i) ? CODE.stored : CODE.absent;
+    for (let i = 0; i < this.count; i++) if (this.codes[i] === CODE.unlisted) this.codes[i] = this.listedCode(i, present.has(i) ? 1 : 0);
     this.loadedFlag = true;
   }
 
   /** How many chunks are in each state (statistics, defrag, `lun info`). */
   census(): Record<ChunkState, number> {
-    const c = [0, 0, 0, 0];
+    const c = [0, 0, 0, 0, 0];
     for (let i = 0; i < this.count; i++) c[this.codes[i]]++;
-    return { unlisted: c[0], absent: c[1], stored: c[2], 'may-exist': c[3] };
+    return { unlisted: c[0], absent: c[1], stored: c[2], 'may-exist': c[3], inherited: c[4] };
   }
 }

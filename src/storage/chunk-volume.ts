@@ -88,7 +88,8 @@ export class ChunkVolume implements Volume {
     this.copyDomain = env.copyDomain;
     this.mode = options.cacheMode;
     this.zero = Buffer.alloc(info.chunkSize);
-    this.map = new ChunkMap(store, layout, Math.ceil(info.sizeBytes / info.chunkSize), info.chunkSize, this.gate, this.stats);
+    const inherited = info.parent ? Math.ceil(info.parent.sizeBytes / info.chunkSize) : 0;
+    this.map = new ChunkMap(store, layout, Math.ceil(info.sizeBytes / info.chunkSize), info.chunkSize, this.gate, this.stats, inherited);
     const capacity = Math.max(4, Math.floor(options.cacheBytes / info.chunkSize));
     this.wb = new Writeback(this.map, info.chunkSize, { capacity, ...options }, clock, this.gate, this.stats);
     this.map.onWholeFetched = (i, f) => void this.wb.adopt(i, f);
@@ -296,7 +297,8 @@ export class ChunkVolume implements Volume {
     this.checkWritable();
     const cs = this.info.chunkSize;
     const src = source instanceof ChunkVolume && source.copyDomain !== undefined && source.copyDomain === this.copyDomain ? source : undefined;
-    if (!src || this.journal || src.info.chunkSize !== cs || (sourceOffset - offset) % cs !== 0) {
+    // A clone's chunk keys do not hold what it inherits: copies from a clone go through the target.
+    if (!src || src.info.parent || this.journal || src.info.chunkSize !== cs || (sourceOffset - offset) % cs !== 0) {
       return [{ sourceOffset, offset, length }];
     }
     // Whole chunks [first, last) of the destination; the head and tail around them go back.

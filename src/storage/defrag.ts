@@ -25,7 +25,8 @@ export interface DefragReport {
 export type Progress = (done: number, total: number) => void;
 
 /** Keys that belong to a LUN without being chunks. */
-const KNOWN = /\/(volume\.json|lease\.json|records\/[a-z0-9-]+\.json|snapshots\/[0-9]+\/chunks\/[0-9a-f]{16})$/;
+const KNOWN =
+  /\/(volume\.json|lease\.json|records\/[a-z0-9-]+\.json|snapshots\/[0-9]+\/(chunks\/[0-9a-f]{16}|deleting)|clones\/[A-Za-z0-9._-]+\.json)$/;
 
 /**
  * `s3tgt defrag`: scans every object of a LUN and

@@ -10,6 +10,11 @@
  *                                             chunk i as it was when snapshot <id> was taken,
  *                                             copied there before its first overwrite (an
  *                                             empty object: the chunk did not exist then)
+ *   <prefix>/<name>/snapshots/<id>/deleting   the snapshot is being deleted (clone handshake)
+ *   <prefix>/<name>/clones/<clone>.json       a clone of one of this LUN's snapshots exists
+ *                                             (written and removed by the clone's lease holder)
+ * A clone's own chunks/<i> holds what it wrote; a chunk it never wrote reads through to the
+ * parent snapshot (volume.json names it), and a zero-length chunk object hides the parent's.
  */
 export const CHUNK_SIZE = 1024 * 1024;
 export const FORMAT_VERSION = 1;
@@ -31,14 +36,35 @@ function indexUnder(prefix: string, key: string): number | undefined {
 
 export class LunLayout {
   readonly root: string;
+  private readonly prefix: string;
 
   constructor(
     prefix: string,
     readonly name: string,
   ) {
     if (!validLunName(name)) throw new Error(`invalid LUN name "${name}"`);
-    const p = prefix.replace(/^\/+|\/+$/g, '');
-    this.root = p ? `${p}/${name}` : name;
+    this.prefix = prefix.replace(/^\/+|\/+$/g, '');
+    this.root = this.prefix ? `${this.prefix}/${name}` : name;
+  }
+
+  /** Another LUN under the same prefix (a clone's parent). */
+  sibling(name: string): LunLayout {
+    return new LunLayout(this.prefix, name);
+  }
+
+  /** Where a clone made of one of this LUN's snapshots is recorded (so the snapshot is kept). */
+  cloneMarkerKey(clone: string): string {
+    if (!validLunName(clone)) throw new Error(`invalid LUN name "${clone}"`);
+    return `${this.clonesPrefix}${clone}.json`;
+  }
+
+  get clonesPrefix(): string {
+    return `${this.root}/clones/`;
+  }
+
+  /** Written while snapshot `id` is being deleted: a clone made meanwhile sees it and backs off. */
+  snapshotDeletingKey(id: number): string {
+    return `${this.root}/snapshots/${id}/deleting`;
   }
 
   get volumeKey(): string {

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { StorageError } from './errors';
-import { CHUNK_SIZE, FORMAT_VERSION, type LunLayout } from './layout';
+import { CHUNK_SIZE, FORMAT_VERSION, type LunLayout, validLunName } from './layout';
 import type { ObjectStore } from './object-store';
 import { StoredRecord } from './record';
-import type { VolumeInfo } from './volume';
+import type { CloneParent, VolumeInfo } from './volume';
 
 /**
  * `volume.json`: what a LUN is. Written once with If-None-Match: *, so two creators cannot race.
@@ -18,7 +18,13 @@ export async function readVolumeInfo(store: ObjectStore, layout: LunLayout): Pro
   return got ? validate(StoredRecord.parse(got.body, layout.volumeKey)) : null;
 }
 
-export async function createVolume(store: ObjectStore, layout: LunLayout, sizeBytes: number, logicalBlockSize: 512 | 4096): Promise<VolumeInfo> {
+export async function createVolume(
+  store: ObjectStore,
+  layout: LunLayout,
+  sizeBytes: number,
+  logicalBlockSize: 512 | 4096,
+  parent?: CloneParent,
+): Promise<VolumeInfo> {
   checkSize(sizeBytes);
   const info: VolumeJson = {
     formatVersion: FORMAT_VERSION,
@@ -28,9 +34,18 @@ export async function createVolume(store: ObjectStore, layout: LunLayout, sizeBy
     chunkSize: CHUNK_SIZE,
     uuid: randomUUID(),
     created: new Date().toISOString(),
+    ...(parent ? { parent } : {}),
   };
   await store.put(layout.volumeKey, Buffer.from(`${JSON.stringify(info, null, 2)}\n`), { ifNoneMatch: '*' });
   return info;
+}
+
+/** Rewrites volume.json of a clone that no longer reads anything of its parent (hydrated). */
+export async function writeVolumeIndependent(store: ObjectStore, layout: LunLayout, info: VolumeInfo): Promise<VolumeInfo> {
+  const { parent: _, ...rest } = info;
+  const next: VolumeJson = { ...rest, formatVersion: FORMAT_VERSION };
+  await store.put(layout.volumeKey, Buffer.from(`${JSON.stringify(next, null, 2)}\n`));
+  return next;
 }
 
 /** Rewrites volume.json with a new size (resize); the UUID and everything else stay. */
@@ -52,12 +67,25 @@ function validate(r: StoredRecord): VolumeInfo {
   if (version.present && version.int() !== FORMAT_VERSION) version.fail(`unsupported format version (this s3tgt reads ${FORMAT_VERSION})`);
   if (!version.present) version.fail('missing');
   const uuid = (f: StoredRecord): string => (/^[0-9a-f-]{36}$/.test(f.str()) ? f.str() : f.fail('not a UUID'));
+  const parent = r.get('parent');
   return {
+    ...(parent.present ? { parent: cloneParent(parent) } : {}),
     name: r.get('name').str(),
     sizeBytes: r.get('sizeBytes').int(1),
     logicalBlockSize: r.get('logicalBlockSize').oneOf([512, 4096] as const),
     chunkSize: r.get('chunkSize').oneOf([CHUNK_SIZE]),
     uuid: uuid(r.get('uuid')),
     created: r.get('created').str(true),
+  };
+}
+
+function cloneParent(f: StoredRecord): CloneParent {
+  const lun = f.get('lun').str();
+  if (!validLunName(lun)) f.get('lun').fail('not a LUN name');
+  return {
+    lun,
+    snapshot: f.get('snapshot').str(),
+    snapshotId: f.get('snapshotId').int(1),
+    sizeBytes: f.get('sizeBytes').int(1),
   };
 }

@@ -9,6 +9,17 @@ export interface VolumeInfo {
   /** Per-LUN UUID: the source of the VPD 83h designators, stable across restarts. */
   readonly uuid: string;
   readonly created: string;
+  /** A clone: the snapshot whose chunks it reads where it has none of its own. */
+  readonly parent?: CloneParent;
+}
+
+/** The snapshot a clone was made from (`s3tgt lun clone LUN@SNAPSHOT NEW`). */
+export interface CloneParent {
+  readonly lun: string;
+  readonly snapshot: string;
+  readonly snapshotId: number;
+  /** The snapshot's size: chunks past it have nothing to inherit. */
+  readonly sizeBytes: number;
 }
 
 export interface ByteRange {

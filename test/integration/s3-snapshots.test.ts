@@ -8,8 +8,8 @@ import { Rgw } from '../harness/rgw';
 import { listObjects, s3Target } from '../harness/s3-target';
 import { type TargetProcess, TEST_IQN } from '../harness/target';
 import { SYNC_CACHE, TUR, write10, write10Fua } from '../lib/cdb';
-import { reportLuns } from '../personality/cdbs';
-import { Peer } from '../personality/peer';
+import { reportLuns, unmapMany } from '../personality/cdbs';
+import { type Outcome, Peer } from '../personality/peer';
 import { esxi } from '../personality/profiles';
 
 const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
@@ -259,5 +259,92 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
     assert.match(refused.stderr, /served as LUN disk0-a/);
     p.close();
     assert.equal(await t.stop(), 0);
+  });
+
+  it('a clone of a snapshot (added by reload): writes and UNMAP on either side leave the other and the snapshot byte-identical; delete refused until hydrated', async () => {
+    await rgw.createBucket('snap-clone');
+    const t = target({ bucket: 'snap-clone', size: '32MiB', logLevel: 'info', cache: '{ size: 64MiB, flushDelay: 50ms }' });
+    await t.start();
+    const p = await Peer.connect(t.port, esxi('snap-clone'));
+    assert.equal(await p.login(TEST_IQN), 0);
+    await p.execRetryUa(TUR);
+    for (let i = 0; i < 16; i++) assert.equal((await p.exec(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, A(i)) }, 30_000)).status, 0);
+    const made = await cli(t, ['snapshot', 'create', 'disk0', 'gold']);
+    assert.equal(made.code, 0, made.stderr);
+    const yaml = readFileSync(t.configFile, 'utf8');
+    writeFileSync(t.configFile, `${yaml.trimEnd()}\n      - { lun: 1, name: vm2, size: 32MiB, store: s3 }\n`);
+    const cloned = await cli(t, ['lun', 'clone', 'disk0@gold', 'vm2']);
+    assert.equal(cloned.code, 0, cloned.stderr);
+    t.proc?.kill('SIGHUP');
+    const LUN1 = 0x0001_0000_0000_0000n;
+    let seen = false;
+    for (let k = 0; k < 100 && !seen; k++) {
+      const r = await p.execRetryUa(reportLuns(0), { read: 4096 });
+      seen = r.data.readUInt32BE(0) === 16;
+      if (!seen) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.ok(seen, `the clone did not appear after the reload:\n${t.output.slice(-2000)}`);
+    const C = (i: number): number => 0xc0 + i;
+    const unmap = (lba: number, blocks: number, lun: bigint): Promise<Outcome> => {
+      const u = unmapMany([[lba, blocks]]);
+      return p.execRetryUa(u.cdb, { write: u.data, lun }, 30_000);
+    };
+    // Both sides at once: the parent rewrites 0-3 and unmaps 10-11; the clone writes 4-7 and unmaps 8-9.
+    await Promise.all([
+      (async () => {
+        for (let i = 0; i < 4; i++)
+          assert.equal((await p.execRetryUa(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, B(i)) }, 30_000)).status, 0);
+        assert.equal((await unmap(10 * 2048, 2 * 2048, 0n)).status, 0);
+      })(),
+      (async () => {
+        for (let i = 4; i < 8; i++) {
+          assert.equal((await p.execRetryUa(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, C(i)), lun: LUN1 }, 30_000)).status, 0);
+        }
+        assert.equal((await unmap(8 * 2048, 2 * 2048, LUN1)).status, 0);
+      })(),
+    ]);
+    // The clone through qemu's iSCSI driver, while it is served.
+    const served = path.join(dir, 'clone-served.img');
+    const convert = await run('qemu-img', ['convert', '-O', 'raw', t.url(1), served], { timeoutMs: 120_000 });
+    assert.equal(convert.code, 0, convert.stderr);
+    const cloneImage = Array.from({ length: 32 }, (_, i) => (i < 4 ? A(i) : i < 8 ? C(i) : i < 10 ? 0 : i < 16 ? A(i) : 0));
+    assert.deepEqual(chunksOf(served), cloneImage, 'the clone: the snapshot, its own writes and unmaps, nothing of the parent after');
+    const refused = await cli(t, ['snapshot', 'delete', 'disk0', 'gold']);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /has clones \(vm2\)/);
+    p.close();
+    assert.equal(await t.stop(), 0);
+
+    const exported = async (name: string, snapshot?: string): Promise<number[]> => {
+      const file = path.join(dir, `${name}-${snapshot ?? 'live'}.img`);
+      const r = await cli(t, ['export', name, file, ...(snapshot ? ['--snapshot', snapshot] : [])]);
+      assert.equal(r.code, 0, r.stderr);
+      return chunksOf(file);
+    };
+    const gold = Array.from({ length: 32 }, (_, i) => (i < 16 ? A(i) : 0));
+    assert.deepEqual(await exported('disk0', 'gold'), gold, 'the snapshot is byte-identical');
+    assert.deepEqual(
+      await exported('disk0'),
+      Array.from({ length: 32 }, (_, i) => (i < 4 ? B(i) : i === 10 || i === 11 ? 0 : i < 16 ? A(i) : 0)),
+      'the parent: its own writes, nothing of the clone',
+    );
+    assert.deepEqual(await exported('vm2'), cloneImage, 'the clone after a restart (from the listing)');
+    const info = await cli(t, ['lun', 'info', 'vm2']);
+    assert.match(info.stdout, /clone of: +disk0@gold/);
+    const parentInfo = await cli(t, ['lun', 'info', 'disk0']);
+    assert.match(parentInfo.stdout, /snapshot: +gold .*: 6 chunks preserved/);
+    assert.match(parentInfo.stdout, /clones: +vm2/);
+
+    const hydrated = await cli(t, ['lun', 'hydrate', 'vm2']);
+    assert.equal(hydrated.code, 0, hydrated.stderr);
+    assert.match(hydrated.stdout, /10 chunks copied/);
+    const deleted = await cli(t, ['snapshot', 'delete', 'disk0', 'gold']);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.deepEqual(await exported('vm2'), cloneImage, 'the hydrated clone no longer needs the snapshot');
+    const left = await listObjects(rgw, 'snap-clone', 'luns/vm2/chunks/');
+    assert.ok(
+      [...left.values()].every((size) => size === MiB),
+      'no hole marker is left in the independent LUN',
+    );
   });
 });

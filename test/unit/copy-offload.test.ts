@@ -21,7 +21,7 @@ const OPTIONS = testOptions(16 * MiB);
 /** A LUN opened as the server opens it: through its PreservingStore, in the store's copy domain. */
 async function open(store: ObjectStore, name: string, domain: string | undefined = 'bucket'): Promise<ChunkVolume> {
   const layout = new LunLayout('p', name);
-  const data = await lunDataStore(store, layout);
+  const data = await lunDataStore(store, layout, null);
   return new ChunkVolume(data, layout, { ...testInfo(SIZE), name }, OPTIONS, {
     gate: WriteGate.unleased(systemClock, name),
     ...(domain ? { copyDomain: domain } : {}),

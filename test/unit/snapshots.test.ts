@@ -25,7 +25,7 @@ const gated = (store: ObjectStore): { gate: WriteGate; store: ObjectStore } => {
 /** Opens the LUN as the server does (through lunDataStore), writes `fill` at each chunk in `chunks`, closes (flushes). */
 async function writeChunks(store: ObjectStore, chunks: readonly number[], fill: number): Promise<void> {
   const { gate } = gated(store);
-  const data = await lunDataStore(store, layout);
+  const data = await lunDataStore(store, layout, null);
   const v = new ChunkVolume(data, layout, INFO, OPTIONS, { gate });
   for (const c of chunks) await v.write(c * MiB, Buffer.alloc(MiB, fill));
   await v.close();

@@ -4,7 +4,9 @@ import type { LunLayout } from '../layout';
 import { listAll, type ObjectStore } from '../object-store';
 import type { VolumeInfo } from '../volume';
 import { type Snapshot, SnapshotCatalog } from './catalog';
-import { PreservingStore, putHole } from './preserving-store';
+import { checkNoClones } from './clones';
+import { putHole } from './holes';
+import { PreservingStore } from './preserving-store';
 import { SnapshotResolver } from './snapshot-view';
 
 /**
@@ -119,6 +121,16 @@ export async function deleteSnapshot(
   const catalog = await SnapshotCatalog.load(store, layout);
   const s = catalog.find(name);
   if (!s) throw unknown(name);
+  // Say so first, then look for clones (a clone being made looks for this marker after it
+  // wrote its own: one of the two sees the other).
+  const deleting = layout.snapshotDeletingKey(s.id);
+  await store.put(deleting, Buffer.alloc(0));
+  try {
+    await checkNoClones(store, layout, s);
+  } catch (e) {
+    await store.delete(deleting);
+    throw e;
+  }
   const older = catalog.olderThan(s.id);
   let r = await handOver(store, layout, s, older);
   let handedOver = r.handedOver;
@@ -135,6 +147,7 @@ export async function deleteSnapshot(
     handedOver += r.handedOver;
   } else await forget();
   for (let at = 0; at < r.keys.length; at += 1000) await store.deleteMany(r.keys.slice(at, at + 1000));
+  await store.delete(deleting);
   log.info('snapshot deleted', { lun: layout.name, snapshot: name, handedOver, deleted: r.keys.length });
   return { handedOver, deleted: r.keys.length };
 }

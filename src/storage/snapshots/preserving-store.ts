@@ -11,22 +11,26 @@ import {
   type PutOptions,
   type RequestOptions,
 } from '../object-store';
+import type { VolumeInfo } from '../volume';
 import { type Snapshot, SnapshotCatalog } from './catalog';
-
-/** Metadata of a hole marker: the chunk did not exist when the snapshot was taken. */
-const HOLE_METADATA = { 's3tgt-hole': '1' } as const;
-
-/** Stores a hole marker (a zero-length object) at `key` of a snapshot. */
-export async function putHole(store: ObjectStore, key: string, opts?: RequestOptions): Promise<void> {
-  await store.put(key, Buffer.alloc(0), { ...opts, metadata: { ...HOLE_METADATA } });
-}
+import { CloneStore, openParentView } from './clone-store';
+import { putHole } from './holes';
 
 /**
  * The store a LUN's volume writes through: a PreservingStore for its newest snapshot (the
- * catalog is read under the lease, before any write), idle while the LUN has none.
+ * catalog is read under the lease, before any write), idle while the LUN has none; for a
+ * clone, over the CloneStore that reads through to its parent snapshot.
  */
-export async function lunDataStore(store: ObjectStore, layout: LunLayout): Promise<PreservingStore> {
-  return new PreservingStore(store, layout, (await SnapshotCatalog.load(store, layout)).newest);
+export async function lunDataStore(store: ObjectStore, layout: LunLayout, info: VolumeInfo | null): Promise<PreservingStore> {
+  return new PreservingStore(await lunReadStore(store, layout, info), layout, (await SnapshotCatalog.load(store, layout)).newest);
+}
+
+/** The store a LUN's chunks read from: the store itself, or for a clone its CloneStore. */
+export async function lunReadStore(store: ObjectStore, layout: LunLayout, info: VolumeInfo | null): Promise<ObjectStore> {
+  const parent = info?.parent;
+  if (!parent) return store;
+  const chunks = Math.ceil(parent.sizeBytes / info.chunkSize);
+  return new CloneStore(store, layout, await openParentView(store, layout, parent), parent.lun, chunks);
 }
 
 /** At most this many chunks are preserved at once for one deleteMany. */

@@ -1,6 +1,6 @@
 import { StorageError } from '../errors';
 import type { LunLayout } from '../layout';
-import { type GetResult, type ListPage, listAll, type ObjectMeta, type ObjectStore, type RequestOptions } from '../object-store';
+import { type CopyOptions, type GetResult, type ListPage, listAll, type ObjectMeta, type ObjectStore, type RequestOptions } from '../object-store';
 import { type Snapshot, SnapshotCatalog } from './catalog';
 
 /** Where chunk i of a snapshot is: a preserved copy in snapshot `id`, a hole there, or the live chunk. */
@@ -113,6 +113,33 @@ export class SnapshotView implements ObjectStore {
     if (now.kind === 'live') return got;
     const k = this.keyOfSource(key, i, now);
     return k === null ? null : this.inner.get(k, range, opts);
+  }
+
+  /**
+   * Copies chunk `key` of the snapshot to `to`, outside the LUN (a clone's chunk), the way
+   * `get` reads it: a live chunk copied is checked afterwards, and copied again from the
+   * snapshot copy if the LUN's writer preserved it meanwhile. Null: the chunk is a hole.
+   */
+  async copyOut(key: string, to: string, opts?: CopyOptions): Promise<{ etag: string } | null> {
+    const i = this.layout.chunkIndexOf(key);
+    if (i === undefined) throw new StorageError('internal', `${key} is not a chunk of ${this.layout.name}`);
+    if (!this.live) {
+      const k = this.keyOf(key);
+      return k === null ? null : this.inner.copy(k, to, opts);
+    }
+    const listed = this.found.get(i) ?? this.resolver.source(i);
+    if (listed.kind !== 'live') {
+      const k = this.keyOfSource(key, i, listed);
+      if (k === null) return null;
+      const copied = await this.inner.copy(k, to, opts);
+      if (copied) return copied;
+      this.found.delete(i);
+    }
+    const copied = await this.inner.copy(key, to, opts);
+    const now = await this.resolveNow(i, opts);
+    if (now.kind === 'live') return copied;
+    const k = this.keyOfSource(key, i, now);
+    return k === null ? null : this.inner.copy(k, to, opts);
   }
 
   /** The key that holds what `key` is in the snapshot, or null for a hole. */

@@ -1,0 +1,48 @@
+import type { Config } from '../config/config';
+import { StorageError } from '../storage/errors';
+import { createClone, hydrateClone } from '../storage/snapshots/clones';
+import type { VolumeInfo } from '../storage/volume';
+import { CliError } from './errors';
+import { findLun, withLun } from './offline';
+
+/** A storage refusal (no such snapshot, being deleted, not a clone) as a usage error. */
+function asUsage(e: unknown): never {
+  if (e instanceof StorageError && e.kind === 'invalid') throw new CliError('CLI_ERR_USAGE', e.message);
+  throw e;
+}
+
+/**
+ * `s3tgt lun clone LUN@SNAPSHOT NEW`: NEW (an entry of the configuration, in the same store as
+ * LUN, not created yet) becomes a clone of the snapshot, offline under NEW's lease: a
+ * volume.json naming the snapshot and a marker in LUN; no chunk is copied.
+ */
+export async function lunClone(config: Config, source: string, name: string): Promise<VolumeInfo> {
+  const at = source.indexOf('@');
+  if (at <= 0 || at === source.length - 1) throw new CliError('CLI_ERR_USAGE', `"${source}": name the snapshot to clone as LUN@SNAPSHOT`);
+  const parent = findLun(config, source.slice(0, at));
+  const lun = findLun(config, name);
+  if (parent.store !== lun.store) {
+    throw new CliError(
+      'CLI_ERR_USAGE',
+      `"${name}" is in the ${lun.store} store and "${parent.name}" in the ${parent.store} store: a clone shares its parent's store`,
+    );
+  }
+  if (parent.name === name) throw new CliError('CLI_ERR_USAGE', 'a LUN cannot be a clone of itself');
+  return withLun(config, name, 'clone', async (l) => {
+    const info = await createClone(l.store, l.layout.sibling(parent.name), source.slice(at + 1), l.layout).catch(asUsage);
+    if (info.logicalBlockSize !== lun.blockSize) {
+      process.stderr.write(
+        `warning: "${name}" has ${info.logicalBlockSize}-byte blocks like "${parent.name}"; set blockSize: ${info.logicalBlockSize} in ${config.file}\n`,
+      );
+    }
+    return info;
+  });
+}
+
+/** `s3tgt lun hydrate NEW`: copies what a clone still reads from its parent into it (server-side), offline. */
+export async function lunHydrate(config: Config, name: string): Promise<{ copied: number; holes: number }> {
+  return withLun(config, name, 'hydrate', async (l) => {
+    if (!l.info) throw new CliError('CLI_ERR_NO_LUN', `LUN "${name}" does not exist in the store`);
+    return hydrateClone(l.store, l.layout, l.info).catch(asUsage);
+  });
+}
