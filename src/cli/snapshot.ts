@@ -79,7 +79,7 @@ export async function snapshotRestore(config: Config, lun: string, name: string)
   return withLun(config, lun, LEASE_PURPOSE, async (l) => {
     if (!l.info) throw new CliError('CLI_ERR_NO_LUN', `LUN "${lun}" does not exist in the store`);
     await refuseWithJournalRecords(config, lun, l.info.uuid);
-    return restoreSnapshot(l.store, l.layout, name);
+    return restoreSnapshot(l.store, l.layout, l.info, name);
   });
 }
 

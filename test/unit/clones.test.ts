@@ -7,7 +7,7 @@ import { MemoryObjectStore } from '../../src/storage/memory-store';
 import type { ObjectStore } from '../../src/storage/object-store';
 import { SnapshotCatalog } from '../../src/storage/snapshots/catalog';
 import { createClone, hydrateClone } from '../../src/storage/snapshots/clones';
-import { createSnapshot, deleteSnapshot } from '../../src/storage/snapshots/operations';
+import { createSnapshot, deleteSnapshot, restoreSnapshot } from '../../src/storage/snapshots/operations';
 import { lunDataStore, lunReadStore } from '../../src/storage/snapshots/preserving-store';
 import { SnapshotResolver, SnapshotView } from '../../src/storage/snapshots/snapshot-view';
 import { createVolume, readVolumeInfo } from '../../src/storage/volume-meta';
@@ -154,5 +154,20 @@ describe("clones: writable LUNs sharing a snapshot's chunks (issue 16)", () => {
     assert.equal(await store.head(P.cloneMarkerKey('clone')), null, 'its marker was taken back');
     assert.equal(await readVolumeInfo(store, C), null);
     await assert.rejects(createClone(gated(store), P, 'nope', C), /no snapshot named "nope"/);
+  });
+
+  it("restoring a snapshot of a clone brings back its zeros as zeros, not the parent's chunks", async () => {
+    const store = new MemoryObjectStore();
+    await parentWithSnapshot(store);
+    const info = await createClone(gated(store), P, 'base', C);
+    const c = await open(store, C);
+    await c.discard([{ offset: 2 * MiB, length: MiB }]);
+    await c.close();
+    await createSnapshot(gated(store), C, info, 'cs');
+    await writeChunks(store, C, { 2: 8, 3: 9 });
+    assert.deepEqual(await image(store, C), [1, 2, 8, 9, 0, 0]);
+    await restoreSnapshot(gated(store), C, info, 'cs');
+    assert.deepEqual(await image(store, C), [1, 2, 0, 4, 0, 0], "chunk 2 was zeros in the snapshot, chunk 3 the parent's");
+    assert.deepEqual(await image(store, P, 'base'), [1, 2, 3, 4, 0, 0]);
   });
 });

@@ -115,12 +115,12 @@ describe('snapshots: copy-on-first-write into the newest snapshot (issue 16)', (
     await createSnapshot(gated(mem).store, layout, INFO, 'b');
     await writeChunks(mem, [0, 7], 3);
     const b = await image(mem, 'b');
-    await restoreSnapshot(gated(mem).store, layout, 'a');
+    await restoreSnapshot(gated(mem).store, layout, INFO, 'a');
     assert.deepEqual(await image(mem), [1, 1, 0, 0, 0, 0, 0, 0]);
     assert.deepEqual(await image(mem, 'a'), [1, 1, 0, 0, 0, 0, 0, 0]);
     assert.deepEqual(await image(mem, 'b'), b);
     // And forward again: restore "b".
-    await restoreSnapshot(gated(mem).store, layout, 'b');
+    await restoreSnapshot(gated(mem).store, layout, INFO, 'b');
     assert.deepEqual(await image(mem), b);
   });
 

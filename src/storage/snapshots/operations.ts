@@ -6,7 +6,7 @@ import type { VolumeInfo } from '../volume';
 import { type Snapshot, SnapshotCatalog } from './catalog';
 import { checkNoClones } from './clones';
 import { putHole } from './holes';
-import { PreservingStore } from './preserving-store';
+import { lunReadStore, PreservingStore } from './preserving-store';
 import { SnapshotResolver } from './snapshot-view';
 
 /**
@@ -156,15 +156,23 @@ export async function deleteSnapshot(
  * Rolls the LUN back to a snapshot: every chunk that changed since is copied back from where
  * the snapshot keeps it (or deleted: it did not exist then), and chunks past the snapshot's
  * size are deleted. Snapshots newer than it keep their contents: each overwrite first
- * preserves the live chunk into the newest one. The LUN keeps its current size.
+ * preserves the live chunk into the newest one. The LUN keeps its current size. `info`: the
+ * LUN's volume.json (a clone restores through the store that reads its parent).
  */
-export async function restoreSnapshot(store: ObjectStore, layout: LunLayout, name: string): Promise<{ restored: number; deleted: number }> {
+export async function restoreSnapshot(
+  store: ObjectStore,
+  layout: LunLayout,
+  info: VolumeInfo | null,
+  name: string,
+): Promise<{ restored: number; deleted: number }> {
   const catalog = await SnapshotCatalog.load(store, layout);
   const s = catalog.find(name);
   if (!s) throw unknown(name);
   const resolver = await SnapshotResolver.load(store, layout, catalog, s);
   const newest = catalog.newest as Snapshot;
-  const out = new PreservingStore(store, layout, newest);
+  // A clone's restore deletes through its CloneStore: a chunk that was zeros becomes a hole
+  // marker, not a missing object (which would read the parent's chunk).
+  const out = new PreservingStore(await lunReadStore(store, layout, info), layout, newest);
   let restored = 0;
   let deleted = 0;
   const chunks = Math.ceil(s.sizeBytes / (1024 * 1024));
