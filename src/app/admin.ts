@@ -1,7 +1,8 @@
 import { parseSize } from '../config/units';
 import { defrag } from '../storage/defrag';
 import { StorageError } from '../storage/errors';
-import { createSnapshot, deleteSnapshot, type LiveLun } from '../storage/snapshots/operations';
+import { SnapshotCatalog } from '../storage/snapshots/catalog';
+import { createSnapshot, deleteSnapshot, type LiveLun, restoreSnapshot } from '../storage/snapshots/operations';
 import { log } from '../util/log';
 import type { HttpEndpoint } from './http-server';
 import type { Service } from './serve';
@@ -17,9 +18,9 @@ const json = (status: number, body: unknown): { status: number; type: string; bo
  * server because the server holds the LUN's lease.
  *   POST /admin/defrag/:name[?dryRun=1]   defrag through the live volume
  *   POST /admin/resize/:name?size=20GiB    grow the LUN online
- *   POST /admin/snapshot/:name?op=create|delete&snapshot=NAME
- *                                          take or delete a snapshot at a barrier (restore
- *                                          is refused while the LUN is served)
+ *   POST /admin/snapshot/:name?op=create|delete|restore&snapshot=NAME[&force=1]
+ *                                          take, delete or (forced only) restore a snapshot
+ *                                          at a barrier
  */
 export function adminRoutes(http: HttpEndpoint, service: Service): void {
   const served = (url: URL) => {
@@ -49,9 +50,13 @@ export function adminRoutes(http: HttpEndpoint, service: Service): void {
     const { lease, preserving } = lun;
     const op = url.searchParams.get('op');
     const snapshot = url.searchParams.get('snapshot') ?? '';
-    if (op === 'restore')
-      return json(409, { error: `LUN ${name} is being served: stop it (or remove it from the configuration and reload) before a restore` });
-    if (op !== 'create' && op !== 'delete') return json(400, { error: `op must be create or delete, not "${op}"` });
+    const force = url.searchParams.get('force') === '1';
+    if (op === 'restore' && !force) {
+      return json(409, {
+        error: `LUN ${name} is being served: stop it before a restore, or force it (--force: initiators see the disk change under them)`,
+      });
+    }
+    if (op !== 'create' && op !== 'delete' && op !== 'restore') return json(400, { error: `op must be create, delete or restore, not "${op}"` });
     const { backend, layout } = service.backends.for(lun.config);
     const store = lease.gate.bind(backend.store);
     const exported = service.currentConfig.targets
@@ -68,7 +73,24 @@ export function adminRoutes(http: HttpEndpoint, service: Service): void {
     try {
       return await serialized(name, async () => {
         if (op === 'create') return json(200, await createSnapshot(store, layout, lun.volume.info, snapshot, live));
-        return json(200, await deleteSnapshot(store, layout, snapshot, live));
+        if (op === 'delete') return json(200, await deleteSnapshot(store, layout, snapshot, live));
+        let restored: Awaited<ReturnType<typeof restoreSnapshot>>;
+        try {
+          restored = await lun.volume.replaceContents(async () => {
+            try {
+              return await restoreSnapshot(store, layout, lun.volume.info, snapshot);
+            } finally {
+              // The restore preserved chunks into the newest snapshot through its own store: list again.
+              live.retarget((await SnapshotCatalog.load(store, layout)).newest, false);
+            }
+          });
+        } finally {
+          // The medium changed under every initiator, all of it or part (a restore that failed
+          // halfway): UNIT ATTENTION 28h/00h, NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED.
+          lun.lu.ua.establish('MediumMayHaveChanged');
+        }
+        log.warn('snapshot restored online (forced)', { lun: name, snapshot, ...restored });
+        return json(200, restored);
       });
     } catch (e) {
       if (e instanceof StorageError && e.code === 'STORE_ERR_SNAPSHOT') return json(400, { error: e.message });

@@ -212,15 +212,18 @@ snapshot
 
 snapshot
   .command('restore')
-  .description('roll a LUN back to a snapshot (newer snapshots keep their contents)')
+  .description('roll a LUN back to a snapshot (newer snapshots keep their contents); a served LUN only with --force')
   .argument('<lun>', 'LUN name')
   .argument('<name>', 'snapshot name')
   .addOption(configOption())
   .option('--yes', 'really roll back (required)')
-  .action(async (lunName: string, name: string, opts: { config: string; yes?: boolean }) => {
+  .option('--force', 'roll back a LUN while it is served (through the server; initiators get a unit attention, MEDIUM MAY HAVE CHANGED)')
+  .action(async (lunName: string, name: string, opts: { config: string; yes?: boolean; force?: boolean }) => {
     if (!opts.yes) throw new CliError('CLI_ERR_USAGE', `restoring overwrites "${lunName}" with snapshot "${name}": add --yes`);
-    const r = await snapshotRestore(configFor(opts.config), lunName, name);
-    process.stdout.write(`restored "${lunName}" to snapshot "${name}": ${r.restored} chunks copied back, ${r.deleted} deleted\n`);
+    const r = await snapshotRestore(configFor(opts.config), lunName, name, opts.force === true);
+    process.stdout.write(
+      `restored "${lunName}" to snapshot "${name}"${r.online ? ' online' : ''}: ${r.restored} chunks copied back, ${r.deleted} deleted\n`,
+    );
   });
 
 program

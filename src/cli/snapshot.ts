@@ -18,8 +18,9 @@ import { findLun, withLun } from './offline';
 /** A snapshot barrier uploads what was written since the last flush: bounded by the cache. */
 const ONLINE_TIMEOUT_MS = 600_000;
 
-async function online(config: Config, lun: string, op: string, name: string): Promise<Record<string, unknown> | undefined> {
-  const r = await adminPost(config, `/admin/snapshot/${encodeURIComponent(lun)}?op=${op}&snapshot=${encodeURIComponent(name)}`, ONLINE_TIMEOUT_MS);
+async function online(config: Config, lun: string, op: string, name: string, force = false): Promise<Record<string, unknown> | undefined> {
+  const query = `op=${op}&snapshot=${encodeURIComponent(name)}${force ? '&force=1' : ''}`;
+  const r = await adminPost(config, `/admin/snapshot/${encodeURIComponent(lun)}?${query}`, ONLINE_TIMEOUT_MS);
   if (!r || r.status === 404) return undefined;
   if (r.status !== 200) throw new CliError(r.status === 400 || r.status === 409 ? 'CLI_ERR_USAGE' : 'CLI_ERR_IO', r.body.error ?? `HTTP ${r.status}`);
   return r.body;
@@ -73,14 +74,25 @@ export async function snapshotDelete(config: Config, lun: string, name: string):
   return withLun(config, lun, LEASE_PURPOSE, (l) => deleteSnapshot(l.store, l.layout, name));
 }
 
-export async function snapshotRestore(config: Config, lun: string, name: string): Promise<{ restored: number; deleted: number }> {
+/**
+ * A served LUN is restored only when forced, by its server at a barrier; otherwise the server
+ * refuses with its reason. A LUN nobody serves is restored offline under its lease.
+ */
+export async function snapshotRestore(
+  config: Config,
+  lun: string,
+  name: string,
+  force = false,
+): Promise<{ restored: number; deleted: number; online: boolean }> {
   findLun(config, lun);
-  await online(config, lun, 'restore', name); // a served LUN: refused with the server's reason
-  return withLun(config, lun, LEASE_PURPOSE, async (l) => {
+  const served = await online(config, lun, 'restore', name, force);
+  if (served) return { restored: Number(served.restored), deleted: Number(served.deleted), online: true };
+  const r = await withLun(config, lun, LEASE_PURPOSE, async (l) => {
     if (!l.info) throw new CliError('CLI_ERR_NO_LUN', `LUN "${lun}" does not exist in the store`);
     await refuseWithJournalRecords(config, lun, l.info.uuid);
     return restoreSnapshot(l.store, l.layout, l.info, name);
   });
+  return { ...r, online: false };
 }
 
 export function formatSnapshots(rows: Awaited<ReturnType<typeof listSnapshots>>): string {

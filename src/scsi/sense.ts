@@ -46,6 +46,8 @@ export const SENSE_TABLE = {
   ReservationsReleased: { key: SenseKey.UnitAttention, asc: 0x2a, ascq: 0x04 },
   RegistrationsPreempted: { key: SenseKey.UnitAttention, asc: 0x2a, ascq: 0x05 },
   CapacityDataChanged: { key: SenseKey.UnitAttention, asc: 0x2a, ascq: 0x09 },
+  // The LUN's contents were rolled back under the initiator (a forced online restore).
+  MediumMayHaveChanged: { key: SenseKey.UnitAttention, asc: 0x28, ascq: 0x00 },
   CommandsClearedByAnotherInitiator: { key: SenseKey.UnitAttention, asc: 0x2f, ascq: 0x00 },
   ReportedLunsDataChanged: { key: SenseKey.UnitAttention, asc: 0x3f, ascq: 0x0e },
   // NOT READY: a transient backend outage. Linux, Windows and ESXi retry 04/01 with a delay, and

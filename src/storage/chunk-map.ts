@@ -41,7 +41,7 @@ const COPY_PARALLEL = 8;
  * Every mutation passes the LUN's write gate.
  */
 export class ChunkMap {
-  private readonly states: ChunkStates;
+  private states: ChunkStates;
   /** Tail of each chunk's chain of mutations (never rejects). */
   private readonly chains = new Map<number, Promise<void>>();
   /** Mutations registered and not settled, per chunk. */
@@ -67,9 +67,21 @@ export class ChunkMap {
     private readonly gate: WriteGate,
     private readonly stats: VolumeStats,
     /** A clone: its first `inheritedBelow` chunks read the parent snapshot's where it has none. */
-    inheritedBelow = 0,
+    private readonly inheritedBelow = 0,
   ) {
     this.states = new ChunkStates(chunks, inheritedBelow);
+  }
+
+  /**
+   * The store's chunks were replaced behind us (an online restore, under a barrier): every
+   * state is unknown again (a listing starts), and no GET sent before this call is current,
+   * so nothing it returns is cached.
+   */
+  forgetAll(): void {
+    invariant(this.inFlight.size === 0, () => `${this.layout.name}: chunks forgotten with mutations in flight`);
+    this.states = new ChunkStates(this.states.chunks, this.inheritedBelow);
+    this.changed.clear();
+    this.epoch++;
   }
 
   get chunks(): number {

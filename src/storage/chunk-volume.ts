@@ -356,6 +356,27 @@ export class ChunkVolume implements Volume {
     await this.wb.flushAll(first, last);
   }
 
+  /**
+   * Runs `fn`, which replaces the LUN's chunks in the store (a forced online restore), at a
+   * barrier: every acknowledged write is in the store first (and, for a journal LUN, out of
+   * the journal's replay: a replay after a crash must not bring back writes the restore
+   * undid); the cache is emptied and every chunk's state forgotten before, so nothing read
+   * before `fn` is served after it.
+   */
+  async replaceContents<T>(fn: () => Promise<T>): Promise<T> {
+    return this.barrier(async () => {
+      await this.journal?.checkpoint();
+      await this.wb.forgetAll(10_000);
+      try {
+        return await fn();
+      } finally {
+        // Whatever `fn` changed (all of it, or part before it failed) is unknown to the cache.
+        this.map.forgetAll();
+        this.map.load().catch(noop);
+      }
+    });
+  }
+
   /** Makes every acknowledged write durable in S3, spilled chunks included (replay, close). */
   async flushToStore(): Promise<void> {
     this.checkReadable();

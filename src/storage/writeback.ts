@@ -452,6 +452,32 @@ export class Writeback {
 
   // ---------------------------------------------------------------- room
 
+  /**
+   * Forgets everything cached, because the store's chunks are about to be replaced behind the
+   * cache (an online restore). The caller holds every writer and reader off and has flushed,
+   * so every entry is clean; it waits for fills in flight and pinned entries, at most
+   * `deadlineMs`, then evicts them all (throws a retryable error before anything was
+   * forgotten if one is still in use then). A reader still holding a view (a Data-In being
+   * sent) keeps its bytes: a buffer with readers never goes back to the pool.
+   */
+  async forgetAll(deadlineMs: number): Promise<void> {
+    const deadline = this.clock.now() + deadlineMs;
+    for (;;) {
+      const busy = [...this.entries.values()].find((e) => !e.idle || e.pins > 0);
+      if (!busy) break;
+      if (this.clock.now() > deadline) {
+        throw new StorageError('unavailable', `chunk ${busy.index} of ${this.map.layout.name} is still in use; try again`);
+      }
+      if (busy.busy) await busy.busy;
+      else await this.clock.sleep(5);
+    }
+    this.segments.clear();
+    for (const e of [...this.entries.values()]) {
+      invariant(!e.dirty, () => `chunk ${e.index}: dirty while the store is replaced behind the cache`);
+      this.end(e, 'evicted');
+    }
+  }
+
   /** Drops clean idle entries (tests: force reads to go to the store). */
   dropClean(): void {
     this.segments.clear();

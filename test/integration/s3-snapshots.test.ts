@@ -7,7 +7,7 @@ import { type ExecResult, run } from '../harness/exec';
 import { Rgw } from '../harness/rgw';
 import { listObjects, s3Target } from '../harness/s3-target';
 import { type TargetProcess, TEST_IQN } from '../harness/target';
-import { SYNC_CACHE, TUR, write10, write10Fua } from '../lib/cdb';
+import { read10, SYNC_CACHE, TUR, write10, write10Fua } from '../lib/cdb';
 import { reportLuns, unmapMany } from '../personality/cdbs';
 import { type Outcome, Peer } from '../personality/peer';
 import { esxi } from '../personality/profiles';
@@ -346,5 +346,60 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
       [...left.values()].every((size) => size === MiB),
       'no hole marker is left in the independent LUN',
     );
+  });
+
+  it('a forced restore of a served LUN: refused without --force; with it, every initiator gets 06/28/00 and reads the snapshot, not its cache', async () => {
+    await rgw.createBucket('snap-restore');
+    const t = target({ bucket: 'snap-restore', size: '32MiB', logLevel: 'info', cache: '{ size: 64MiB, flushDelay: 50ms }' });
+    await t.start();
+    const p = await Peer.connect(t.port, esxi('snap-restore'));
+    assert.equal(await p.login(TEST_IQN), 0);
+    await p.execRetryUa(TUR);
+    for (let i = 0; i < 16; i++) assert.equal((await p.exec(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, A(i)) }, 30_000)).status, 0);
+    const made = await cli(t, ['snapshot', 'create', 'disk0', 'r']);
+    assert.equal(made.code, 0, made.stderr);
+    for (let i = 0; i < 8; i++) assert.equal((await p.exec(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, B(i)) }, 30_000)).status, 0);
+    const u = unmapMany([[8 * 2048, 2 * 2048]]);
+    assert.equal((await p.exec(u.cdb, { write: u.data }, 30_000)).status, 0);
+    assert.equal((await p.exec(write10(20 * 2048, 2048), { write: Buffer.alloc(MiB, 0x77) }, 30_000)).status, 0);
+    /** The first byte of every MiB as the initiator reads it now (each MiB checked uniform). */
+    const readAll = async (): Promise<number[]> => {
+      const out: number[] = [];
+      for (let i = 0; i < 32; i++) {
+        const r = await p.exec(read10(i * 2048, 2048), { read: MiB }, 30_000);
+        assert.equal(r.status, 0);
+        assert.ok(
+          r.data.every((x) => x === r.data[0]),
+          `MiB ${i} is torn`,
+        );
+        out.push(r.data[0]);
+      }
+      return out;
+    };
+    const changed = Array.from({ length: 32 }, (_, i) => (i < 8 ? B(i) : i < 10 ? 0 : i < 16 ? A(i) : i === 20 ? 0x77 : 0));
+    assert.deepEqual(await readAll(), changed, 'the changes, as cached');
+
+    const refused = await cli(t, ['snapshot', 'restore', 'disk0', 'r', '--yes']);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /--force/);
+    const restored = await cli(t, ['snapshot', 'restore', 'disk0', 'r', '--yes', '--force']);
+    assert.equal(restored.code, 0, restored.stderr);
+    assert.match(restored.stdout, /online: 10 chunks copied back, 1 deleted/);
+    const ua = await p.exec(TUR);
+    assert.deepEqual([ua.status, ua.sense[2] & 0x0f, ua.sense[12], ua.sense[13]], [2, 6, 0x28, 0], 'UNIT ATTENTION, MEDIUM MAY HAVE CHANGED');
+    const snapshotImage = Array.from({ length: 32 }, (_, i) => (i < 16 ? A(i) : 0));
+    assert.deepEqual(await readAll(), snapshotImage, 'the served LUN reads as the snapshot');
+    // The LUN goes on: a write after the restore, and the snapshot keeps its contents.
+    assert.equal((await p.exec(write10(0, 2048), { write: Buffer.alloc(MiB, 0x55) }, 30_000)).status, 0);
+    assert.equal((await p.exec(SYNC_CACHE, {}, 30_000)).status, 0);
+    p.close();
+    assert.equal(await t.stop(), 0);
+    const file = path.join(dir, 'restore-r.img');
+    const exported = await cli(t, ['export', 'disk0', file, '--snapshot', 'r']);
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.deepEqual(chunksOf(file), snapshotImage, 'the snapshot is unchanged');
+    const live = path.join(dir, 'restore-live.img');
+    assert.equal((await cli(t, ['export', 'disk0', live])).code, 0);
+    assert.deepEqual(chunksOf(live), [0x55, ...snapshotImage.slice(1)]);
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ChunkVolume } from '../../src/storage/chunk-volume';
+import { segmentCrcs } from '../../src/storage/integrity';
 import { MemoryObjectStore } from '../../src/storage/memory-store';
 import type { ObjectStore } from '../../src/storage/object-store';
 import { SnapshotCatalog } from '../../src/storage/snapshots/catalog';
@@ -165,5 +166,24 @@ describe('snapshots: copy-on-first-write into the newest snapshot (issue 16)', (
     await assert.rejects(createSnapshot(g, layout, INFO, 'nightly-1'), { code: 'STORE_ERR_SNAPSHOT', message: /exists/ });
     await assert.rejects(createSnapshot(g, layout, INFO, 'bad/name'), { code: 'STORE_ERR_SNAPSHOT' });
     await assert.rejects(deleteSnapshot(g, layout, 'nope'), { code: 'STORE_ERR_SNAPSHOT', message: /no snapshot named "nope"/ });
+  });
+
+  it('replaceContents: afterwards reads see what the store holds, not the cache; a reader still holding a view keeps its bytes', async () => {
+    const mem = new MemoryObjectStore();
+    const v = new ChunkVolume(mem, layout, INFO, OPTIONS, { gate: WriteGate.unleased(systemClock, 'rc') });
+    await v.write(0, Buffer.alloc(MiB, 1));
+    const view = await v.readView(0, MiB); // a Data-In still being sent
+    await v.replaceContents(async () => {
+      await mem.put(layout.chunkKey(0), Buffer.alloc(MiB, 2), { metadata: { 's3tgt-crc32c': segmentCrcs(Buffer.alloc(MiB, 2)) } });
+    });
+    assert.equal((await v.read(0, MiB))[0], 2, 'the cache was forgotten');
+    await v.write(0, Buffer.alloc(MiB, 3));
+    assert.ok(
+      view.data.every((x) => x === 1),
+      'the evicted buffer was not reused under the reader',
+    );
+    view.release();
+    assert.equal((await v.read(0, MiB))[0], 3);
+    await v.close();
   });
 });
