@@ -1,9 +1,8 @@
 import { parseSize } from '../config/units';
 import { defrag } from '../storage/defrag';
 import { StorageError } from '../storage/errors';
-import { SnapshotCatalog } from '../storage/snapshots/catalog';
-import { createSnapshot, deleteSnapshot, type LiveLun, restoreSnapshot } from '../storage/snapshots/operations';
 import { log } from '../util/log';
+import { snapshotOnline } from './admin-snapshot';
 import type { HttpEndpoint } from './http-server';
 import type { Service } from './serve';
 
@@ -20,7 +19,7 @@ const json = (status: number, body: unknown): { status: number; type: string; bo
  *   POST /admin/resize/:name?size=20GiB    grow the LUN online
  *   POST /admin/snapshot/:name?op=create|delete|restore&snapshot=NAME[&force=1]
  *                                          take, delete or (forced only) restore a snapshot
- *                                          at a barrier
+ *                                          at a barrier (admin-snapshot.ts)
  */
 export function adminRoutes(http: HttpEndpoint, service: Service): void {
   const served = (url: URL) => {
@@ -46,52 +45,20 @@ export function adminRoutes(http: HttpEndpoint, service: Service): void {
   http.route('POST', '/admin/snapshot/:name', async (_req, url) => {
     const { name, lun } = served(url);
     if (!lun) return json(404, { error: `no LUN ${name}` });
-    if (!lun.lease || !lun.preserving) return json(400, { error: `LUN ${name} is a snapshot LUN` });
-    const { lease, preserving } = lun;
     const op = url.searchParams.get('op');
     const snapshot = url.searchParams.get('snapshot') ?? '';
-    const force = url.searchParams.get('force') === '1';
-    if (op === 'restore' && !force) {
+    if (op !== 'create' && op !== 'delete' && op !== 'restore') return json(400, { error: `op must be create, delete or restore, not "${op}"` });
+    if (op === 'restore' && url.searchParams.get('force') !== '1') {
       return json(409, {
         error: `LUN ${name} is being served: stop it before a restore, or force it (--force: initiators see the disk change under them)`,
       });
     }
-    if (op !== 'create' && op !== 'delete' && op !== 'restore') return json(400, { error: `op must be create, delete or restore, not "${op}"` });
-    const { backend, layout } = service.backends.for(lun.config);
-    const store = lease.gate.bind(backend.store);
     const exported = service.currentConfig.targets
       .flatMap((t) => t.luns)
       .find((l) => l.snapshotOf?.lun === name && l.snapshotOf.snapshot === snapshot);
     if (op === 'delete' && exported) return json(409, { error: `snapshot "${snapshot}" is served as LUN ${exported.name}: remove that LUN first` });
-    const live: LiveLun = {
-      barrier: (fn) => lun.volume.barrier(fn),
-      retarget: (s, fresh) => {
-        preserving.retarget(s, fresh);
-        if (!fresh) void preserving.loadPreserved().catch((e: unknown) => log.warn('listing a snapshot failed', { lun: name, error: String(e) }));
-      },
-    };
     try {
-      return await serialized(name, async () => {
-        if (op === 'create') return json(200, await createSnapshot(store, layout, lun.volume.info, snapshot, live));
-        if (op === 'delete') return json(200, await deleteSnapshot(store, layout, snapshot, live));
-        let restored: Awaited<ReturnType<typeof restoreSnapshot>>;
-        try {
-          restored = await lun.volume.replaceContents(async () => {
-            try {
-              return await restoreSnapshot(store, layout, lun.volume.info, snapshot);
-            } finally {
-              // The restore preserved chunks into the newest snapshot through its own store: list again.
-              live.retarget((await SnapshotCatalog.load(store, layout)).newest, false);
-            }
-          });
-        } finally {
-          // The medium changed under every initiator, all of it or part (a restore that failed
-          // halfway): UNIT ATTENTION 28h/00h, NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED.
-          lun.lu.ua.establish('MediumMayHaveChanged');
-        }
-        log.warn('snapshot restored online (forced)', { lun: name, snapshot, ...restored });
-        return json(200, restored);
-      });
+      return json(200, await serialized(name, () => snapshotOnline(service, lun, op, snapshot)));
     } catch (e) {
       if (e instanceof StorageError && e.code === 'STORE_ERR_SNAPSHOT') return json(400, { error: e.message });
       throw e;

@@ -12,6 +12,7 @@ import { JournalStats } from '../storage/journal/journal-stats';
 import { uuidHex } from '../storage/journal/record';
 import type { Lease } from '../storage/lease';
 import { systemIdentity } from '../storage/lease-record';
+import { SnapshotCatalog } from '../storage/snapshots/catalog';
 import type { PreservingStore } from '../storage/snapshots/preserving-store';
 import { systemClock } from '../util/clock';
 import { configureLogging, log } from '../util/log';
@@ -50,6 +51,8 @@ export interface ServedLun {
   readonly preserving?: PreservingStore;
   /** Seconds the journal replay took at open (0: nothing to replay). */
   readonly replaySeconds: number;
+  /** Snapshots the LUN has (from its catalog at open, updated by the admin endpoint). */
+  snapshots: number;
 }
 
 /**
@@ -186,6 +189,7 @@ export class Service {
           lease: o.lease,
           preserving: o.preserving,
           replaySeconds: o.replay?.seconds ?? 0,
+          snapshots: o.preserving ? (await SnapshotCatalog.load(backend.store, layout)).snapshots.length : 0,
         });
         log.info('LUN ready', { target, lun: lun.lun, name: lun.name, size: volume.info.sizeBytes, store: backend.store.description });
       }),
@@ -225,6 +229,7 @@ export class Service {
           cachedBytes: s.volume.cachedBytes,
           replaySeconds: s.replaySeconds,
           snapshotPreservedChunks: s.preserving?.preservedCount ?? 0,
+          snapshots: s.snapshots,
         })),
       journal: () => {
         const j = this.journal;

@@ -38,6 +38,8 @@ export interface LunSource {
   readonly replaySeconds: number;
   /** Chunks this process copied into the LUN's newest snapshot before overwriting them. */
   readonly snapshotPreservedChunks: number;
+  /** Snapshots the LUN has. */
+  readonly snapshots: number;
 }
 
 export interface BackendSource {
@@ -266,6 +268,13 @@ export function buildRegistry(src: MetricsSources): Registry {
     'Time replaying the journal when the LUN opened',
     LUN,
     lun((l) => l.replaySeconds),
+  );
+  pulledGauge(
+    r,
+    's3tgt_snapshots',
+    'Snapshots the LUN has',
+    LUN,
+    lun((l) => l.snapshots),
   );
   pulledCounter(
     r,

@@ -253,6 +253,7 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
     const metrics = await (await fetch(`http://127.0.0.1:${t.metricsPort}/metrics`)).text();
     const preserved = /^s3tgt_snapshot_preserved_chunks_total\{[^}]*name="disk0"\} (\d+)$/m.exec(metrics);
     assert.equal(Number(preserved?.[1]), 16, 'every overwritten chunk was preserved once');
+    assert.match(metrics, /^s3tgt_snapshots\{[^}]*name="disk0"\} 1$/m, 'one snapshot');
     assert.match(metrics, /^s3tgt_store_requests_total\{backend="s3",op="copy",outcome="ok"\} \d+$/m);
     const refused = await cli(t, ['snapshot', 'delete', 'disk0', 'a']);
     assert.equal(refused.code, 2);
