@@ -170,4 +170,19 @@ describe("clones: writable LUNs sharing a snapshot's chunks (issue 16)", () => {
     assert.deepEqual(await image(store, C), [1, 2, 0, 4, 0, 0], "chunk 2 was zeros in the snapshot, chunk 3 the parent's");
     assert.deepEqual(await image(store, P, 'base'), [1, 2, 3, 4, 0, 0]);
   });
+
+  it('a clone of a clone reads through both (the middle clone\'s own chunks, then the first snapshot)', async () => {
+    const store = new MemoryObjectStore();
+    await parentWithSnapshot(store);
+    const info = await createClone(gated(store), P, 'base', C);
+    await writeChunks(store, C, { 1: 6 });
+    await createSnapshot(gated(store), C, info, 'mid');
+    await writeChunks(store, C, { 0: 7, 2: 7 });
+    const G = new LunLayout('p', 'grandchild');
+    await createClone(gated(store), C, 'mid', G);
+    assert.deepEqual(await image(store, G), [1, 6, 3, 4, 0, 0], 'the middle clone as of "mid", over the parent snapshot');
+    await writeChunks(store, G, { 3: 8 });
+    assert.deepEqual(await image(store, G), [1, 6, 3, 8, 0, 0]);
+    assert.deepEqual(await image(store, C), [7, 6, 7, 4, 0, 0]);
+  });
 });

@@ -2,8 +2,10 @@ import { StorageError } from '../errors';
 import type { LunLayout } from '../layout';
 import type { CopyOptions, GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from '../object-store';
 import type { CloneParent } from '../volume';
+import { readVolumeInfo } from '../volume-meta';
 import { SnapshotCatalog } from './catalog';
 import { putHole } from './holes';
+import { lunReadStore } from './preserving-store';
 import { SnapshotResolver, SnapshotView } from './snapshot-view';
 
 /** Hole markers one deleteMany writes at once. */
@@ -13,7 +15,7 @@ const HOLES_PARALLEL = 8;
  * The parent snapshot a clone reads through, checked: it must still be the snapshot the clone
  * was made from (same name and id). Read live: the parent LUN may be served and written.
  */
-export async function openParentView(store: ObjectStore, layout: LunLayout, parent: CloneParent): Promise<SnapshotView> {
+export async function openParentView(store: ObjectStore, layout: LunLayout, parent: CloneParent, depth = 1): Promise<SnapshotView> {
   const of = layout.sibling(parent.lun);
   const catalog = await SnapshotCatalog.load(store, of);
   const s = catalog.find(parent.snapshot);
@@ -22,7 +24,9 @@ export async function openParentView(store: ObjectStore, layout: LunLayout, pare
       code: 'STORE_ERR_SNAPSHOT',
     });
   }
-  return new SnapshotView(store, of, await SnapshotResolver.load(store, of, catalog, s), true);
+  // The parent may be a clone itself: its live chunks are read through its own parent.
+  const inner = await lunReadStore(store, of, await readVolumeInfo(store, of), depth);
+  return new SnapshotView(inner, of, await SnapshotResolver.load(store, of, catalog, s), true);
 }
 
 /**

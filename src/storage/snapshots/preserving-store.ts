@@ -1,4 +1,5 @@
 import { log } from '../../util/log';
+import { StorageError } from '../errors';
 import type { LunLayout } from '../layout';
 import {
   type CopyOptions,
@@ -26,12 +27,20 @@ export async function lunDataStore(store: ObjectStore, layout: LunLayout, info: 
 }
 
 /** The store a LUN's chunks read from: the store itself, or for a clone its CloneStore. */
-export async function lunReadStore(store: ObjectStore, layout: LunLayout, info: VolumeInfo | null): Promise<ObjectStore> {
+export async function lunReadStore(store: ObjectStore, layout: LunLayout, info: VolumeInfo | null, depth = 0): Promise<ObjectStore> {
   const parent = info?.parent;
   if (!parent) return store;
+  // Clones of clones chain; a chain this long is a loop in the volume.json files, not a design.
+  if (depth >= MAX_CLONE_DEPTH) {
+    throw new StorageError('data', `clone ${layout.name}: more than ${MAX_CLONE_DEPTH} parents (a loop in the volume.json files?)`, {
+      code: 'STORE_ERR_SNAPSHOT',
+    });
+  }
   const chunks = Math.ceil(parent.sizeBytes / info.chunkSize);
-  return new CloneStore(store, layout, await openParentView(store, layout, parent), parent.lun, chunks);
+  return new CloneStore(store, layout, await openParentView(store, layout, parent, depth + 1), parent.lun, chunks);
 }
+
+const MAX_CLONE_DEPTH = 16;
 
 /** At most this many chunks are preserved at once for one deleteMany. */
 const PRESERVE_PARALLEL = 8;
