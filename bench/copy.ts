@@ -11,6 +11,7 @@ import { SYNC_CACHE, TUR } from '../test/lib/cdb';
 import { extendedCopy, inquiry, naaDesignator } from '../test/personality/cdbs';
 import { Peer } from '../test/personality/peer';
 import { esxi } from '../test/personality/profiles';
+import { rawCopy } from './lib/raw-s3';
 
 export interface CopyBenchRow {
   readonly latencyMs: number;
@@ -21,6 +22,8 @@ export interface CopyBenchRow {
   /** EXTENDED COPY of the same range from LUN 0 to LUN 2, as ESXi sends it. */
   readonly xcopySeconds: number;
   readonly xcopyS3Bytes: number;
+  /** The same number of 1 MiB CopyObject requests with the SDK alone, 8 in flight (s3tgt's parallelism per piece). */
+  readonly rawCopySeconds: number;
 }
 
 const MiB = 1024 * 1024;
@@ -33,7 +36,8 @@ const SEGMENT_BLOCKS = (16 * MiB) / 512;
  * writes (qemu-img convert between two LUNs of the target, cache=none so it ends with
  * SYNCHRONIZE CACHE: the copy is in S3), and EXTENDED COPY (VMware's full copy), which
  * s3tgt turns into one S3 CopyObject per chunk. Both start with the source in S3 and a cold
- * destination; the S3 body bytes each moved come from s3tgt's store counters.
+ * destination; the S3 body bytes each moved come from s3tgt's store counters. The reference for
+ * the copy itself is the SDK alone sending as many CopyObject requests.
  */
 export async function copyBench(rgw: Rgw, opts: { mib: number; latencyMs: number }): Promise<CopyBenchRow> {
   const bucket = `cbench-${opts.latencyMs}ms-${Date.now()}`;
@@ -96,7 +100,12 @@ export async function copyBench(rgw: Rgw, opts: { mib: number; latencyMs: number
     }
     const xcopySeconds = (performance.now() - t0) / 1000;
     const xcopyS3Bytes = (await bytes()) - b0;
-    return { latencyMs: opts.latencyMs, mib: opts.mib, hostSeconds, hostS3Bytes, xcopySeconds, xcopyS3Bytes };
+    const endpoint = proxy?.endpoint ?? rgw.endpoint;
+    const rawMiBs = await rawCopy(
+      { endpoint, accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey, bucket },
+      { objects: opts.mib, size: MiB, concurrency: 8 },
+    );
+    return { latencyMs: opts.latencyMs, mib: opts.mib, hostSeconds, hostS3Bytes, xcopySeconds, xcopyS3Bytes, rawCopySeconds: opts.mib / rawMiBs };
   } finally {
     peer.close();
     await target.stop();

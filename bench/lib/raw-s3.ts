@@ -57,3 +57,42 @@ export async function rawPutGet(
   await s3.close();
   return { putMiBs, getMiBs, randomGetIops };
 }
+
+/**
+ * The ceiling for server-side copies: `objects` PUTs of `size` bytes (not timed), then as many
+ * CopyObject requests with `concurrency` in flight, timed; returns MiB/s copied.
+ */
+export async function rawCopy(
+  conn: { endpoint: string; accessKeyId: string; secretAccessKey: string; bucket: string },
+  opts: { objects: number; size: number; concurrency: number },
+): Promise<number> {
+  const s3 = new S3ObjectStore({
+    endpoint: conn.endpoint,
+    region: 'us-east-1',
+    bucket: conn.bucket,
+    pathStyle: true,
+    maxSockets: opts.concurrency,
+    contentMd5: false,
+    credentials: { accessKeyId: conn.accessKeyId, secretAccessKey: conn.secretAccessKey },
+  });
+  const body = Buffer.alloc(opts.size, 0x5a);
+  const key = (side: string, i: number): string => `raw-copy/${side}/${i.toString(16).padStart(16, '0')}`;
+  const each = async (fn: (i: number) => Promise<unknown>): Promise<number> => {
+    let next = 0;
+    const t0 = process.hrtime.bigint();
+    await Promise.all(
+      Array.from({ length: opts.concurrency }, async () => {
+        while (next < opts.objects) await fn(next++);
+      }),
+    );
+    return Number(process.hrtime.bigint() - t0) / 1e9;
+  };
+  await each((i) => s3.put(key('a', i), body));
+  const seconds = await each(async (i) => {
+    if (!(await s3.copy(key('a', i), key('b', i)))) throw new Error('copy source vanished');
+  });
+  const keys = Array.from({ length: opts.objects }, (_, i) => [key('a', i), key('b', i)]).flat();
+  for (let at = 0; at < keys.length; at += 1000) await s3.deleteMany(keys.slice(at, at + 1000));
+  await s3.close();
+  return (opts.objects * opts.size) / 1048576 / seconds;
+}
