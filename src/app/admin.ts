@@ -1,6 +1,7 @@
 import { parseSize } from '../config/units';
 import { defrag } from '../storage/defrag';
 import { StorageError } from '../storage/errors';
+import { hydrateOnline } from '../storage/snapshots/clones';
 import { log } from '../util/log';
 import { snapshotOnline } from './admin-snapshot';
 import type { HttpEndpoint } from './http-server';
@@ -20,6 +21,7 @@ const json = (status: number, body: unknown): { status: number; type: string; bo
  *   POST /admin/snapshot/:name?op=create|delete|restore&snapshot=NAME[&force=1]
  *                                          take, delete or (forced only) restore a snapshot
  *                                          at a barrier (admin-snapshot.ts)
+ *   POST /admin/hydrate/:name              start hydrating a served clone in the background
  */
 export function adminRoutes(http: HttpEndpoint, service: Service): void {
   const served = (url: URL) => {
@@ -63,6 +65,22 @@ export function adminRoutes(http: HttpEndpoint, service: Service): void {
       if (e instanceof StorageError && e.code === 'STORE_ERR_SNAPSHOT') return json(400, { error: e.message });
       throw e;
     }
+  });
+  // Online hydrations under way, by LUN: each runs in the background of the request that started it.
+  const hydrating = new Set<string>();
+  http.route('POST', '/admin/hydrate/:name', async (_req, url) => {
+    const { name, lun } = served(url);
+    if (!lun) return json(404, { error: `no LUN ${name}` });
+    const info = lun.volume.info;
+    if (!lun.lease || !info.parent) return json(400, { error: `LUN ${name} is not a clone` });
+    if (hydrating.has(name)) return json(409, { error: `LUN ${name} is being hydrated already` });
+    const { layout } = service.backends.for(lun.config);
+    const store = lun.lease.gate.bind(service.backends.for(lun.config).backend.store);
+    hydrating.add(name);
+    void hydrateOnline(store, layout, info, lun.volume)
+      .catch((e: unknown) => log.error('online hydration failed; run it again', { lun: name, error: String(e) }))
+      .finally(() => hydrating.delete(name));
+    return json(202, { name, started: true });
   });
   http.route('POST', '/admin/resize/:name', async (_req, url) => {
     const { name, lun } = served(url);

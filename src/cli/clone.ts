@@ -2,6 +2,7 @@ import type { Config } from '../config/config';
 import { StorageError } from '../storage/errors';
 import { createClone, hydrateClone } from '../storage/snapshots/clones';
 import type { VolumeInfo } from '../storage/volume';
+import { adminPost } from './admin-client';
 import { CliError } from './errors';
 import { findLun, withLun } from './offline';
 
@@ -39,8 +40,17 @@ export async function lunClone(config: Config, source: string, name: string): Pr
   });
 }
 
-/** `s3tgt lun hydrate NEW`: copies what a clone still reads from its parent into it (server-side), offline. */
-export async function lunHydrate(config: Config, name: string): Promise<{ copied: number; holes: number }> {
+/**
+ * `s3tgt lun hydrate NEW`: copies what a clone still reads from its parent into it
+ * (server-side). A served clone is hydrated by its server, in the background (`lun info` says
+ * "clone of" until it is done); otherwise offline under its lease.
+ */
+export async function lunHydrate(config: Config, name: string): Promise<{ copied: number; holes: number } | 'started'> {
+  findLun(config, name);
+  const r = await adminPost(config, `/admin/hydrate/${encodeURIComponent(name)}`, 30_000);
+  if (r && r.status === 202) return 'started';
+  if (r && r.status !== 404)
+    throw new CliError(r.status === 400 || r.status === 409 ? 'CLI_ERR_USAGE' : 'CLI_ERR_IO', r.body.error ?? `HTTP ${r.status}`);
   return withLun(config, name, 'hydrate', async (l) => {
     if (!l.info) throw new CliError('CLI_ERR_NO_LUN', `LUN "${name}" does not exist in the store`);
     return hydrateClone(l.store, l.layout, l.info).catch(asUsage);

@@ -157,20 +157,21 @@ lun
     const config = configFor(opts.config);
     const info = await lunClone(config, source, name);
     process.stdout.write(`created clone "${name}" of ${source}: ${formatSize(info.sizeBytes)}, uuid ${info.uuid}\n`);
-    if (opts.hydrate) {
-      const r = await lunHydrate(config, name);
-      process.stdout.write(`hydrated "${name}": ${r.copied} chunks copied; it no longer depends on ${source}\n`);
-    }
+    if (opts.hydrate) process.stdout.write(`${hydrated(name, await lunHydrate(config, name))}\n`);
   });
+
+function hydrated(name: string, r: Awaited<ReturnType<typeof lunHydrate>>): string {
+  if (r === 'started') return `hydrating "${name}" in the server, in the background: "s3tgt lun info ${name}" says "clone of" until it is done`;
+  return `hydrated "${name}": ${r.copied} chunks copied; it no longer depends on its snapshot`;
+}
 
 lun
   .command('hydrate')
-  .description('copy every chunk a clone still shares with its snapshot into it (server-side, offline): it becomes independent')
+  .description('copy every chunk a clone still shares with its snapshot into it (server-side; in the background if served): it becomes independent')
   .argument('<name>', 'LUN name of the clone')
   .addOption(configOption())
   .action(async (name: string, opts: { config: string }) => {
-    const r = await lunHydrate(configFor(opts.config), name);
-    process.stdout.write(`hydrated "${name}": ${r.copied} chunks copied; it no longer depends on its snapshot\n`);
+    process.stdout.write(`${hydrated(name, await lunHydrate(configFor(opts.config), name))}\n`);
   });
 
 const snapshot = program

@@ -322,6 +322,23 @@ export class ChunkVolume implements Volume {
     return rest;
   }
 
+  /**
+   * Online hydration of a clone: chunk `i`, if it still reads its parent's object, gets its
+   * own copy (server-side: the CloneStore copies from wherever the parent snapshot keeps it,
+   * or stores a hole marker). The bytes do not change, so the cache stays as it is; a chunk
+   * with writes not yet stored is left to its upload, which makes it the clone's own.
+   */
+  async hydrateChunk(i: number): Promise<boolean> {
+    this.checkWritable();
+    await this.map.load();
+    const cs = this.info.chunkSize;
+    return this.locks.with(i * cs, cs, 'exclusive', async () => {
+      if (this.map.state(i) !== 'inherited' || this.wb.get(i)?.dirty || this.wb.spilled(i)) return false;
+      await this.map.copyIn([{ index: i, from: this.layout.chunkKey(i) }], 'background');
+      return true;
+    });
+  }
+
   /** Makes every acknowledged write of the range durable (SYNCHRONIZE CACHE): in the journal if there is one, else in S3. */
   async flush(range?: ByteRange): Promise<void> {
     this.checkReadable();

@@ -349,6 +349,71 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
     );
   });
 
+  it('a served clone hydrates in the background while both sides are written; then its snapshot is deleted online', async () => {
+    await rgw.createBucket('snap-hydrate');
+    const t = target({ bucket: 'snap-hydrate', size: '32MiB', logLevel: 'info', cache: '{ size: 64MiB, flushDelay: 50ms }' });
+    await t.start();
+    const p = await Peer.connect(t.port, esxi('snap-hydrate'));
+    assert.equal(await p.login(TEST_IQN), 0);
+    await p.execRetryUa(TUR);
+    for (let i = 0; i < 16; i++) assert.equal((await p.exec(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, A(i)) }, 30_000)).status, 0);
+    assert.equal((await cli(t, ['snapshot', 'create', 'disk0', 'gold'])).code, 0);
+    writeFileSync(t.configFile, `${readFileSync(t.configFile, 'utf8').trimEnd()}\n      - { lun: 1, name: vm2, size: 32MiB, store: s3 }\n`);
+    const cloned = await cli(t, ['lun', 'clone', 'disk0@gold', 'vm2']);
+    assert.equal(cloned.code, 0, cloned.stderr);
+    t.proc?.kill('SIGHUP');
+    const LUN1 = 0x0001_0000_0000_0000n;
+    let seen = false;
+    for (let k = 0; k < 100 && !seen; k++) {
+      seen = (await p.execRetryUa(reportLuns(0), { read: 4096 })).data.readUInt32BE(0) === 16;
+      if (!seen) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.ok(seen, 'the clone appeared');
+    const started = await cli(t, ['lun', 'hydrate', 'vm2']);
+    assert.equal(started.code, 0, started.stderr);
+    assert.match(started.stdout, /in the background/);
+    const C = (i: number): number => 0xc0 + i;
+    await Promise.all([
+      (async () => {
+        for (let i = 0; i < 8; i++) {
+          assert.equal((await p.execRetryUa(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, C(i)), lun: LUN1 }, 30_000)).status, 0);
+        }
+      })(),
+      (async () => {
+        for (let i = 8; i < 16; i++)
+          assert.equal((await p.execRetryUa(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, B(i)) }, 30_000)).status, 0);
+      })(),
+    ]);
+    let independent = false;
+    for (let k = 0; k < 120 && !independent; k++) {
+      const info = await cli(t, ['lun', 'info', 'vm2']);
+      assert.equal(info.code, 0, info.stderr);
+      independent = !/clone of:/.test(info.stdout);
+      if (!independent) await new Promise((res) => setTimeout(res, 250));
+    }
+    assert.ok(independent, 'the hydration finished');
+    const deleted = await cli(t, ['snapshot', 'delete', 'disk0', 'gold']);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    const read = async (lun: number): Promise<number[]> => {
+      const file = path.join(dir, `hydrate-${lun}.img`);
+      const r = await run('qemu-img', ['convert', '-O', 'raw', t.url(lun), file], { timeoutMs: 120_000 });
+      assert.equal(r.code, 0, r.stderr);
+      return chunksOf(file);
+    };
+    const cloneImage = Array.from({ length: 32 }, (_, i) => (i < 8 ? C(i) : i < 16 ? A(i) : 0));
+    assert.deepEqual(await read(1), cloneImage, 'the hydrated clone, served');
+    assert.deepEqual(
+      await read(0),
+      Array.from({ length: 32 }, (_, i) => (i < 8 ? A(i) : i < 16 ? B(i) : 0)),
+      'the parent',
+    );
+    p.close();
+    assert.equal(await t.stop(), 0);
+    const file = path.join(dir, 'hydrated.img');
+    assert.equal((await cli(t, ['export', 'vm2', file])).code, 0);
+    assert.deepEqual(chunksOf(file), cloneImage, 'after a restart, as an independent LUN');
+  });
+
   it('a forced restore of a served LUN: refused without --force; with it, every initiator gets 06/28/00 and reads the snapshot, not its cache', async () => {
     await rgw.createBucket('snap-restore');
     const t = target({ bucket: 'snap-restore', size: '32MiB', logLevel: 'info', cache: '{ size: 64MiB, flushDelay: 50ms }' });

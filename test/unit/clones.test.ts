@@ -171,7 +171,7 @@ describe("clones: writable LUNs sharing a snapshot's chunks (issue 16)", () => {
     assert.deepEqual(await image(store, P, 'base'), [1, 2, 3, 4, 0, 0]);
   });
 
-  it('a clone of a clone reads through both (the middle clone\'s own chunks, then the first snapshot)', async () => {
+  it("a clone of a clone reads through both (the middle clone's own chunks, then the first snapshot)", async () => {
     const store = new MemoryObjectStore();
     await parentWithSnapshot(store);
     const info = await createClone(gated(store), P, 'base', C);

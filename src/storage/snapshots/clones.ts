@@ -91,6 +91,33 @@ export async function forgetClone(store: ObjectStore, clone: LunLayout, info: Vo
 /** Chunks copied at once while hydrating. */
 const HYDRATE_PARALLEL = 8;
 
+/** A served clone, as online hydration uses it (ChunkVolume). */
+export interface LiveClone {
+  hydrateChunk(i: number): Promise<boolean>;
+}
+
+/**
+ * Makes a served clone independent while it is written (the serving process runs it in the
+ * background of the admin request): each chunk it still inherits is copied into it under the
+ * chunk's lock, then volume.json stops naming the parent and the parent's marker goes. The
+ * hole markers stay (zero-length chunks read as zeros; the next start lists them as holes).
+ */
+export async function hydrateOnline(store: ObjectStore, layout: LunLayout, info: VolumeInfo, live: LiveClone): Promise<{ copied: number }> {
+  const parent = info.parent;
+  if (!parent) throw cloneError(`LUN "${layout.name}" is not a clone`);
+  const chunks = Math.ceil(parent.sizeBytes / info.chunkSize);
+  let next = 0;
+  let copied = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < chunks; i = next++) if (await live.hydrateChunk(i)) copied++;
+  };
+  await Promise.all(Array.from({ length: HYDRATE_PARALLEL }, worker));
+  await writeVolumeIndependent(store, layout, info);
+  await forgetClone(store, layout, info);
+  log.info('clone hydrated online', { lun: layout.name, parent: parent.lun, snapshot: parent.snapshot, copied });
+  return { copied };
+}
+
 /**
  * Makes a clone independent of its parent, offline under the clone's lease: every chunk it
  * still inherits is copied into it (S3 CopyObject from wherever the snapshot keeps it; no data
