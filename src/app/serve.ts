@@ -229,6 +229,7 @@ export class Service {
           cachedBytes: s.volume.cachedBytes,
           replaySeconds: s.replaySeconds,
           snapshotPreservedChunks: s.preserving?.preservedCount ?? 0,
+          snapshotPreservedBytes: s.preserving?.preservedBytes ?? 0,
           snapshots: s.snapshots,
         })),
       journal: () => {

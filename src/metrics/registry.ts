@@ -38,6 +38,8 @@ export interface LunSource {
   readonly replaySeconds: number;
   /** Chunks this process copied into the LUN's newest snapshot before overwriting them. */
   readonly snapshotPreservedChunks: number;
+  /** Bytes of those copies (hole markers hold none). */
+  readonly snapshotPreservedBytes: number;
   /** Snapshots the LUN has. */
   readonly snapshots: number;
 }
@@ -282,6 +284,13 @@ export function buildRegistry(src: MetricsSources): Registry {
     'Chunks copied into the newest snapshot (server-side) before their first overwrite',
     LUN,
     lun((l) => l.snapshotPreservedChunks),
+  );
+  pulledCounter(
+    r,
+    's3tgt_snapshot_preserved_bytes_total',
+    'Bytes copied into the newest snapshot (server-side) before their first overwrite',
+    LUN,
+    lun((l) => l.snapshotPreservedBytes),
   );
   pulledCounter(
     r,

@@ -254,6 +254,7 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
     const preserved = /^s3tgt_snapshot_preserved_chunks_total\{[^}]*name="disk0"\} (\d+)$/m.exec(metrics);
     assert.equal(Number(preserved?.[1]), 16, 'every overwritten chunk was preserved once');
     assert.match(metrics, /^s3tgt_snapshots\{[^}]*name="disk0"\} 1$/m, 'one snapshot');
+    assert.match(metrics, new RegExp(`^s3tgt_snapshot_preserved_bytes_total\\{[^}]*name="disk0"\\} ${16 * MiB}$`, 'm'), '16 chunks of data');
     assert.match(metrics, /^s3tgt_store_requests_total\{backend="s3",op="copy",outcome="ok"\} \d+$/m);
     const refused = await cli(t, ['snapshot', 'delete', 'disk0', 'a']);
     assert.equal(refused.code, 2);

@@ -30,6 +30,7 @@ describe('Prometheus exposition', () => {
         cachedBytes: 1 << 20,
         replaySeconds: 0,
         snapshotPreservedChunks: 7,
+        snapshotPreservedBytes: 7 << 20,
         snapshots: 2,
       },
     ],
@@ -62,6 +63,7 @@ describe('Prometheus exposition', () => {
     line(new RegExp(`^s3tgt_scsi_commands_total\\{${L},command="READ\\(10\\)",status="good"\\} 2$`, 'm'));
     line(new RegExp(`^s3tgt_snapshot_preserved_chunks_total\\{${L}\\} 7$`, 'm'));
     line(new RegExp(`^s3tgt_snapshots\\{${L}\\} 2$`, 'm'));
+    line(new RegExp(`^s3tgt_snapshot_preserved_bytes_total\\{${L}\\} ${7 << 20}$`, 'm'));
     // Cumulative buckets: 0.0003 s falls in le=0.0005, 0.002 s in le=0.0025, 70 s only in +Inf.
     line(new RegExp(`^s3tgt_scsi_command_seconds_bucket\\{${L},command="READ\\(10\\)",le="0.00025"\\} 0$`, 'm'));
     line(new RegExp(`^s3tgt_scsi_command_seconds_bucket\\{${L},command="READ\\(10\\)",le="0.0005"\\} 1$`, 'm'));

@@ -1,6 +1,6 @@
 import { log } from '../../util/log';
 import { StorageError } from '../errors';
-import type { LunLayout } from '../layout';
+import { CHUNK_SIZE, type LunLayout } from '../layout';
 import {
   type CopyOptions,
   type GetResult,
@@ -67,6 +67,8 @@ export class PreservingStore implements ObjectStore {
   private target: Snapshot | undefined;
   /** Chunks copied (or marked as holes) into the snapshot by this process. */
   preservedCount = 0;
+  /** Bytes those copies hold (a hole marker holds none). */
+  preservedBytes = 0;
 
   constructor(
     private readonly inner: ObjectStore,
@@ -154,6 +156,7 @@ export class PreservingStore implements ObjectStore {
     if (!copied) await putHole(this.inner, to, ro);
     if (generation === this.generation) this.mark(i);
     this.preservedCount++;
+    if (copied) this.preservedBytes += CHUNK_SIZE;
   }
 
   private chunkOf(key: string): number | undefined {
