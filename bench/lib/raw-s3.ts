@@ -1,6 +1,21 @@
 import { S3ObjectStore } from '../../src/storage/s3-store';
 import { Rng } from '../../test/fuzz/rng';
 
+type Conn = { endpoint: string; accessKeyId: string; secretAccessKey: string; bucket: string };
+
+/** The SDK with the client settings s3tgt uses (keep-alive, checksums only when required, Buffer bodies). */
+function sdkStore(conn: Conn, concurrency: number, contentMd5: boolean): S3ObjectStore {
+  return new S3ObjectStore({
+    endpoint: conn.endpoint,
+    region: 'us-east-1',
+    bucket: conn.bucket,
+    pathStyle: true,
+    maxSockets: concurrency,
+    contentMd5,
+    credentials: { accessKeyId: conn.accessKeyId, secretAccessKey: conn.secretAccessKey },
+  });
+}
+
 export interface RawResult {
   readonly putMiBs: number;
   readonly getMiBs: number;
@@ -17,15 +32,7 @@ export async function rawPutGet(
   conn: { endpoint: string; accessKeyId: string; secretAccessKey: string; bucket: string },
   opts: { objects: number; size: number; concurrency: number; contentMd5: boolean; randomGets?: number },
 ): Promise<RawResult> {
-  const s3 = new S3ObjectStore({
-    endpoint: conn.endpoint,
-    region: 'us-east-1',
-    bucket: conn.bucket,
-    pathStyle: true,
-    maxSockets: opts.concurrency,
-    contentMd5: opts.contentMd5,
-    credentials: { accessKeyId: conn.accessKeyId, secretAccessKey: conn.secretAccessKey },
-  });
+  const s3 = sdkStore(conn, opts.concurrency, opts.contentMd5);
   const body = Buffer.alloc(opts.size, 0xa5);
   const key = (i: number): string => `raw-baseline/${i.toString(16).padStart(16, '0')}`;
   /** `count` calls of `fn`, `inFlight` at a time; returns the seconds taken. */
@@ -66,15 +73,7 @@ export async function rawCopy(
   conn: { endpoint: string; accessKeyId: string; secretAccessKey: string; bucket: string },
   opts: { objects: number; size: number; concurrency: number },
 ): Promise<number> {
-  const s3 = new S3ObjectStore({
-    endpoint: conn.endpoint,
-    region: 'us-east-1',
-    bucket: conn.bucket,
-    pathStyle: true,
-    maxSockets: opts.concurrency,
-    contentMd5: false,
-    credentials: { accessKeyId: conn.accessKeyId, secretAccessKey: conn.secretAccessKey },
-  });
+  const s3 = sdkStore(conn, opts.concurrency, false);
   const body = Buffer.alloc(opts.size, 0x5a);
   const key = (side: string, i: number): string => `raw-copy/${side}/${i.toString(16).padStart(16, '0')}`;
   const each = async (fn: (i: number) => Promise<unknown>): Promise<number> => {

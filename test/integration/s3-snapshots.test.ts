@@ -46,6 +46,37 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
   const cli = (t: { configFile: string }, args: readonly string[]): Promise<ExecResult> =>
     run(process.execPath, [MAIN, ...args, '--config', t.configFile], { env: rgw.env(), timeoutMs: 120_000 });
 
+  /**
+   * A target serving disk0 (32 MiB) from a new bucket, and an ESXi-like session on it that
+   * wrote A(i) into each of the first 16 MiB.
+   */
+  const servedWithData = async (bucket: string): Promise<{ t: TargetProcess; p: Peer }> => {
+    await rgw.createBucket(bucket);
+    const t = target({ bucket, size: '32MiB', logLevel: 'info', cache: '{ size: 64MiB, flushDelay: 50ms }' });
+    await t.start();
+    const p = await Peer.connect(t.port, esxi(bucket));
+    assert.equal(await p.login(TEST_IQN), 0);
+    await p.execRetryUa(TUR);
+    for (let i = 0; i < 16; i++) assert.equal((await p.exec(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, A(i)) }, 30_000)).status, 0);
+    return { t, p };
+  };
+
+  /** Adds a LUN entry to the target's configuration file (the target sees it on a reload). */
+  const appendLun = (t: TargetProcess, entry: string): void => {
+    writeFileSync(t.configFile, `${readFileSync(t.configFile, 'utf8').trimEnd()}\n      - ${entry}\n`);
+  };
+
+  /** SIGHUP, then waits until REPORT LUNS lists LUN 1. */
+  const reload = async (t: TargetProcess, p: Peer): Promise<void> => {
+    t.proc?.kill('SIGHUP');
+    let seen = false;
+    for (let k = 0; k < 100 && !seen; k++) {
+      seen = (await p.execRetryUa(reportLuns(0), { read: 4096 })).data.readUInt32BE(0) === 16;
+      if (!seen) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.ok(seen, `LUN 1 did not appear after the reload:\n${t.output.slice(-2000)}`);
+  };
+
   /** A raw image file: the byte at the start of every MiB, and whether each MiB is uniform. */
   const chunksOf = (file: string): number[] => {
     const img = readFileSync(file);
@@ -212,27 +243,13 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
   });
 
   it('a snapshot served as a read-only LUN (added by reload) reads as it was while the LUN is rewritten; writes get DATA PROTECT; its deletion is refused', async () => {
-    await rgw.createBucket('snap-lun');
-    const t = target({ bucket: 'snap-lun', size: '32MiB', logLevel: 'info', cache: '{ size: 64MiB, flushDelay: 50ms }' });
-    await t.start();
-    const p = await Peer.connect(t.port, esxi('snap-lun'));
-    assert.equal(await p.login(TEST_IQN), 0);
-    await p.execRetryUa(TUR);
-    for (let i = 0; i < 16; i++) assert.equal((await p.exec(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, A(i)) }, 30_000)).status, 0);
+    const { t, p } = await servedWithData('snap-lun');
     const made = await cli(t, ['snapshot', 'create', 'disk0', 'a']);
     assert.equal(made.code, 0, made.stderr);
     // Half of the chunks change before the snapshot LUN exists, the rest while it is read.
     for (let i = 0; i < 8; i++) assert.equal((await p.exec(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, B(i)) }, 30_000)).status, 0);
-    const yaml = readFileSync(t.configFile, 'utf8');
-    writeFileSync(t.configFile, `${yaml.trimEnd()}\n      - { lun: 1, name: disk0-a, store: s3, snapshot: disk0@a }\n`);
-    t.proc?.kill('SIGHUP');
-    let seen = false;
-    for (let k = 0; k < 100 && !seen; k++) {
-      const r = await p.execRetryUa(reportLuns(0), { read: 4096 });
-      seen = r.data.readUInt32BE(0) === 16;
-      if (!seen) await new Promise((res) => setTimeout(res, 100));
-    }
-    assert.ok(seen, `the snapshot LUN did not appear after the reload:\n${t.output.slice(-2000)}`);
+    appendLun(t, '{ lun: 1, name: disk0-a, store: s3, snapshot: disk0@a }');
+    await reload(t, p);
     const file = path.join(dir, 'lun-a.img');
     const convert = run('qemu-img', ['convert', '-O', 'raw', t.url(1), file], { timeoutMs: 120_000 });
     const rewrites = (async () => {
@@ -264,28 +281,14 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
   });
 
   it('a clone of a snapshot (added by reload): writes and UNMAP on either side leave the other and the snapshot byte-identical; delete refused until hydrated', async () => {
-    await rgw.createBucket('snap-clone');
-    const t = target({ bucket: 'snap-clone', size: '32MiB', logLevel: 'info', cache: '{ size: 64MiB, flushDelay: 50ms }' });
-    await t.start();
-    const p = await Peer.connect(t.port, esxi('snap-clone'));
-    assert.equal(await p.login(TEST_IQN), 0);
-    await p.execRetryUa(TUR);
-    for (let i = 0; i < 16; i++) assert.equal((await p.exec(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, A(i)) }, 30_000)).status, 0);
+    const { t, p } = await servedWithData('snap-clone');
     const made = await cli(t, ['snapshot', 'create', 'disk0', 'gold']);
     assert.equal(made.code, 0, made.stderr);
-    const yaml = readFileSync(t.configFile, 'utf8');
-    writeFileSync(t.configFile, `${yaml.trimEnd()}\n      - { lun: 1, name: vm2, size: 32MiB, store: s3 }\n`);
+    appendLun(t, '{ lun: 1, name: vm2, size: 32MiB, store: s3 }');
     const cloned = await cli(t, ['lun', 'clone', 'disk0@gold', 'vm2']);
     assert.equal(cloned.code, 0, cloned.stderr);
-    t.proc?.kill('SIGHUP');
+    await reload(t, p);
     const LUN1 = 0x0001_0000_0000_0000n;
-    let seen = false;
-    for (let k = 0; k < 100 && !seen; k++) {
-      const r = await p.execRetryUa(reportLuns(0), { read: 4096 });
-      seen = r.data.readUInt32BE(0) === 16;
-      if (!seen) await new Promise((res) => setTimeout(res, 100));
-    }
-    assert.ok(seen, `the clone did not appear after the reload:\n${t.output.slice(-2000)}`);
     const C = (i: number): number => 0xc0 + i;
     const unmap = (lba: number, blocks: number, lun: bigint): Promise<Outcome> => {
       const u = unmapMany([[lba, blocks]]);
@@ -351,25 +354,13 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
   });
 
   it('a served clone hydrates in the background while both sides are written; then its snapshot is deleted online', async () => {
-    await rgw.createBucket('snap-hydrate');
-    const t = target({ bucket: 'snap-hydrate', size: '32MiB', logLevel: 'info', cache: '{ size: 64MiB, flushDelay: 50ms }' });
-    await t.start();
-    const p = await Peer.connect(t.port, esxi('snap-hydrate'));
-    assert.equal(await p.login(TEST_IQN), 0);
-    await p.execRetryUa(TUR);
-    for (let i = 0; i < 16; i++) assert.equal((await p.exec(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, A(i)) }, 30_000)).status, 0);
+    const { t, p } = await servedWithData('snap-hydrate');
     assert.equal((await cli(t, ['snapshot', 'create', 'disk0', 'gold'])).code, 0);
-    writeFileSync(t.configFile, `${readFileSync(t.configFile, 'utf8').trimEnd()}\n      - { lun: 1, name: vm2, size: 32MiB, store: s3 }\n`);
+    appendLun(t, '{ lun: 1, name: vm2, size: 32MiB, store: s3 }');
     const cloned = await cli(t, ['lun', 'clone', 'disk0@gold', 'vm2']);
     assert.equal(cloned.code, 0, cloned.stderr);
-    t.proc?.kill('SIGHUP');
+    await reload(t, p);
     const LUN1 = 0x0001_0000_0000_0000n;
-    let seen = false;
-    for (let k = 0; k < 100 && !seen; k++) {
-      seen = (await p.execRetryUa(reportLuns(0), { read: 4096 })).data.readUInt32BE(0) === 16;
-      if (!seen) await new Promise((res) => setTimeout(res, 100));
-    }
-    assert.ok(seen, 'the clone appeared');
     const started = await cli(t, ['lun', 'hydrate', 'vm2']);
     assert.equal(started.code, 0, started.stderr);
     assert.match(started.stdout, /in the background/);
@@ -416,13 +407,7 @@ describe('snapshots on RGW: copy-on-first-write through a kill -9, export, resto
   });
 
   it('a forced restore of a served LUN: refused without --force; with it, every initiator gets 06/28/00 and reads the snapshot, not its cache', async () => {
-    await rgw.createBucket('snap-restore');
-    const t = target({ bucket: 'snap-restore', size: '32MiB', logLevel: 'info', cache: '{ size: 64MiB, flushDelay: 50ms }' });
-    await t.start();
-    const p = await Peer.connect(t.port, esxi('snap-restore'));
-    assert.equal(await p.login(TEST_IQN), 0);
-    await p.execRetryUa(TUR);
-    for (let i = 0; i < 16; i++) assert.equal((await p.exec(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, A(i)) }, 30_000)).status, 0);
+    const { t, p } = await servedWithData('snap-restore');
     const made = await cli(t, ['snapshot', 'create', 'disk0', 'r']);
     assert.equal(made.code, 0, made.stderr);
     for (let i = 0; i < 8; i++) assert.equal((await p.exec(write10(i * 2048, 2048), { write: Buffer.alloc(MiB, B(i)) }, 30_000)).status, 0);

@@ -92,53 +92,38 @@ export class SnapshotView implements ObjectStore {
     return src.kind === 'snapshot' ? this.layout.snapshotChunkKey(src.id, i) : key;
   }
 
-  /** Reads a chunk of a snapshot whose LUN may change meanwhile. */
-  private async getLive(
-    key: string,
-    i: number,
-    range: { offset: number; length: number } | undefined,
-    opts?: RequestOptions,
-  ): Promise<GetResult | null> {
+  /**
+   * Applies `op` (a GET, a copy) to the object that holds chunk i of a snapshot whose LUN may
+   * change meanwhile: the listed source first; for a live chunk, `op` on it and then the check
+   * (resolveNow), and `op` again on the snapshot copy if the LUN's writer preserved the chunk
+   * meanwhile. Null: the chunk is a hole.
+   */
+  private async throughLive<T>(key: string, i: number, op: (k: string) => Promise<T | null>, opts?: RequestOptions): Promise<T | null> {
     const listed = this.found.get(i) ?? this.resolver.source(i);
     if (listed.kind !== 'live') {
       const k = this.keyOfSource(key, i, listed);
       if (k === null) return null;
-      const got = await this.inner.get(k, range, opts);
+      const got = await op(k);
       if (got) return got;
       // Handed to an older snapshot by a delete: ask again.
       this.found.delete(i);
     }
-    const got = await this.inner.get(key, range, opts);
+    const got = await op(key);
     const now = await this.resolveNow(i, opts);
     if (now.kind === 'live') return got;
     const k = this.keyOfSource(key, i, now);
-    return k === null ? null : this.inner.get(k, range, opts);
+    return k === null ? null : op(k);
   }
 
   /**
    * Copies chunk `key` of the snapshot to `to`, outside the LUN (a clone's chunk), the way
-   * `get` reads it: a live chunk copied is checked afterwards, and copied again from the
-   * snapshot copy if the LUN's writer preserved it meanwhile. Null: the chunk is a hole.
+   * `get` reads it. Null: the chunk is a hole.
    */
   async copyOut(key: string, to: string, opts?: CopyOptions): Promise<{ etag: string } | null> {
     const i = this.layout.chunkIndexOf(key);
     if (i === undefined) throw new StorageError('internal', `${key} is not a chunk of ${this.layout.name}`);
-    if (!this.live) {
-      const k = this.keyOf(key);
-      return k === null ? null : this.inner.copy(k, to, opts);
-    }
-    const listed = this.found.get(i) ?? this.resolver.source(i);
-    if (listed.kind !== 'live') {
-      const k = this.keyOfSource(key, i, listed);
-      if (k === null) return null;
-      const copied = await this.inner.copy(k, to, opts);
-      if (copied) return copied;
-      this.found.delete(i);
-    }
-    const copied = await this.inner.copy(key, to, opts);
-    const now = await this.resolveNow(i, opts);
-    if (now.kind === 'live') return copied;
-    const k = this.keyOfSource(key, i, now);
+    if (this.live) return this.throughLive(key, i, (k) => this.inner.copy(k, to, opts), opts);
+    const k = this.keyOf(key);
     return k === null ? null : this.inner.copy(k, to, opts);
   }
 
@@ -153,7 +138,7 @@ export class SnapshotView implements ObjectStore {
 
   async get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null> {
     const i = this.layout.chunkIndexOf(key);
-    if (this.live && i !== undefined) return this.getLive(key, i, range, opts);
+    if (this.live && i !== undefined) return this.throughLive(key, i, (k) => this.inner.get(k, range, opts), opts);
     const k = this.keyOf(key);
     return k === null ? null : this.inner.get(k, range, opts);
   }
