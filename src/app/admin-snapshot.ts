@@ -1,3 +1,4 @@
+import { WHOLE_MEDIUM } from '../scsi/watched-volume';
 import { StorageError } from '../storage/errors';
 import { SnapshotCatalog } from '../storage/snapshots/catalog';
 import { createSnapshot, deleteSnapshot, type LiveLun, restoreSnapshot } from '../storage/snapshots/operations';
@@ -27,6 +28,9 @@ export async function snapshotOnline(service: Service, lun: ServedLun, op: 'crea
     if (op === 'create') return await createSnapshot(store, layout, lun.volume.info, snapshot, live);
     if (op === 'delete') return await deleteSnapshot(store, layout, snapshot, live);
     try {
+      // The restore changes the medium behind the SCSI layer: ODX tokens of this LU are
+      // cancelled before it starts and again once it is done.
+      lun.lu.writes.changed(WHOLE_MEDIUM);
       const restored = await lun.volume.replaceContents(async () => {
         try {
           return await restoreSnapshot(store, layout, lun.volume.info, snapshot);
@@ -40,6 +44,7 @@ export async function snapshotOnline(service: Service, lun: ServedLun, op: 'crea
     } finally {
       // The medium changed under every initiator, all of it or part (a restore that failed
       // halfway): UNIT ATTENTION 28h/00h, NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED.
+      lun.lu.writes.changed(WHOLE_MEDIUM);
       lun.lu.ua.establish('MediumMayHaveChanged');
     }
   } finally {

@@ -6,12 +6,14 @@ import { DEVICE_COMMANDS } from './commands/device';
 import { EXTENDED_COPY_COMMANDS } from './commands/extended-copy';
 import { INQUIRY } from './commands/inquiry';
 import { MODE_COMMANDS } from './commands/mode';
+import { ODX_COMMANDS } from './commands/odx';
 import { ORWRITE, WRITE_ATOMIC_16 } from './commands/orwrite-atomic';
 import { PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT } from './commands/persistent-reserve';
 import { GET_LBA_STATUS, UNMAP } from './commands/provisioning';
 import { READ_WRITE_COMMANDS } from './commands/read-write';
 import { REPORT_SUPPORTED_TMF, reportSupportedOpcodes } from './commands/report-supported';
 import { RESERVE_RELEASE_COMMANDS } from './commands/reserve';
+import { RECEIVE_ROD_TOKEN_INFORMATION } from './commands/token-operations';
 import { PREFETCH_COMMANDS, VERIFY_COMMANDS } from './commands/verify';
 import { WRITE_SAME_COMMANDS } from './commands/write-same';
 import type { LogicalUnit } from './logical-unit';
@@ -39,6 +41,8 @@ export const COMMANDS: readonly Command<LogicalUnit>[] = [
   ...PREFETCH_COMMANDS,
   COMPARE_AND_WRITE,
   ...EXTENDED_COPY_COMMANDS,
+  ...ODX_COMMANDS,
+  RECEIVE_ROD_TOKEN_INFORMATION,
   ORWRITE,
   WRITE_ATOMIC_16,
   ...WRITE_SAME_COMMANDS,

@@ -3,8 +3,10 @@ import { CommandStats } from './command-stats';
 import type { LuIdentity } from './identity';
 import { ModePages } from './mode/mode-pages';
 import { Reservations } from './reservations/reservations';
+import type { RodTokens } from './rod-tokens';
 import { TaskSet } from './task-set';
 import { UnitAttentions } from './unit-attention';
+import { WatchedVolume, WriteWatch } from './watched-volume';
 
 /** The target-wide facts a logical unit reports (REPORT LUNS, device identification). */
 export interface TargetPortInfo {
@@ -13,6 +15,8 @@ export interface TargetPortInfo {
   lunNumbers(): number[];
   /** The logical units of the target (EXTENDED COPY finds copy targets among them). */
   logicalUnits(): LogicalUnit[];
+  /** ODX's ROD tokens: one made on a LU of the target may be used on any other. */
+  readonly rodTokens: RodTokens;
 }
 
 /**
@@ -25,13 +29,18 @@ export class LogicalUnit {
   readonly mode: ModePages;
   readonly reservations: Reservations;
   readonly stats = new CommandStats();
+  /** Told of every change to the medium, whichever command makes it (ODX cancels tokens). */
+  readonly writes = new WriteWatch();
+  /** The volume every command uses: `backing`, with each change reported to `writes`. */
+  readonly volume: WatchedVolume;
 
   constructor(
     readonly lun: number,
-    readonly volume: Volume,
+    backing: Volume,
     readonly identity: LuIdentity,
     readonly target: TargetPortInfo,
   ) {
+    this.volume = new WatchedVolume(backing, this.writes);
     this.mode = new ModePages(this);
     this.reservations = new Reservations(this);
   }

@@ -80,6 +80,20 @@ export const SENSE_TABLE = {
   // COPY ABORTED with no more specific code: the segment pointer (sense key specific bytes)
   // names the offending field, e.g. an LBA range beyond the copy target's capacity.
   CopySegmentAborted: { key: SenseKey.CopyAborted, asc: 0x00, ascq: 0x00 },
+  // ODX (POPULATE TOKEN / WRITE USING TOKEN), a ROD token that cannot be used (spc4r37 Annex F,
+  // ASC 23h). FreeBSD CTL answers an unknown token with 05/23/04; Windows' classpnp takes every
+  // 05/23/xx for STATUS_INVALID_TOKEN and stops using the token.
+  TokenUnknown: { key: SenseKey.IllegalRequest, asc: 0x23, ascq: 0x04 },
+  TokenExpired: { key: SenseKey.IllegalRequest, asc: 0x23, ascq: 0x07 },
+  // The data the token represents was written after POPULATE TOKEN (a "change vulnerable"
+  // point in time ROD); QNAP's ODX target reports the same for the same cause.
+  TokenCancelled: { key: SenseKey.IllegalRequest, asc: 0x23, ascq: 0x08 },
+  // WRITE USING TOKEN with DEL_TKN deleted it.
+  TokenDeleted: { key: SenseKey.IllegalRequest, asc: 0x23, ascq: 0x09 },
+  // WRITE USING TOKEN ranges longer than the ROD holds past BLOCK OFFSET INTO ROD: COPY TARGET
+  // DEVICE DATA UNDERRUN, checked before any data moves (classpnp and ddpt expect it with
+  // ILLEGAL REQUEST for exactly this condition).
+  CopyTargetDataUnderrun: { key: SenseKey.IllegalRequest, asc: 0x0d, ascq: 0x04 },
 } as const satisfies Record<string, SenseCode>;
 
 export type SenseReason = keyof typeof SENSE_TABLE;

@@ -1,4 +1,5 @@
 import { StorageError } from '../storage/errors';
+import { type Clock, systemClock } from '../util/clock';
 import { log } from '../util/log';
 import { joinParts, type Parts } from '../util/parts';
 import { unreachable } from '../util/unreachable';
@@ -9,6 +10,7 @@ import { invalidCdbField, ScsiError, ScsiStatusError } from './errors';
 import type { LogicalUnit, TargetPortInfo } from './logical-unit';
 import { decodeLun } from './lun-address';
 import type { ITNexus } from './nexus';
+import { RodTokens } from './rod-tokens';
 import { buildSense, type SenseDetail, type SenseReason } from './sense';
 import { ScsiStatus, statusName, type TaskAttribute } from './status';
 import type { Task } from './task-set';
@@ -64,16 +66,29 @@ export type TmfFunction =
  */
 export class ScsiTarget implements TargetPortInfo {
   private readonly luns = new Map<number, LogicalUnit>();
+  readonly rodTokens: RodTokens;
 
-  constructor(readonly iqn: string) {}
+  /** `clock` times ROD token inactivity (tests run it on virtual time). */
+  constructor(
+    readonly iqn: string,
+    clock: Clock = systemClock,
+  ) {
+    this.rodTokens = new RodTokens(clock);
+  }
 
   addLun(lu: LogicalUnit): void {
+    const replaced = this.luns.get(lu.lun);
+    if (replaced && replaced !== lu) this.rodTokens.dropLu(replaced);
     this.luns.set(lu.lun, lu);
     for (const other of this.luns.values()) if (other !== lu) other.ua.establish('ReportedLunsDataChanged');
   }
 
   removeLun(lun: number): void {
-    if (this.luns.delete(lun)) for (const other of this.luns.values()) other.ua.establish('ReportedLunsDataChanged');
+    const lu = this.luns.get(lun);
+    if (!lu) return;
+    this.luns.delete(lun);
+    this.rodTokens.dropLu(lu);
+    for (const other of this.luns.values()) other.ua.establish('ReportedLunsDataChanged');
   }
 
   lunNumbers(): number[] {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -8,10 +8,11 @@ import { run } from '../harness/exec';
 import { Rgw } from '../harness/rgw';
 import { s3Target } from '../harness/s3-target';
 import { type TargetProcess, TEST_IQN } from '../harness/target';
-import { SYNC_CACHE, TUR } from '../lib/cdb';
+import { read10, SYNC_CACHE, TUR } from '../lib/cdb';
+import { parseTokenInformation, populateTokenList, type Range, rrtiCdb, tokenCdb, writeUsingTokenList } from '../lib/odx';
 import { extendedCopy, inquiry, naaDesignator } from '../personality/cdbs';
 import { Peer, senseOf } from '../personality/peer';
-import { esxi } from '../personality/profiles';
+import { esxi, windows } from '../personality/profiles';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -24,12 +25,12 @@ const SEGMENT_BLOCKS = (16 * MiB) / 512;
 const metric = (text: string, re: RegExp): number => Number(re.exec(text)?.[1] ?? 0);
 
 /**
- * EXTENDED COPY between two LUNs of one bucket against RGW (issue 16): 1 GiB copied as
+ * EXTENDED COPY and ODX between two LUNs of one bucket against RGW (issue 16): 1 GiB copied as
  * ESXi's full copy sends it moves (almost) no data through s3tgt: the store byte counters
  * grow by less than 1 % of what was copied, every chunk is one CopyObject, and the copy
  * reads back equal to its source through qemu's iSCSI driver.
  */
-describe('EXTENDED COPY offloaded to S3 CopyObject on RGW (issue 16)', () => {
+describe('EXTENDED COPY and ODX offloaded to S3 CopyObject on RGW (issue 16)', () => {
   let rgw: Rgw;
   let t: TargetProcess | undefined;
   const dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-xcopy-'));
@@ -106,5 +107,48 @@ describe('EXTENDED COPY offloaded to S3 CopyObject on RGW (issue 16)', () => {
     }
     const cmp = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', t.url(0), t.url(1)], { timeoutMs: 300_000 });
     assert.equal(cmp.code, 0, `qemu-img compare: ${cmp.stdout}${cmp.stderr}`);
+  });
+
+  it('ODX as Windows sends it: POPULATE TOKEN of 256 MiB, RRTI, WRITE USING TOKEN in 64 MiB commands: all CopyObject, byte-identical', async () => {
+    assert.ok(t, 'the target of the EXTENDED COPY test (LUN 0 holds 1 GiB of random data)');
+    const p = await Peer.connect(t.port, windows());
+    try {
+      assert.equal(await p.login(TEST_IQN), 0);
+      await p.execRetryUa(TUR);
+      await p.execRetryUa(TUR, { lun: LUN1 });
+      const scrape = async (): Promise<number> =>
+        metric(
+          await (await fetch(`http://127.0.0.1:${t?.metricsPort}/metrics`)).text(),
+          /^s3tgt_copy_offloaded_bytes_total\{[^}]*name="disk1"\} (\d+)$/m,
+        );
+      const before = await scrape();
+      // The "file": four 64 MiB extents of LUN 0, out of order; its copy goes to LUN 1 at 512 MiB.
+      const extents: Range[] = [3, 0, 2, 1].map((k) => [(k * 128 * MiB) / 512, (64 * MiB) / 512]);
+      const pt = populateTokenList(extents, { timeout: 30 });
+      assert.equal((await p.exec(tokenCdb(0x10, 1, pt.length), { write: pt }, 30_000)).status, 0);
+      const info = parseTokenInformation((await p.exec(rrtiCdb(1, 1024), { read: 1024 })).data);
+      assert.equal(info.descriptorsLength, 514);
+      const token = info.token as Buffer;
+      for (let k = 0; k < 4; k++) {
+        const list = writeUsingTokenList(token, [[(512 * MiB + k * 64 * MiB) / 512, (64 * MiB) / 512]], { offset: (k * 64 * MiB) / 512 });
+        const w = await p.exec(tokenCdb(0x11, 2 + k, list.length), { write: list, lun: LUN1 }, 60_000);
+        assert.equal(w.status, 0, `WRITE USING TOKEN ${k}: ${senseOf(w).join('/')}`);
+      }
+      assert.equal((await scrape()) - before, 256 * MiB, 'every chunk was copied server-side');
+      const hash = async (lun: bigint, ranges: readonly Range[]): Promise<string> => {
+        const h = createHash('sha256');
+        for (const [lba, blocks] of ranges) {
+          for (let at = 0; at < blocks; at += (8 * MiB) / 512) {
+            const r = await p.exec(read10(Number(lba) + at, (8 * MiB) / 512), { read: 8 * MiB, lun }, 30_000);
+            assert.equal(r.status, 0);
+            h.update(r.data);
+          }
+        }
+        return h.digest('hex');
+      };
+      assert.equal(await hash(LUN1, [[(512 * MiB) / 512, (256 * MiB) / 512]]), await hash(0n, extents), 'LUN 1 holds the file');
+    } finally {
+      p.close();
+    }
   });
 });

@@ -1,6 +1,7 @@
 import { serialOf } from '../identity';
 import type { LogicalUnit } from '../logical-unit';
 import { MAX_TRANSFER_BYTES } from './rw-decode';
+import { thirdPartyCopy } from './third-party-copy-vpd';
 
 /**
  * The IEEE company ID in our NAA-6 designators. This is a locally administered CID (the X bit
@@ -80,6 +81,14 @@ function scsiName(name: string): Buffer {
 }
 
 /**
+ * The target device's SCSI name string designator (UTF-8, association 10b, type 8h), as VPD 83h
+ * reports it; ODX's ROD tokens carry it as their TARGET DEVICE DESCRIPTOR.
+ */
+export function targetDeviceDesignator(iqn: string): Buffer {
+  return designator(3, true, 2, 8, scsiName(iqn));
+}
+
+/**
  * 83h: device identification (SPC-5 §7.7.6). The LU designators (NAA-6 and T10 vendor ID)
  * come from the per-LUN UUID, so they survive restarts and differ between LUNs: ESXi and
  * Windows MPIO key devices by them.
@@ -92,7 +101,7 @@ function deviceIdentification(lu: LogicalUnit): Buffer {
     designator(1, false, 0, 3, naa6(lu.identity.uuid)), // binary, LU, NAA
     designator(2, false, 0, 1, t10), // ASCII, LU, T10 vendor ID
     designator(1, true, 1, 4, relPort), // binary, target port, relative target port identifier
-    designator(3, true, 2, 8, scsiName(lu.target.iqn)), // UTF-8, target device, SCSI name string
+    targetDeviceDesignator(lu.target.iqn), // UTF-8, target device, SCSI name string
   ]);
 }
 
@@ -150,6 +159,7 @@ export const VPD_PAGES: readonly VpdPageDef[] = [
   { code: 0x80, build: unitSerial },
   { code: 0x83, build: deviceIdentification },
   { code: 0x86, build: extendedInquiry },
+  { code: 0x8f, build: thirdPartyCopy },
   { code: 0xb0, build: blockLimits },
   { code: 0xb1, build: blockCharacteristics },
   { code: 0xb2, build: logicalBlockProvisioning },
