@@ -24,15 +24,6 @@ export class Session {
   readonly early = new Map<number, () => void>();
   /** CmdSNs an ABORT TASK declared received before they arrived (RFC 7143 §11.5.1). */
   readonly abortedCmdSNs = new Set<number>();
-  /**
-   * The last tasks that completed, as (ITT, CmdSN) pairs in a ring a few windows long, so that
-   * an ABORT TASK that crossed its task's status is told Function Complete and an unknown tag
-   * Task does not exist (§11.5.1). Typed arrays: nothing is allocated per command. Empty slots
-   * hold the reserved tag FFFFFFFFh, which no task has.
-   */
-  private readonly completedItt: Uint32Array;
-  private readonly completedCmdSN: Uint32Array;
-  private completedNext = 0;
   connection: SessionConnection | undefined;
   closed = false;
   /** A Logout Request arrived: new commands are rejected (RFC 7143 §11.17.1, reason 0x0c). */
@@ -51,23 +42,6 @@ export class Session {
   ) {
     this.expCmdSN = initialCmdSN;
     this.maxCmdSNValue = sn.add(initialCmdSN, queueDepth - 1);
-    this.completedItt = new Uint32Array(4 * queueDepth).fill(0xffffffff);
-    this.completedCmdSN = new Uint32Array(4 * queueDepth);
-  }
-
-  /** Remembers a task that completed, for an ABORT TASK that arrives after its status. */
-  taskCompleted(itt: number, cmdSN: number): void {
-    this.completedItt[this.completedNext] = itt;
-    this.completedCmdSN[this.completedNext] = cmdSN;
-    this.completedNext = (this.completedNext + 1) % this.completedItt.length;
-  }
-
-  /** Whether `itt` with `cmdSN` was a task of this session that completed recently (a scan: only ABORT TASK asks). */
-  completedRecently(itt: number, cmdSN: number): boolean {
-    for (let i = 0; i < this.completedItt.length; i++) {
-      if (this.completedItt[i] === itt && this.completedCmdSN[i] === cmdSN) return true;
-    }
-    return false;
   }
 
   /**

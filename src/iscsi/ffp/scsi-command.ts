@@ -158,7 +158,6 @@ function execute(conn: Connection, session: Session, task: IscsiTask, failure?: 
     })
     .then((outcome) => {
       if (session.tasks.get(task.itt) === task) session.tasks.delete(task.itt);
-      session.taskCompleted(task.itt, task.pdu.cmdSN);
       releaseBudget(conn, session, task);
       if (outcome && !task.aborted && !session.closed) respond(conn, session, task, outcome);
       else outcome?.release?.();

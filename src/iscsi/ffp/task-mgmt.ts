@@ -75,11 +75,11 @@ async function perform(conn: Connection, session: Session, pdu: TaskMgmtRequestP
         else session.abortedCmdSNs.add(pdu.refCmdSN);
         return TmfResponse.FunctionComplete;
       }
-      // A task of this session that already completed: the abort has nothing left to do, which
-      // is Function Complete (§11.5.1 a). ESXi re-sends ABORT TASK for a command whose status
-      // crossed the abort and takes "Task does not exist" for a failed abort (it escalates to
-      // LUN RESET); LIO answers Function Complete there too.
-      if (fn === 'abort-task' && session.completedRecently(pdu.referencedTaskTag, pdu.refCmdSN)) return TmfResponse.FunctionComplete;
+      // A task that already completed (its CmdSN is below ExpCmdSN, outside the window) or was
+      // never sent: Task does not exist (§11.5.1 c). Its status went out before this answer on
+      // the same connection, so the initiator has it. libiscsi's iSCSITMF.AbortTaskSimpleAsync
+      // checks exactly this (GOOD then "does not exist", never GOOD then Function Complete),
+      // and LIO answers the same.
       return fn === 'query-task' ? TmfResponse.FunctionComplete : TmfResponse.TaskDoesNotExist;
     }
     return RESPONSES[await target.scsi.manage(fn, nexus, task.pdu.lun, task.itt)];
