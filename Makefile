@@ -70,7 +70,8 @@ test-node-versions: build deps-apt deps-node-versions
 	  $$n --test $(TEST_FLAGS) $(UNIT_TESTS); \
 	  $$n --test $(TEST_FLAGS) --test-concurrency=1 dist/test/integration/qemu-roundtrip.test.js dist/test/integration/malformed.test.js \
 	    dist/test/integration/security.test.js dist/test/integration/hostile.test.js \
-	    dist/test/personality/windows.test.js dist/test/personality/esxi.test.js dist/test/personality/cluster.test.js; \
+	    dist/test/personality/windows.test.js dist/test/personality/esxi.test.js dist/test/personality/cluster.test.js \
+	    dist/test/personality/odx.test.js; \
 	done
 
 start: build
