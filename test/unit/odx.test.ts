@@ -15,23 +15,14 @@ import { ChunkVolume, DEFAULT_VOLUME_OPTIONS } from '../../src/storage/chunk-vol
 import { LunLayout } from '../../src/storage/layout';
 import { MemoryObjectStore } from '../../src/storage/memory-store';
 import { parseTokenInformation, populateTokenList, type Range, rrtiCdb, tokenCdb, writeUsingTokenList, zeroRodToken } from '../lib/odx';
+import { nexus } from '../lib/scsi-fixture';
 import { VirtualScheduler } from '../lib/virtual-clock';
 
 const MiB = 1024 * 1024;
 const BS = 512;
 const uuidOf = (lun: number): string => `${lun}0000000-0000-4000-8000-000000000000`;
 
-function nexusOf(name: string): ITNexus {
-  return {
-    id: `iqn.2026-11.test:${name},i,0x000000000001|iqn.2026-11.test:t,t,0x0001`,
-    initiatorPort: `iqn.2026-11.test:${name},i,0x000000000001`,
-    initiatorName: `iqn.2026-11.test:${name}`,
-    targetPort: 'iqn.2026-11.test:t,t,0x0001',
-    relativeTargetPortId: 1,
-    transportId: Buffer.from(`iqn.2026-11.test:${name}`),
-  };
-}
-const WIN = nexusOf('win');
+const WIN = nexus('win');
 
 /** LUN 0 and 1 (1 GiB, sparse) and 2 (64 MiB, read-only) over one memory store; ROD token time is virtual. */
 class Fixture {
@@ -228,7 +219,7 @@ describe('ODX: VPD 8Fh, POPULATE TOKEN, WRITE USING TOKEN, RECEIVE ROD TOKEN INF
   it('a truncated RECEIVE ROD TOKEN INFORMATION keeps the results for a retry; another I_T nexus sees none', async () => {
     const list = populateTokenList([[0, 8]]);
     assert.equal(sense(await fx.run(0, tokenCdb(0x10, 0x1100, list.length), list)), 'status 0');
-    const other = nexusOf('other');
+    const other = nexus('other');
     await fx.ready(other);
     assert.equal(sense(await fx.run(0, rrtiCdb(0x1100), undefined, other)), '5/24/00', "another nexus's list identifier");
     assert.equal(((await fx.run(0, rrtiCdb(0x1100, 32))).data as Buffer).length, 32);
@@ -289,7 +280,7 @@ describe('ODX: VPD 8Fh, POPULATE TOKEN, WRITE USING TOKEN, RECEIVE ROD TOKEN INF
     assert.equal(sense(await fx.writeUsingToken(1, 0x3001, token, [[0, 8]])), 'status 0');
     assert.ok(!zeros(await b.volume.read(0, 8 * BS)), 'that copy happened');
     // One block inside the range, by WRITE(16) from another initiator.
-    const other = nexusOf('writer');
+    const other = nexus('writer');
     await fx.ready(other);
     assert.equal(sense(await fx.run(0, write16((2 * MiB) / BS + 100, 1), randomBytes(BS), other)), 'status 0');
     const before = Buffer.from(await b.volume.read(8 * MiB, MiB));
@@ -418,7 +409,7 @@ describe('ODX: VPD 8Fh, POPULATE TOKEN, WRITE USING TOKEN, RECEIVE ROD TOKEN INF
     const dup = populateTokenList([[0, 8]]);
     assert.equal(sense(await fx.run(1, tokenCdb(0x10, 0x5001, dup.length), dup)), '5/00/16', 'OPERATION IN PROGRESS');
     // Another nexus may use the same number.
-    const other = nexusOf('dup');
+    const other = nexus('dup');
     await fx.ready(other);
     assert.equal(sense(await fx.run(1, tokenCdb(0x10, 0x5001, dup.length), dup, other)), 'status 0');
     assert.equal(sense(await running), 'status 0');

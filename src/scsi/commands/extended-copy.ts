@@ -13,6 +13,7 @@ import {
   MAX_PARAMETER_LIST_LENGTH,
   parseCopyParameters,
 } from './extended-copy-params';
+import { heldResults } from './held-results';
 import { checkWritable } from './rw-decode';
 import { naa6 } from './vpd';
 
@@ -23,27 +24,8 @@ interface CopyOperation {
   bytes: number;
 }
 
-/**
- * Copy operations by copy manager (the LU the command was sent to), I_T nexus and LIST
- * IDENTIFIER. The inner map is keyed by the nexus object, which the transport builds once per
- * session: when the session ends (I_T nexus loss) its copy results go with it, as SPC-4
- * discards them then. At most 256 list identifiers per nexus, so memory stays bounded.
- */
-const operations = new WeakMap<LogicalUnit, WeakMap<ITNexus, Map<number, CopyOperation>>>();
-
-function operationsOf(lu: LogicalUnit, nexus: ITNexus): Map<number, CopyOperation> {
-  let byNexus = operations.get(lu);
-  if (!byNexus) {
-    byNexus = new WeakMap();
-    operations.set(lu, byNexus);
-  }
-  let ops = byNexus.get(nexus);
-  if (!ops) {
-    ops = new Map();
-    byNexus.set(nexus, ops);
-  }
-  return ops;
-}
+/** Copy operations by copy manager, I_T nexus and LIST IDENTIFIER (at most 256 identifiers per nexus). */
+const operationsOf = heldResults<CopyOperation>();
 
 /** A segment once its CSCDs are resolved to logical units and its ranges checked. */
 type ResolvedSegment = CopyRange;

@@ -4,6 +4,7 @@ import { invalidCdbField, ScsiError } from '../errors';
 import type { LogicalUnit } from '../logical-unit';
 import type { ITNexus } from '../nexus';
 import { buildSense } from '../sense';
+import { heldResults } from './held-results';
 
 /** The service action of the command an operation record answers for (RESPONSE TO SERVICE ACTION). */
 export const POPULATE_TOKEN_SA = 0x10;
@@ -24,25 +25,8 @@ export interface TokenOperation {
 /** Results held per I_T nexus: Windows never reads those of a WRITE USING TOKEN that succeeded. */
 const HELD_PER_NEXUS = 256;
 
-/**
- * Operations by LU, I_T nexus and 32-bit LIST IDENTIFIER. As for EXTENDED COPY(LID1), the
- * inner map is keyed by the nexus object, so I_T nexus loss discards its results.
- */
-const operations = new WeakMap<LogicalUnit, WeakMap<ITNexus, Map<number, TokenOperation>>>();
-
-function operationsOf(lu: LogicalUnit, nexus: ITNexus): Map<number, TokenOperation> {
-  let byNexus = operations.get(lu);
-  if (!byNexus) {
-    byNexus = new WeakMap();
-    operations.set(lu, byNexus);
-  }
-  let ops = byNexus.get(nexus);
-  if (!ops) {
-    ops = new Map();
-    byNexus.set(nexus, ops);
-  }
-  return ops;
-}
+/** Operations by LU, I_T nexus and 32-bit LIST IDENTIFIER (held-results.ts). */
+const operationsOf = heldResults<TokenOperation>();
 
 /**
  * Records a new operation under `listId`. A list identifier whose operation is still running
