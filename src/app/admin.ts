@@ -74,8 +74,8 @@ export function adminRoutes(http: HttpEndpoint, service: Service): void {
     const info = lun.volume.info;
     if (!lun.lease || !info.parent) return json(400, { error: `LUN ${name} is not a clone` });
     if (hydrating.has(name)) return json(409, { error: `LUN ${name} is being hydrated already` });
-    const { layout } = service.backends.for(lun.config);
-    const store = lun.lease.gate.bind(service.backends.for(lun.config).backend.store);
+    const { backend, layout } = service.backends.for(lun.config);
+    const store = lun.lease.gate.bind(backend.store);
     hydrating.add(name);
     void hydrateOnline(store, layout, info, lun.volume)
       .catch((e: unknown) => log.error('online hydration failed; run it again', { lun: name, error: String(e) }))

@@ -7,6 +7,7 @@ import { SnapshotCatalog } from '../storage/snapshots/catalog';
 import { lunReadStore } from '../storage/snapshots/preserving-store';
 import { SnapshotResolver, SnapshotView } from '../storage/snapshots/snapshot-view';
 import { createVolume } from '../storage/volume-meta';
+import { forEachParallel } from '../util/parallel';
 import { ProgressBar } from '../util/progress';
 import { CliError } from './errors';
 import { withLun } from './offline';
@@ -29,15 +30,6 @@ function isZero(b: Buffer): boolean {
   for (let i = 0; i < words; i++) if (b.readBigUInt64LE(i * 8) !== 0n) return false;
   for (let i = words * 8; i < b.length; i++) if (b[i] !== 0) return false;
   return true;
-}
-
-/** Runs `work(i)` for i in [0, n) with at most PARALLEL at once, in order of start. */
-async function parallel(n: number, work: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < n) await work(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL, n) }, worker));
 }
 
 /**
@@ -64,7 +56,7 @@ export async function importImage(config: Config, name: string, file: string): P
       const bar = new ProgressBar(`import ${name}`, 'MiB');
       let done = 0;
       let data = 0;
-      await parallel(chunks, async (i) => {
+      await forEachParallel(chunks, PARALLEL, async (i) => {
         const offset = i * MiB;
         const len = Math.min(MiB, size - offset);
         const buf = Buffer.allocUnsafe(len);
@@ -119,7 +111,7 @@ export async function exportImage(config: Config, name: string, file: string, sn
       const bar = new ProgressBar(`export ${name}`, 'MiB');
       let done = 0;
       let data = 0;
-      await parallel(indexes.length, async (k) => {
+      await forEachParallel(indexes.length, PARALLEL, async (k) => {
         const offset = indexes[k] * MiB;
         const len = Math.min(MiB, info.sizeBytes - offset);
         const buf = await volume.read(offset, len);

@@ -57,8 +57,10 @@ export async function lunStatus(config: Config, names: readonly string[] | undef
           }
           snapshots = await listSnapshots(backend.store, layout);
           clones = [];
-          for await (const e of listAll(backend.store, layout.clonesPrefix))
-            clones.push(e.key.slice(layout.clonesPrefix.length).replace(/\.json$/, ''));
+          for await (const e of listAll(backend.store, layout.clonesPrefix)) {
+            const clone = layout.cloneNameOf(e.key);
+            if (clone) clones.push(clone);
+          }
         }
         out.push({
           name: l.name,

@@ -1,4 +1,5 @@
 import { invariant } from '../util/invariant';
+import { forEachParallel } from '../util/parallel';
 import { type ChunkState, ChunkStates } from './chunk-states';
 import { isStorageError, StorageError } from './errors';
 import { CRC_META_KEY, segmentCrcs, verifySegments } from './integrity';
@@ -275,11 +276,7 @@ export class ChunkMap {
           this.states.set(p.index, 'absent');
           this.stats.chunksDeleted++;
         };
-        const queue = [...pairs];
-        const worker = async (): Promise<void> => {
-          for (let p = queue.shift(); p; p = queue.shift()) await one(p);
-        };
-        await Promise.all(Array.from({ length: Math.min(COPY_PARALLEL, queue.length) }, worker));
+        await forEachParallel(pairs.length, COPY_PARALLEL, (k) => one(pairs[k]));
       },
     );
   }

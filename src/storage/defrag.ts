@@ -1,3 +1,4 @@
+import { forEachParallel } from '../util/parallel';
 import type { ChunkVolume } from './chunk-volume';
 import type { LunLayout } from './layout';
 import { listAll, type ObjectStore } from './object-store';
@@ -64,18 +65,14 @@ export async function defrag(
   const counts = { mapped: 0, zero: 0, busy: 0 };
   const corrupt: string[] = [];
   const present = new Set<number>();
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < chunks.length) {
-      const index = chunks[next++];
-      const r = await volume.scrubChunk(index, opts.dryRun);
-      if (r === 'mapped' || r === 'busy' || r === 'corrupt' || (r === 'zero' && opts.dryRun)) present.add(index);
-      if (r === 'corrupt') corrupt.push(layout.chunkKey(index));
-      else if (r !== 'hole') counts[r]++;
-      tick();
-    }
-  };
-  await Promise.all(Array.from({ length: opts.parallel ?? 8 }, worker));
+  await forEachParallel(chunks.length, opts.parallel ?? 8, async (k) => {
+    const index = chunks[k];
+    const r = await volume.scrubChunk(index, opts.dryRun);
+    if (r === 'mapped' || r === 'busy' || r === 'corrupt' || (r === 'zero' && opts.dryRun)) present.add(index);
+    if (r === 'corrupt') corrupt.push(layout.chunkKey(index));
+    else if (r !== 'hole') counts[r]++;
+    tick();
+  });
 
   const orphanBytes = orphans.reduce((n, o) => n + o.size, 0);
   // The volume decides again, one at a time with grows, under the lease: a chunk key that was

@@ -62,6 +62,13 @@ export class LunLayout {
     return `${this.root}/clones/`;
   }
 
+  /** The clone a key under clonesPrefix records, or undefined for anything else. */
+  cloneNameOf(key: string): string | undefined {
+    if (!key.startsWith(this.clonesPrefix) || !key.endsWith('.json')) return undefined;
+    const name = key.slice(this.clonesPrefix.length, -'.json'.length);
+    return validLunName(name) ? name : undefined;
+  }
+
   /** Written while snapshot `id` is being deleted: a clone made meanwhile sees it and backs off. */
   snapshotDeletingKey(id: number): string {
     return `${this.root}/snapshots/${id}/deleting`;

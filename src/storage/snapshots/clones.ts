@@ -1,4 +1,5 @@
 import { log } from '../../util/log';
+import { forEachParallel } from '../../util/parallel';
 import { StorageError } from '../errors';
 import type { LunLayout } from '../layout';
 import { listAll, type ObjectStore } from '../object-store';
@@ -106,12 +107,10 @@ export async function hydrateOnline(store: ObjectStore, layout: LunLayout, info:
   const parent = info.parent;
   if (!parent) throw cloneError(`LUN "${layout.name}" is not a clone`);
   const chunks = Math.ceil(parent.sizeBytes / info.chunkSize);
-  let next = 0;
   let copied = 0;
-  const worker = async (): Promise<void> => {
-    for (let i = next++; i < chunks; i = next++) if (await live.hydrateChunk(i)) copied++;
-  };
-  await Promise.all(Array.from({ length: HYDRATE_PARALLEL }, worker));
+  await forEachParallel(chunks, HYDRATE_PARALLEL, async (i) => {
+    if (await live.hydrateChunk(i)) copied++;
+  });
   await writeVolumeIndependent(store, layout, info);
   await forgetClone(store, layout, info);
   log.info('clone hydrated online', { lun: layout.name, parent: parent.lun, snapshot: parent.snapshot, copied });
@@ -139,12 +138,9 @@ export async function hydrateClone(store: ObjectStore, layout: LunLayout, info: 
   const todo: number[] = [];
   for (let i = 0; i < chunks; i++) if (!own.has(i)) todo.push(i);
   let copied = 0;
-  const worker = async (): Promise<void> => {
-    for (let i = todo.shift(); i !== undefined; i = todo.shift()) {
-      if (await view.copyOut(parentLayout.chunkKey(i), layout.chunkKey(i))) copied++;
-    }
-  };
-  await Promise.all(Array.from({ length: HYDRATE_PARALLEL }, worker));
+  await forEachParallel(todo.length, HYDRATE_PARALLEL, async (k) => {
+    if (await view.copyOut(parentLayout.chunkKey(todo[k]), layout.chunkKey(todo[k]))) copied++;
+  });
   await writeVolumeIndependent(store, layout, info);
   const holes = [...own].filter(([, size]) => size === 0).map(([i]) => layout.chunkKey(i));
   for (let at = 0; at < holes.length; at += 1000) await store.deleteMany(holes.slice(at, at + 1000));

@@ -74,7 +74,7 @@ export class SnapshotView implements ObjectStore {
     if (known) return known;
     const s = this.resolver.snapshot;
     const catalog = await SnapshotCatalog.load(this.inner, this.layout, opts);
-    if (!catalog.find(s.name) || catalog.find(s.name)?.id !== s.id) {
+    if (catalog.find(s.name)?.id !== s.id) {
       throw new StorageError('data', `snapshot "${s.name}" of LUN ${this.layout.name} was deleted`, { code: 'STORE_ERR_SNAPSHOT' });
     }
     for (const x of [s, ...catalog.newerThan(s.id)]) {
@@ -130,10 +130,7 @@ export class SnapshotView implements ObjectStore {
   /** The key that holds what `key` is in the snapshot, or null for a hole. */
   private keyOf(key: string): string | null {
     const i = this.layout.chunkIndexOf(key);
-    if (i === undefined) return key;
-    const s = this.resolver.source(i);
-    if (s.kind === 'hole') return null;
-    return s.kind === 'snapshot' ? this.layout.snapshotChunkKey(s.id, i) : key;
+    return i === undefined ? key : this.keyOfSource(key, i, this.resolver.source(i));
   }
 
   async get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null> {
