@@ -176,6 +176,27 @@ export function buildRegistry(src: MetricsSources): Registry {
   );
   pulledCounter(
     r,
+    's3tgt_chunk_conditional_heads_total',
+    'HEADs conditional chunk writes (a cluster) needed to learn or check the ETag a PUT is conditioned on',
+    LUN,
+    lun((l) => l.volume.conditionalHeads),
+  );
+  pulledCounter(
+    r,
+    's3tgt_chunk_write_conflicts_total',
+    'Conditional chunk PUTs that found the chunk written by another server (each fences the LUN)',
+    LUN,
+    lun((l) => l.volume.writeConflicts),
+  );
+  pulledCounter(
+    r,
+    's3tgt_chunk_late_foreign_writes_total',
+    'Chunks a deposed server wrote after this one took the LUN over (found by a conditional PUT, written over)',
+    LUN,
+    lun((l) => l.volume.lateForeignWrites),
+  );
+  pulledCounter(
+    r,
     's3tgt_copy_offloaded_bytes_total',
     'Bytes EXTENDED COPY and ODX copied into the LUN server-side (S3 CopyObject), without passing through s3tgt',
     LUN,

@@ -1,5 +1,6 @@
 import { invariant } from '../util/invariant';
 import { log } from '../util/log';
+import type { ChunkTags } from './chunk-tags';
 import type { LunLayout } from './layout';
 import { listAll, type ObjectStore } from './object-store';
 
@@ -29,10 +30,14 @@ export class ChunkStates {
   private loading: Promise<void> | undefined;
   private loadedFlag = false;
 
-  /** `inheritedBelow`: a clone's parent snapshot has that many chunks (0: not a clone). */
+  /**
+   * `inheritedBelow`: a clone's parent snapshot has that many chunks (0: not a clone).
+   * `tags`: conditional mode: the listing also fills in the ETags it sees (ChunkTags.listed).
+   */
   constructor(
     private count: number,
     private readonly inheritedBelow = 0,
+    private readonly tags?: ChunkTags,
   ) {
     this.codes = new Uint8Array(count);
   }
@@ -84,10 +89,15 @@ export class ChunkStates {
     const seen = new Uint8Array(n);
     for await (const entry of listAll(store, layout.chunksPrefix, { lane: 'background' })) {
       const i = layout.chunkIndexOf(entry.key);
-      if (i !== undefined && i < n) seen[i] = entry.size === 0 ? 2 : 1;
+      if (i === undefined || i >= n) continue;
+      seen[i] = entry.size === 0 ? 2 : 1;
+      // At once: a tag learned meanwhile (a HEAD, a PUT of ours) is newer and is kept.
+      this.tags?.listed(i, entry);
     }
     for (let i = 0; i < n; i++) {
       if (this.codes[i] === CODE.unlisted) this.codes[i] = this.listedCode(i, seen[i]);
+      // A clone's chunk it inherits has no object of its own at its key either.
+      if (seen[i] === 0) this.tags?.listed(i, undefined);
     }
     this.loadedFlag = true;
   }

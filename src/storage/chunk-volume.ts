@@ -47,6 +47,14 @@ export interface VolumeEnv {
    * not hold its data; tests): nothing is copied server-side to or from it.
    */
   readonly copyDomain?: string;
+  /**
+   * A cluster: every chunk PUT is conditional on the ETag last seen (fencing that does not rest
+   * on timing alone: a deposed server's late PUT gets 412, and a 412 that is not our own PUT
+   * fences the gate), no chunk is deleted (a hole marker is stored instead: S3 has no
+   * conditional DELETE), and nothing is copied into the LUN server-side (CopyObject takes no
+   * condition on its destination). Off by default. See ChunkMap.
+   */
+  readonly conditionalWrites?: boolean;
 }
 
 const noop = (): void => undefined;
@@ -89,7 +97,16 @@ export class ChunkVolume implements Volume {
     this.mode = options.cacheMode;
     this.zero = Buffer.alloc(info.chunkSize);
     const inherited = info.parent ? Math.ceil(info.parent.sizeBytes / info.chunkSize) : 0;
-    this.map = new ChunkMap(store, layout, Math.ceil(info.sizeBytes / info.chunkSize), info.chunkSize, this.gate, this.stats, inherited);
+    this.map = new ChunkMap(
+      store,
+      layout,
+      Math.ceil(info.sizeBytes / info.chunkSize),
+      info.chunkSize,
+      this.gate,
+      this.stats,
+      inherited,
+      env.conditionalWrites ?? false,
+    );
     const capacity = Math.max(4, Math.floor(options.cacheBytes / info.chunkSize));
     this.wb = new Writeback(this.map, info.chunkSize, { capacity, ...options }, clock, this.gate, this.stats);
     this.map.onWholeFetched = (i, f) => void this.wb.adopt(i, f);
@@ -290,7 +307,8 @@ export class ChunkVolume implements Volume {
    * exclusive range lock, through the same path as a discard (cached data superseded, the
    * newest snapshot preserved by the PreservingStore before the copy overwrites). A journal
    * destination copies through the target: a replay of its older records would undo a copy
-   * the journal does not know.
+   * the journal does not know. So does a destination with conditional chunk writes: a
+   * CopyObject cannot be conditional on the object it replaces.
    */
   async copyFrom(source: Volume, sourceOffset: number, offset: number, length: number): Promise<readonly CopyRemainder[]> {
     this.checkRange(offset, length);
@@ -298,7 +316,7 @@ export class ChunkVolume implements Volume {
     const cs = this.info.chunkSize;
     const src = source instanceof ChunkVolume && source.copyDomain !== undefined && source.copyDomain === this.copyDomain ? source : undefined;
     // A clone's chunk keys do not hold what it inherits: copies from a clone go through the target.
-    if (!src || src.info.parent || this.journal || src.info.chunkSize !== cs || (sourceOffset - offset) % cs !== 0) {
+    if (!src || src.info.parent || this.journal || this.map.conditional || src.info.chunkSize !== cs || (sourceOffset - offset) % cs !== 0) {
       return [{ sourceOffset, offset, length }];
     }
     // Whole chunks [first, last) of the destination; the head and tail around them go back.
@@ -326,7 +344,9 @@ export class ChunkVolume implements Volume {
    * Online hydration of a clone: chunk `i`, if it still reads its parent's object, gets its
    * own copy (server-side: the CloneStore copies from wherever the parent snapshot keeps it,
    * or stores a hole marker). The bytes do not change, so the cache stays as it is; a chunk
-   * with writes not yet stored is left to its upload, which makes it the clone's own.
+   * with writes not yet stored is left to its upload, which makes it the clone's own. With
+   * conditional chunk writes the bytes pass through us instead (read, then a conditional PUT,
+   * or a hole marker where the parent has none): CopyObject takes no condition.
    */
   async hydrateChunk(i: number): Promise<boolean> {
     this.checkWritable();
@@ -334,6 +354,12 @@ export class ChunkVolume implements Volume {
     const cs = this.info.chunkSize;
     return this.locks.with(i * cs, cs, 'exclusive', async () => {
       if (this.map.state(i) !== 'inherited' || this.wb.get(i)?.dirty || this.wb.spilled(i)) return false;
+      if (this.map.conditional) {
+        const f = await this.map.fetchWhole(i, 'background');
+        // A copy: the fetched buffer may be the cache's, which stays free to evict it.
+        await this.map.write(i, f.body ? Buffer.from(f.body) : this.zero, 'background', f.body === null);
+        return true;
+      }
       await this.map.copyIn([{ index: i, from: this.layout.chunkKey(i) }], 'background');
       return true;
     });

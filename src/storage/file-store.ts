@@ -247,7 +247,7 @@ export class FileObjectStore implements ObjectStore {
     const entries: ListEntry[] = [];
     for (const key of page) {
       const meta = await this.head(key);
-      if (meta) entries.push({ key, size: meta.size });
+      if (meta) entries.push({ key, size: meta.size, etag: meta.etag });
     }
     if (matching.length <= 1000) return { entries };
     const next = page[page.length - 1];

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { StorageError } from './errors';
 import type { GetResult, ListPage, ObjectMeta, ObjectStore, PutOptions } from './object-store';
 
@@ -11,6 +12,13 @@ export class MemoryObjectStore implements ObjectStore {
   readonly description = 'memory';
   private readonly objects = new Map<string, Entry>();
   private versions = 0;
+
+  /**
+   * `versions` (the default): a fresh tag per version. `md5`: the tag S3 and RGW give a
+   * single-part PUT, the MD5 of the body, so identical bodies share a tag (every zero-length
+   * hole marker has the same one): what conditional writes must cope with (ABA).
+   */
+  constructor(private readonly etags: 'versions' | 'md5' = 'versions') {}
 
   async get(key: string, range?: { offset: number; length: number }): Promise<GetResult | null> {
     const e = this.objects.get(key);
@@ -28,7 +36,8 @@ export class MemoryObjectStore implements ObjectStore {
     if (opts.ifNoneMatch === '*' && cur) throw new StorageError('precondition', `${key} exists`);
     if (opts.ifMatch !== undefined && cur?.meta.etag !== opts.ifMatch) throw new StorageError('precondition', `${key} changed`);
     // A fresh tag per version is all the contract asks (no content hash: the simulation stores a lot).
-    const etag = `${(++this.versions).toString(16)}-${body.length.toString(16)}`;
+    const etag =
+      this.etags === 'md5' ? createHash('md5').update(body).digest('hex') : `${(++this.versions).toString(16)}-${body.length.toString(16)}`;
     this.objects.set(key, { body: Buffer.from(body), meta: { size: body.length, etag, metadata: { ...(opts.metadata ?? {}) } } });
     return { etag };
   }
@@ -50,7 +59,10 @@ export class MemoryObjectStore implements ObjectStore {
   async listPage(prefix: string, token: string | undefined): Promise<ListPage> {
     const keys = [...this.objects.keys()].filter((k) => k.startsWith(prefix) && (token === undefined || k > token)).sort();
     const page = keys.slice(0, 1000);
-    const entries = page.map((key) => ({ key, size: this.objects.get(key)?.body.length ?? 0 }));
+    const entries = page.map((key) => {
+      const meta = this.objects.get(key)?.meta;
+      return { key, size: meta?.size ?? 0, etag: meta?.etag ?? '' };
+    });
     return keys.length > 1000 ? { entries, next: page[page.length - 1] } : { entries };
   }
 

@@ -30,6 +30,13 @@ export interface RequestOptions {
   readonly retryDeadlineMs?: number;
   /** Set by the retry layer: the clock time after which waiting for an I/O pool slot gives up. */
   readonly deadline?: number;
+  /**
+   * get/head: only the object stored at this very key. A clone's store (CloneStore) otherwise
+   * answers a chunk the clone inherits with its parent snapshot's object, and its own hole
+   * marker as no object; a conditional chunk PUT needs the object its precondition is checked
+   * against (ChunkMap). Every other store ignores it.
+   */
+  readonly exactKey?: boolean;
 }
 
 export interface ObjectMeta {
@@ -63,6 +70,12 @@ export type CopyOptions = RequestOptions;
 export interface ListEntry {
   readonly key: string;
   readonly size: number;
+  /**
+   * The object's entity tag, unquoted as in ObjectMeta, where the backend lists it (S3
+   * ListObjectsV2 does; the local and memory stores give what their put returned). Conditional
+   * chunk writes start from it (ChunkTags).
+   */
+  readonly etag?: string;
 }
 
 /** One page of a listing; `next` continues it (S3 ListObjectsV2 continuation token). */

@@ -246,7 +246,8 @@ export class S3ObjectStore implements ObjectStore {
         new ListObjectsV2Command({ Bucket: this.opts.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }),
         sendOptions(ro),
       );
-      const entries = (res.Contents ?? []).map((o) => ({ key: o.Key ?? '', size: o.Size ?? 0 }));
+      // ListObjectsV2 quotes the ETag like every other answer: unquoted here, as If-Match wants it.
+      const entries = (res.Contents ?? []).map((o) => ({ key: o.Key ?? '', size: o.Size ?? 0, ...(o.ETag ? { etag: etagOf(o.ETag) } : {}) }));
       return res.IsTruncated && res.NextContinuationToken ? { entries, next: res.NextContinuationToken } : { entries };
     } catch (e) {
       throw classify(e, `LIST ${prefix}`);

@@ -15,10 +15,21 @@ export class VolumeStats {
   readAheadChunks = 0;
   chunksUploaded = 0;
   bytesUploaded = 0;
+  /** Chunks deallocated: deleted, or (conditional writes) replaced by a hole marker. */
   chunksDeleted = 0;
   /** Chunks made by a server-side copy (EXTENDED COPY, ODX): no data passed through us. */
   chunksCopied = 0;
   bytesCopiedServerSide = 0;
+  /**
+   * Conditional chunk writes (a cluster): HEADs a PUT needed first or after a 412, 412s that
+   * were our own PUT landing (an answer lost, repeated), and 412s that were another server's
+   * write (each fences the LUN).
+   */
+  conditionalHeads = 0;
+  conditionalRepeats = 0;
+  writeConflicts = 0;
+  /** Chunks found written by a deposed predecessor after this holder took the LUN (written over). */
+  lateForeignWrites = 0;
   flushErrors = 0;
   checksumErrors = 0;
   backPressureWaits = 0;

@@ -44,6 +44,14 @@ export class WriteGate implements WriteGuard {
     this.arm();
   }
 
+  /**
+   * Set by the lease: whether the lease object still names this holder, read now from the
+   * store. A conditional chunk PUT that meets another server's write asks it before fencing:
+   * if we still hold the lease, the write was a deposed predecessor's, landing late
+   * (docs/ha.md). Undefined (no lease): every foreign write fences.
+   */
+  holderCheck: (() => Promise<boolean>) | undefined;
+
   /** A gate that is valid until closed (no lease). */
   static unleased(clock: Clock, name: string): WriteGate {
     return new WriteGate(clock, name, Number.POSITIVE_INFINITY);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
-import { listAll, type ObjectStore } from '../../src/storage/object-store';
+import { type ListEntry, listAll, type ObjectStore } from '../../src/storage/object-store';
 
 /**
  * The ObjectStore contract, run against every backend (object_store's integration.rs idea):
@@ -69,6 +69,28 @@ export function storeConformance(name: string, makeStore: () => Promise<ObjectSt
       assert.equal((await s.get(key))?.body.toString(), 'c');
       assert.equal((await s.head(key))?.etag, second.etag);
       await assert.rejects(s.put(`${key}.missing`, Buffer.from('e'), { ifMatch: first.etag }), { kind: 'precondition' });
+    });
+
+    it('conditional chunk writes: a listing gives the ETag If-Match takes; hole markers; the writer in the metadata', async () => {
+      const s = await make();
+      const p = prefix();
+      const key = `${p}chunks/0000000000000003`;
+      const a = await s.put(key, Buffer.alloc(1024 * 1024, 1), { ifNoneMatch: '*', metadata: { 's3tgt-writer': 'w1.1' } });
+      const listed: ListEntry[] = [];
+      for await (const e of listAll(s, `${p}chunks/`)) listed.push(e);
+      assert.equal(listed.length, 1);
+      assert.equal(listed[0].etag, a.etag, 'the listed ETag is the one the PUT answered, unquoted');
+      // A hole marker over it (If-Match on the listed ETag), then data over the hole marker.
+      const hole = await s.put(key, Buffer.alloc(0), { ifMatch: listed[0].etag as string, metadata: { 's3tgt-writer': 'w1.2' } });
+      await assert.rejects(s.put(key, Buffer.alloc(16), { ifMatch: a.etag }), { kind: 'precondition' });
+      await assert.rejects(s.put(key, Buffer.alloc(16), { ifNoneMatch: '*' }), { kind: 'precondition' }, 'a hole marker is an object');
+      const head = await s.head(key);
+      assert.equal(head?.size, 0);
+      assert.equal(head?.etag, hole.etag);
+      assert.equal(head?.metadata['s3tgt-writer'], 'w1.2');
+      for await (const e of listAll(s, `${p}chunks/`)) assert.deepEqual([e.size, e.etag], [0, hole.etag]);
+      await s.put(key, Buffer.alloc(1024 * 1024, 2), { ifMatch: hole.etag });
+      assert.equal((await s.get(key))?.body[0], 2);
     });
 
     it('copy: server-side, bytes and metadata, independent of its source afterwards; a missing source is null', async () => {

@@ -61,7 +61,7 @@ export class CloneStore implements ObjectStore {
 
   async get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null> {
     const i = this.inheriting(key);
-    if (i === undefined) return this.inner.get(key, range, opts);
+    if (i === undefined || opts?.exactKey) return this.inner.get(key, range, opts);
     const own = await this.inner.get(key, range, opts);
     // Chunk objects are never empty: a zero-length one is a hole marker (a ranged GET of one
     // is answered as an empty body too).
@@ -69,9 +69,10 @@ export class CloneStore implements ObjectStore {
     return this.parent.get(this.parentLayout.chunkKey(i), range, opts);
   }
 
+  /** With `exactKey`: the clone's own object only, a hole marker included (conditional chunk PUTs). */
   async head(key: string, opts?: RequestOptions): Promise<ObjectMeta | null> {
     const i = this.inheriting(key);
-    if (i === undefined) return this.inner.head(key, opts);
+    if (i === undefined || opts?.exactKey) return this.inner.head(key, opts);
     const own = await this.inner.head(key, opts);
     if (own) return own.size === 0 ? null : own;
     return this.parent.head(this.parentLayout.chunkKey(i), opts);
