@@ -6,7 +6,7 @@ import { LunJournal } from '../storage/journal/lun-journal';
 import type { ReplayResult } from '../storage/journal/replay';
 import { replayDecision } from '../storage/journal/replay-policy';
 import type { LunLayout } from '../storage/layout';
-import { Lease, type LeaseTiming } from '../storage/lease';
+import { Lease, type LeaseRecord, type LeaseTiming } from '../storage/lease';
 import type { ObjectStore } from '../storage/object-store';
 import { SnapshotCatalog } from '../storage/snapshots/catalog';
 import { lunDataStore, lunReadStore, type PreservingStore } from '../storage/snapshots/preserving-store';
@@ -34,12 +34,26 @@ export interface OpenLun {
  * (or quarantined: journal-recovery.ts) and, for a journal LUN, the journal attached. Anything
  * that fails after the lease was taken releases it.
  */
-export async function openLun(store: ObjectStore, layout: LunLayout, lun: LunConfig, timing: LeaseTiming, journal?: Journal): Promise<OpenLun> {
+export async function openLun(
+  store: ObjectStore,
+  layout: LunLayout,
+  lun: LunConfig,
+  timing: LeaseTiming,
+  journal?: Journal,
+  /**
+   * How the lease is taken, given what to vouch for: a cluster standby claims the lease it
+   * watched expire (Lease.claim); by default it is acquired (Lease.acquire).
+   */
+  take: (vouch: (previous: LeaseRecord | undefined) => readonly string[]) => Promise<Lease> = (vouch) =>
+    Lease.acquire(store, layout.leaseKey, 'serve', timing, undefined, vouch),
+  /** In a cluster: chunk writes are conditional (fencing by ETag, docs/ha.md) and never offloaded. */
+  conditionalWrites = false,
+): Promise<OpenLun> {
   // The journal's records are keyed by the LUN's UUID, read before the lease (read only) so
   // that the takeover's PUT can vouch for the holders they were written under.
   const early = journal ? await readVolumeInfo(store, layout) : null;
   const recovered = early && journal ? journal.recoveredFor(early.uuid) : [];
-  const lease = await Lease.acquire(store, layout.leaseKey, 'serve', timing, undefined, (previous) => {
+  const lease = await take((previous) => {
     const d = replayDecision(recovered, previous);
     return d.replay ? d.vouches : [];
   });
@@ -70,7 +84,7 @@ export async function openLun(store: ObjectStore, layout: LunLayout, lun: LunCon
         spaceTimeoutMs: 20_000,
       },
       // LUNs of one bucket copy chunks to each other server-side (EXTENDED COPY, ODX).
-      { gate: lease.gate, copyDomain: store.description },
+      conditionalWrites ? { gate: lease.gate, conditionalWrites } : { gate: lease.gate, copyDomain: store.description },
     );
     // The store holds the LUN's size; a larger configured size grows it, a smaller one is
     // ignored with a warning (LUNs never shrink: the data past the new end would be lost).

@@ -3,6 +3,7 @@ import { DEFAULT_TARGET_LIMITS } from '../iscsi/login/params';
 import { IscsiServer } from '../iscsi/server';
 import type { PortalAddress } from '../iscsi/target-entry';
 import { buildRegistry } from '../metrics/registry';
+import { AluaStates } from '../scsi/alua';
 import { DEFAULT_PRODUCT, DEFAULT_VENDOR, PRODUCT_REVISION } from '../scsi/identity';
 import { LogicalUnit } from '../scsi/logical-unit';
 import { ScsiTarget } from '../scsi/target';
@@ -17,26 +18,15 @@ import type { PreservingStore } from '../storage/snapshots/preserving-store';
 import { systemClock } from '../util/clock';
 import { configureLogging, log } from '../util/log';
 import { adminRoutes } from './admin';
+import { clusterRoutes } from './admin-cluster';
+import { bounded } from './bounded';
+import { ClusterLun } from './cluster-lun';
 import { authPolicy, MutableDirectory, targetEntry } from './directory';
 import { HttpEndpoint } from './http-server';
 import { quarantineUnserved } from './journal-recovery';
 import { openLun, openSnapshotLun } from './open-volume';
 import { describeReload, planReload, type ReloadPlan } from './reload';
 import { Backends } from './stores';
-
-/** Waits for `work` at most `ms`; a step that takes longer fails (and keeps running, unobserved). */
-async function bounded(what: string, ms: number, work: Promise<unknown> | undefined): Promise<void> {
-  if (!work) return;
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-  });
-  try {
-    await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** One LUN being served: where it is exported, its volume and its lease. */
 export interface ServedLun {
@@ -61,7 +51,10 @@ export interface ServedLun {
  * configuration at run time (SIGHUP) and grow a LUN online.
  */
 export class Service {
+  /** The LUNs this node serves (in a cluster: those it is active for). */
   readonly luns = new Map<string, ServedLun>();
+  /** In a cluster: every LUN with a lease, active here or standby (docs/ha.md). */
+  readonly clusterLuns = new Map<string, ClusterLun>();
   private readonly targets = new Map<string, ScsiTarget>();
   private readonly directory: MutableDirectory;
   private http: HttpEndpoint | undefined;
@@ -133,8 +126,10 @@ export class Service {
       await backends.open();
       await s.openLuns(config.targets.flatMap((t) => t.luns.map((l) => ({ target: t.iqn, lun: l }))));
       // A snapshot LUN shares its UUID with the LUN it was taken of, whose records it does not replay.
-      const writers = [...s.luns.values()].filter((l) => !l.config.snapshotOf);
-      if (journal) await quarantineUnserved(journal, new Set(writers.map((l) => uuidHex(l.volume.info.uuid))));
+      const writers = [...s.luns.values()].filter((l) => !l.config.snapshotOf).map((l) => l.volume.info.uuid);
+      // A cluster's standby LUNs keep their records: the node may take them over later.
+      for (const c of s.clusterLuns.values()) if (c.lu) writers.push(c.lu.identity.uuid);
+      if (journal) await quarantineUnserved(journal, new Set(writers.map(uuidHex)));
       for (const t of config.targets) s.addTarget(t);
     } catch (e) {
       await s?.http?.close();
@@ -161,6 +156,7 @@ export class Service {
   private async openLuns(list: ReadonlyArray<{ target: string; lun: LunConfig }>): Promise<void> {
     const results = await Promise.allSettled(
       list.map(async ({ target, lun }) => {
+        if (this.config.cluster && !lun.snapshotOf) return this.openClusterLun(target, lun);
         const { backend, layout } = this.backends.for(lun);
         const o = lun.snapshotOf
           ? { volume: await openSnapshotLun(backend.store, layout, lun), lease: undefined, preserving: undefined, replay: undefined }
@@ -198,8 +194,67 @@ export class Service {
     if (failed) throw failed.reason;
   }
 
+  /**
+   * A LUN of a cluster: presented at once, active if this node takes its lease, standby
+   * otherwise; from then on its ClusterLun moves it between the two (docs/ha.md).
+   */
+  private async openClusterLun(target: string, lun: LunConfig): Promise<void> {
+    const cluster = this.config.cluster;
+    if (!cluster) throw new Error('not a cluster');
+    const { backend, layout } = this.backends.for(lun);
+    const groups = cluster.nodes.map((n) => ({ id: n.tpg, node: n.name }));
+    const local = groups.find((g) => g.node === cluster.self.name);
+    if (!local) throw new Error(`node ${cluster.self.name} is not in the cluster`);
+    const s3 = this.config.s3;
+    const c = new ClusterLun({
+      cluster,
+      lun,
+      store: backend.store,
+      layout,
+      timing: this.config.lease,
+      journal: this.journal,
+      clock: systemClock,
+      graceMs: 10_000,
+      flushBoundMs: Math.max(30_000, 2 * ((s3?.retryDeadlineMs ?? 15_000) + (s3?.requestTimeoutMs ?? 10_000))),
+      makeLu: (info, volume) => {
+        const scsi = this.targets.get(target) ?? this.newScsiTarget(target);
+        return new LogicalUnit(
+          lun.lun,
+          volume,
+          { vendor: DEFAULT_VENDOR, product: DEFAULT_PRODUCT, revision: PRODUCT_REVISION, uuid: info.uuid },
+          scsi,
+          new AluaStates(
+            groups,
+            local,
+            groups.find((g) => g.node === lun.preferred),
+          ),
+        );
+      },
+      onActive: (o) => {
+        const lu = c.lu;
+        if (!lu) throw new Error(`LUN ${lun.name}: active without a logical unit`);
+        this.luns.set(lun.name, {
+          target,
+          lun: lun.lun,
+          config: lun,
+          lu,
+          volume: o.volume,
+          lease: o.lease,
+          preserving: o.preserving,
+          replaySeconds: o.replay?.seconds ?? 0,
+          snapshots: 0,
+        });
+      },
+      onInactive: () => this.luns.delete(lun.name),
+    });
+    this.clusterLuns.set(lun.name, c);
+    await c.start();
+    log.info('LUN ready', { target, lun: lun.lun, name: lun.name, role: c.role, active: c.activeNode ?? 'nobody' });
+  }
+
   private newScsiTarget(iqn: string): ScsiTarget {
-    const scsi = new ScsiTarget(iqn);
+    const tpgt = this.config.targets.find((t) => t.iqn === iqn)?.portalGroupTag ?? 1;
+    const scsi = new ScsiTarget(iqn, systemClock, tpgt);
     this.targets.set(iqn, scsi);
     return scsi;
   }
@@ -209,7 +264,8 @@ export class Service {
     const scsi = this.targets.get(t.iqn) ?? this.newScsiTarget(t.iqn);
     for (const l of t.luns) {
       const served = this.luns.get(l.name);
-      if (served && served.target === t.iqn && !scsi.logicalUnits().includes(served.lu)) scsi.addLun(served.lu);
+      const lu = this.clusterLuns.get(l.name)?.lu ?? (served?.target === t.iqn ? served.lu : undefined);
+      if (lu && !scsi.logicalUnits().includes(lu)) scsi.addLun(lu);
     }
     this.directory.set(targetEntry(t, scsi));
   }
@@ -251,6 +307,7 @@ export class Service {
       this.started ? { status: 200, type: 'text/plain', body: 'ok\n' } : { status: 503, type: 'text/plain', body: 'starting\n' },
     );
     adminRoutes(http, this);
+    clusterRoutes(http, this);
     await http.start();
     this.http = http;
   }
@@ -289,6 +346,7 @@ export class Service {
 
   /** Start failed: nothing was written yet, so the LUNs close and their leases go. */
   private async closeLuns(): Promise<void> {
+    for (const c of this.clusterLuns.values()) await c.stop();
     for (const s of this.luns.values()) {
       await s.volume.close().catch(() => undefined);
       await s.lease?.release();
@@ -310,6 +368,9 @@ export class Service {
       const quiet = await this.server.quiesce(graceMs);
       if (!quiet) log.warn('commands still running at shutdown; aborting them');
       this.server.closeAll('shutdown');
+      // Cluster LUNs stop watching their leases (no takeover during shutdown); the active
+      // ones are closed below like any other, their leases released for the other node.
+      for (const c of this.clusterLuns.values()) await bounded(`stopping the watch of LUN ${c.name}`, graceMs, c.stop()).catch(() => undefined);
       let failed: unknown;
       for (const [name, s] of this.luns) {
         try {
@@ -318,7 +379,9 @@ export class Service {
           if (s.lease?.state === 'suspended') await s.lease.regain(graceMs);
           await bounded(`flushing LUN ${name}`, flushBoundMs, s.volume.close());
           log.info('LUN flushed and closed', { name });
-          await bounded(`releasing the lease of LUN ${name}`, graceMs, s.lease?.release());
+          // A cluster node hands its LUNs to another node, which takes them at once.
+          const heir = this.config.cluster?.nodes.find((n) => n.name !== this.config.cluster?.self.name)?.name;
+          await bounded(`releasing the lease of LUN ${name}`, graceMs, s.lease?.release(this.clusterLuns.has(name) ? heir : undefined));
         } catch (e) {
           log.error('LUN could not be flushed at shutdown; its lease is kept until it expires', { name, error: (e as Error).message });
           failed ??= e;

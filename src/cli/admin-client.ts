@@ -1,4 +1,4 @@
-import type { Config } from '../config/config';
+import type { Config, PortalConfig } from '../config/config';
 import { CliError } from './errors';
 
 export interface AdminAnswer {
@@ -10,8 +10,13 @@ export interface AdminAnswer {
  * A POST to the running server's admin endpoint (loopback), bounded by `timeoutMs`. Undefined
  * when no server listens there (the command then runs offline, under the LUN's lease).
  */
-export async function adminPost(config: Config, path: string, timeoutMs: number): Promise<AdminAnswer | undefined> {
-  const at = config.metrics.listen;
+export async function adminPost(
+  config: Config,
+  path: string,
+  timeoutMs: number,
+  /** Another node's admin endpoint (a cluster's `lun move`); by default this server's. */
+  at: PortalConfig | undefined = config.metrics.listen,
+): Promise<AdminAnswer | undefined> {
   if (!at) return undefined;
   const host = at.host === '0.0.0.0' || at.host === '::' ? '127.0.0.1' : at.host;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${at.port}${path}`;

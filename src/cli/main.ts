@@ -12,6 +12,7 @@ import { CliError } from './errors';
 import { exportImage, importImage } from './image';
 import { formatStatus, journalDiscard, journalExport, journalStatus } from './journal';
 import { formatInfo, formatList, lunCreate, lunDelete, lunResize, lunStatus } from './lun';
+import { lunMove } from './move';
 import { formatSnapshots, snapshotCreate, snapshotDelete, snapshotList, snapshotRestore } from './snapshot';
 
 /** Exit codes (documented in the README). */
@@ -164,6 +165,17 @@ function hydrated(name: string, r: Awaited<ReturnType<typeof lunHydrate>>): stri
   if (r === 'started') return `hydrating "${name}" in the server, in the background: "s3tgt lun info ${name}" says "clone of" until it is done`;
   return `hydrated "${name}": ${r.copied} chunks copied; it no longer depends on its snapshot`;
 }
+
+lun
+  .command('move')
+  .description('cluster: hand a LUN over to another node at a barrier (flush, then the node named takes its lease at once)')
+  .argument('<name>', 'LUN name')
+  .argument('<node>', 'the node to move it to')
+  .addOption(configOption())
+  .action(async (name: string, node: string, opts: { config: string }) => {
+    const r = await lunMove(configFor(opts.config), name, node);
+    process.stdout.write(`moved "${name}" from node ${r.from} to node ${r.to} (${r.seconds.toFixed(2)} s to hand over)\n`);
+  });
 
 lun
   .command('hydrate')

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { validCidr } from '../iscsi/acl';
 import { validLunName } from '../storage/layout';
+import { type ClusterConfig, parseCluster } from './cluster';
 import { ConfigError } from './errors';
 import { Locator, Reader } from './reader';
 
@@ -41,6 +42,8 @@ export interface LunConfig {
    * snapshot's; `size` is not given). Its `name` is the entry's own.
    */
   readonly snapshotOf?: { readonly lun: string; readonly snapshot: string };
+  /** In a cluster: the node that takes the LUN when both are up (spreads LUNs over nodes). */
+  readonly preferred?: string;
 }
 
 /** The server's local journal (docs/journal.md). */
@@ -115,6 +118,8 @@ export interface Config {
   /** Single-writer lease of every LUN (see src/storage/lease.ts). */
   readonly lease: { readonly ttlMs: number; readonly renewEveryMs: number; readonly marginMs: number };
   readonly journal: JournalConfig | undefined;
+  /** HA (docs/ha.md): the nodes that present these targets together. */
+  readonly cluster: ClusterConfig | undefined;
   readonly targets: readonly TargetConfig[];
 }
 
@@ -140,7 +145,7 @@ export function parseConfig(text: string, file: string): Config {
     throw new ConfigError(file, pos?.line, pos?.col, '', `YAML syntax: ${e.message.split('\n')[0]}`);
   }
   const root = new Reader(new Locator(file, doc, lines), [], doc.toJS() ?? {});
-  root.object(['portals', 'dataDir', 's3', 'lease', 'journal', 'metrics', 'log', 'iscsi', 'auth', 'discovery', 'targets']);
+  root.object(['portals', 'dataDir', 's3', 'lease', 'journal', 'metrics', 'log', 'iscsi', 'auth', 'discovery', 'cluster', 'targets']);
   const baseDir = path.dirname(path.resolve(file));
   const portals = root.get('portals').array().map(parsePortal);
   const auth = root.get('auth');
@@ -157,6 +162,10 @@ export function parseConfig(text: string, file: string): Config {
   checkUnique(root, targets);
   const s3 = parseS3(root.get('s3'));
   const journal = parseJournal(root.get('journal'), baseDir);
+  const cluster = parseCluster(root.get('cluster'), parsePortal);
+  if (cluster) checkCluster(root, cluster, targets);
+  // A node's portals form one portal group, whose tag is the node's target port group.
+  const served = cluster ? targets.map((t) => ({ ...t, portalGroupTag: cluster.self.tpg })) : targets;
   targets.forEach((t, ti) => {
     t.luns.forEach((l, li) => {
       const lunR = root.get('targets').at(ti).get('luns').at(li);
@@ -171,7 +180,8 @@ export function parseConfig(text: string, file: string): Config {
   });
   return {
     file,
-    portals: portals.length > 0 ? portals : [{ host: '127.0.0.1', port: 3260 }],
+    // A cluster node listens where the cluster says it does.
+    portals: cluster ? cluster.self.portals : portals.length > 0 ? portals : [{ host: '127.0.0.1', port: 3260 }],
     dataDir: path.resolve(baseDir, root.get('dataDir').string('./data')),
     s3,
     log: parseLog(root.get('log')),
@@ -179,9 +189,37 @@ export function parseConfig(text: string, file: string): Config {
     lease: parseLease(root.get('lease')),
     journal,
     discovery: { chap: disc.present ? parseChap(disc.get('chap')) : undefined },
-    metrics: parseMetrics(root.get('metrics')),
-    targets,
+    metrics: cluster ? { listen: cluster.self.admin } : parseMetrics(root.get('metrics')),
+    cluster,
+    targets: served,
   };
+}
+
+/**
+ * A cluster node's portals and admin endpoint are its node entry's (one place to change), and
+ * every LUN's preferred node is one of the nodes. Journal LUNs replicate their records to the
+ * other nodes (docs/ha.md), which needs their addresses and the secret.
+ */
+function checkCluster(root: Reader, cluster: ClusterConfig, targets: readonly TargetConfig[]): void {
+  if (root.get('portals').present)
+    root.get('portals').fail('in a cluster the portals are the node\'s (cluster.nodes[].portals): drop "portals"', 'key');
+  if (root.get('metrics').present)
+    root.get('metrics').fail('in a cluster the metrics endpoint is the node\'s "admin" address: drop "metrics"', 'key');
+  targets.forEach((t, ti) => {
+    const tpgt = root.get('targets').at(ti).get('portalGroupTag');
+    if (tpgt.present) tpgt.fail('in a cluster the portal group tag is the node\'s tpg: drop "portalGroupTag"', 'key');
+    t.luns.forEach((l, li) => {
+      const lunR = root.get('targets').at(ti).get('luns').at(li);
+      if (l.snapshotOf && l.preferred !== undefined)
+        lunR.get('preferred').fail('a snapshot LUN is read-only and served by every node: drop "preferred"');
+      if (l.preferred !== undefined && !cluster.nodes.some((n) => n.name === l.preferred)) {
+        lunR.get('preferred').fail(`"${l.preferred}" is not a node of the cluster (${cluster.nodes.map((n) => n.name).join(', ')})`);
+      }
+      if (l.journal && (!cluster.secret || cluster.nodes.some((n) => !n.replication))) {
+        lunR.get('cache').fail('a journal LUN in a cluster replicates its records: every node needs "replication" and the cluster a "secret"');
+      }
+    });
+  });
 }
 
 function parsePortal(r: Reader): PortalConfig {
@@ -243,7 +281,7 @@ function parseMetrics(r: Reader): Config['metrics'] {
 }
 
 function parseLease(r: Reader): Config['lease'] {
-  if (r.present) r.object(['ttl', 'renewInterval']);
+  if (r.present) r.object(['ttl', 'renewInterval', 'margin']);
   const ttlR = r.present ? r.get('ttl') : undefined;
   const ttlMs = ttlR ? ttlR.duration(20_000) : 20_000;
   const renewR = r.present ? r.get('renewInterval') : undefined;
@@ -251,7 +289,10 @@ function parseLease(r: Reader): Config['lease'] {
   // A holder suspends its writes after ttl/2 without a renewal: it must get several tries.
   if (renewEveryMs * 3 > ttlMs / 2) (renewR ?? ttlR ?? r).fail('lease.renewInterval must be at most a sixth of lease.ttl');
   if (ttlMs < 2_000) ttlR?.fail('lease.ttl must be at least 2s');
-  return { ttlMs, renewEveryMs, marginMs: Math.max(1_000, Math.round(ttlMs / 4)) };
+  const marginR = r.present ? r.get('margin') : undefined;
+  const marginMs = marginR?.present ? marginR.duration(1_000) : Math.max(1_000, Math.round(ttlMs / 4));
+  if (marginMs < 500) marginR?.fail('lease.margin must be at least 500ms');
+  return { ttlMs, renewEveryMs, marginMs };
 }
 
 function parseLog(r: Reader): Config['log'] {
@@ -368,7 +409,7 @@ function parseTarget(r: Reader, defaultChap: ChapConfig | undefined): TargetConf
 }
 
 function parseLun(r: Reader): LunConfig {
-  r.object(['lun', 'name', 'store', 'size', 'blockSize', 'cache', 'readOnly', 'snapshot']);
+  r.object(['lun', 'name', 'store', 'size', 'blockSize', 'cache', 'readOnly', 'snapshot', 'preferred']);
   const nameR = r.get('name');
   const name = nameR.string();
   if (!validLunName(name)) nameR.fail(`"${name}" is not a valid LUN name (letters, digits, . _ -; up to 63)`);
@@ -406,6 +447,7 @@ function parseLun(r: Reader): LunConfig {
     flushDelayMs: cache.present ? cache.get('flushDelay').duration(200) : 200,
     readOnly: snapshotOf !== undefined || r.get('readOnly').bool(false),
     ...(snapshotOf ? { snapshotOf } : {}),
+    ...(r.get('preferred').present ? { preferred: r.get('preferred').string() } : {}),
   };
 }
 

@@ -12,7 +12,8 @@ export function buildNexus(initiatorName: string, isid: Buffer, targetIqn: strin
     initiatorPort,
     initiatorName,
     targetPort,
-    relativeTargetPortId: 1,
+    // One target port per portal group: its relative port id is the TPGT (VPD 83h agrees).
+    relativeTargetPortId: tpgt,
     transportId: iscsiTransportId(initiatorName, isid),
   };
 }

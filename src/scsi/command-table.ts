@@ -1,4 +1,5 @@
 import type { Command } from './command';
+import { REPORT_TARGET_PORT_GROUPS } from './commands/alua';
 import { REPORT_LUNS, REQUEST_SENSE, SYNCHRONIZE_CACHE_10, SYNCHRONIZE_CACHE_16, TEST_UNIT_READY } from './commands/basic';
 import { READ_CAPACITY_10, READ_CAPACITY_16 } from './commands/capacity';
 import { COMPARE_AND_WRITE } from './commands/compare-and-write';
@@ -32,6 +33,7 @@ export const COMMANDS: readonly Command<LogicalUnit>[] = [
   PERSISTENT_RESERVE_IN,
   PERSISTENT_RESERVE_OUT,
   reportSupportedOpcodes(() => COMMANDS),
+  REPORT_TARGET_PORT_GROUPS,
   REPORT_SUPPORTED_TMF,
   ...DEVICE_COMMANDS,
   READ_CAPACITY_10,

@@ -82,6 +82,11 @@ export interface CommandDef<L, D extends Decoded> {
   readonly skipsUnitAttention?: boolean;
   /** Runs on a LUN that does not exist (INQUIRY, REPORT LUNS, REQUEST SENSE). */
   readonly anyLun?: boolean;
+  /**
+   * Runs through a port in the standby or transitioning ALUA state (SPC-5 r20 §5.16.2.4.4):
+   * commands that do not touch the medium nor change state kept by the active node.
+   */
+  readonly inStandby?: boolean;
   /** Nominal timeout in seconds for the timeouts descriptor (SPC-5 §6.35.4). */
   readonly timeout?: number;
   decode(cdb: Buffer, lu: L): D;

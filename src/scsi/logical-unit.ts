@@ -1,4 +1,5 @@
 import type { Volume } from '../storage/volume';
+import type { AluaStates } from './alua';
 import { CommandStats } from './command-stats';
 import type { LuIdentity } from './identity';
 import { ModePages } from './mode/mode-pages';
@@ -17,6 +18,8 @@ export interface TargetPortInfo {
   logicalUnits(): LogicalUnit[];
   /** ODX's ROD tokens: one made on a LU of the target may be used on any other. */
   readonly rodTokens: RodTokens;
+  /** RELATIVE TARGET PORT IDENTIFIER of the port (this node's TPGT; VPD 83h, RTPG). */
+  readonly relativePortId: number;
 }
 
 /**
@@ -31,18 +34,35 @@ export class LogicalUnit {
   readonly stats = new CommandStats();
   /** Told of every change to the medium, whichever command makes it (ODX cancels tokens). */
   readonly writes = new WriteWatch();
-  /** The volume every command uses: `backing`, with each change reported to `writes`. */
-  readonly volume: WatchedVolume;
+  private current: WatchedVolume;
 
   constructor(
     readonly lun: number,
     backing: Volume,
     readonly identity: LuIdentity,
     readonly target: TargetPortInfo,
+    /** In a cluster: the LU's asymmetric access states (undefined: TPGS 00b, one port). */
+    readonly alua?: AluaStates,
   ) {
-    this.volume = new WatchedVolume(backing, this.writes);
+    this.current = new WatchedVolume(backing, this.writes);
     this.mode = new ModePages(this);
     this.reservations = new Reservations(this);
+  }
+
+  /**
+   * The volume every command uses: the backing volume, with each change reported to
+   * `writes`. A command keeps the volume it started with.
+   */
+  get volume(): WatchedVolume {
+    return this.current;
+  }
+
+  /**
+   * A cluster node switches the LU between the LUN's volume (active) and a stand-in that
+   * holds no lease (standby, docs/ha.md); commands that were running keep the old one.
+   */
+  attach(backing: Volume): void {
+    this.current = new WatchedVolume(backing, this.writes);
   }
 
   get blockSize(): number {

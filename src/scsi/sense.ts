@@ -50,11 +50,17 @@ export const SENSE_TABLE = {
   MediumMayHaveChanged: { key: SenseKey.UnitAttention, asc: 0x28, ascq: 0x00 },
   CommandsClearedByAnotherInitiator: { key: SenseKey.UnitAttention, asc: 0x2f, ascq: 0x00 },
   ReportedLunsDataChanged: { key: SenseKey.UnitAttention, asc: 0x3f, ascq: 0x0e },
+  // SPC-5 r20 §5.16.2.6: every implicit ALUA transition, to every I_T nexus (multipath re-reads RTPG).
+  AsymmetricAccessStateChanged: { key: SenseKey.UnitAttention, asc: 0x2a, ascq: 0x06 },
   // NOT READY: a transient backend outage. Linux, Windows and ESXi retry 04/01 with a delay, and
   // none of them treats it as a permanent device loss (unlike 05/25/00).
   BackendUnavailable: { key: SenseKey.NotReady, asc: 0x04, ascq: 0x01 },
   // The LUN lost its single-writer lease: it must stop writing until an admin intervenes.
   LeaseLost: { key: SenseKey.NotReady, asc: 0x04, ascq: 0x03 },
+  // SPC-5 r20 §5.16.2.4.4 / §5.16.2.4.5: media access through a standby port, or while the
+  // LUN moves between nodes. Multipath sends it down the active path, or retries (04/0A).
+  LunStandby: { key: SenseKey.NotReady, asc: 0x04, ascq: 0x0b },
+  LunTransitioning: { key: SenseKey.NotReady, asc: 0x04, ascq: 0x0a },
   // MEDIUM ERROR
   UnrecoveredReadError: { key: SenseKey.MediumError, asc: 0x11, ascq: 0x00 },
   WriteError: { key: SenseKey.MediumError, asc: 0x0c, ascq: 0x00 },

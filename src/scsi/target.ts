@@ -72,6 +72,8 @@ export class ScsiTarget implements TargetPortInfo {
   constructor(
     readonly iqn: string,
     clock: Clock = systemClock,
+    /** The port's RELATIVE TARGET PORT IDENTIFIER: its TPGT (a cluster node's tpg). */
+    readonly relativePortId = 1,
   ) {
     this.rodTokens = new RodTokens(clock);
   }
@@ -315,6 +317,13 @@ class LuTask implements ScsiTask {
     }
     if (this.decodeError !== undefined) throw this.decodeError;
     if (!this.command || !this.prepared) throw new ScsiError('InvalidOpcode');
+    // SPC-5 r20 §5.16.2.4: only commands that leave the medium alone run through a port that
+    // is not active for the LUN (LIO checks this before reservations too).
+    if (lu.alua && !this.command.def.inStandby) {
+      const state = lu.alua.localState;
+      if (state === 'standby') throw new ScsiError('LunStandby');
+      if (state === 'transitioning') throw new ScsiError('LunTransitioning');
+    }
     lu.reservations.check(nexus, this.command.def);
     let joined: Buffer | undefined;
     const ctx: CommandContext<LogicalUnit> = {

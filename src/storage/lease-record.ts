@@ -22,6 +22,13 @@ export interface LeaseRecord {
    * them, directly or through a chain of such holders): their records may still be replayed.
    */
   readonly vouches?: readonly string[];
+  /** The cluster node of the holder (docs/ha.md): its target port group is the active one. */
+  readonly node?: string;
+  /**
+   * Set by a holder that handed the LUN over (`lun move`) in its last write: the node named
+   * may take the lease at once; anyone else waits for it to expire as usual.
+   */
+  readonly handoverTo?: string;
 }
 
 /** Parses and checks a lease object, like volume.json: a clear error naming the key and field. */
@@ -39,6 +46,8 @@ export function parseLeaseRecord(body: Buffer, key: string): LeaseRecord {
     renewedAt: r.get('renewedAt').str(),
     ttlMs: r.get('ttlMs').int(),
     generation: r.get('generation').int(),
+    ...(r.get('node').present ? { node: r.get('node').str() } : {}),
+    ...(r.get('handoverTo').present ? { handoverTo: r.get('handoverTo').str() } : {}),
     ...(r.get('vouches').present
       ? {
           vouches: r

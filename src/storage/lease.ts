@@ -47,7 +47,13 @@ export type LeaseState = 'held' | 'suspended' | 'lost' | 'released';
  */
 const LEASE_OBJECT: WriteGuard = { admit: () => new AbortController().signal };
 
-type Base = Omit<LeaseRecord, 'renewedAt' | 'generation' | 'vouches'> & { vouches?: readonly string[] };
+type Base = Omit<LeaseRecord, 'renewedAt' | 'generation' | 'vouches' | 'handoverTo'> & { vouches?: readonly string[] };
+
+/** What a cluster standby saw of a lease before it decided to take it (docs/ha.md). */
+export interface SeenLease {
+  readonly etag: string;
+  readonly record: LeaseRecord | undefined;
+}
 
 const CONTROL = { lane: 'control' } as const;
 
@@ -83,6 +89,20 @@ export class Lease {
     readonly previous: LeaseRecord | undefined,
   ) {
     this.gate = new WriteGate(env.clock, key.replace(/\/lease\.json$/, ''), sentAt + timing.ttlMs / 2);
+    this.gate.holderCheck = () => this.stillOurs();
+  }
+
+  /** Whether the lease object in the store names this holder now (a GET; throws if it cannot tell). */
+  private async stillOurs(): Promise<boolean> {
+    if (this.released || this.gate.state === 'fenced') return false;
+    const cur = await this.store.get(this.key, undefined, requestBounds(this.timing));
+    if (!cur) return false;
+    try {
+      const rec = parseLeaseRecord(cur.body, this.key);
+      return rec.holder === this.base.holder && rec.handoverTo === undefined;
+    } catch {
+      return false;
+    }
   }
 
   get holder(): string {
@@ -113,18 +133,11 @@ export class Lease {
      * `previous` on the Lease is the record its final, successful attempt took over.
      */
     vouch: (previous: LeaseRecord | undefined) => readonly string[] = () => [],
+    /** The cluster node taking it, recorded for the other nodes' ALUA states. */
+    node?: string,
   ): Promise<Lease> {
     const { clock, identity: me } = env;
-    const base: Base = {
-      holder: randomUUID(),
-      purpose,
-      host: me.host,
-      ...(me.bootId ? { bootId: me.bootId } : {}),
-      pid: me.pid,
-      ...(me.pidStart ? { pidStart: me.pidStart } : {}),
-      acquiredAt: new Date().toISOString(),
-      ttlMs: timing.ttlMs,
-    };
+    const base = newBase(purpose, timing, me, node);
     let previous: LeaseRecord | undefined;
     const start = (etag: string, sentAt: number): Lease => new Lease(store, key, base, etag, timing, env, sentAt, previous).startRenewing();
     const withVouches = (prev: LeaseRecord | undefined): void => {
@@ -172,6 +185,42 @@ export class Lease {
       }
     }
     throw new LeaseError('could not take the LUN lease');
+  }
+
+  /**
+   * A cluster standby takes a lease it has decided on (docs/ha.md): absent (`seen` null),
+   * expired (unchanged for TTL + margin as the standby watched it on its own clock) or handed
+   * over to this node. One conditional PUT, which fails with a LeaseError if anyone changed
+   * the lease since `seen` (its holder renewed it, or another node was faster).
+   */
+  static async claim(
+    store: ObjectStore,
+    key: string,
+    seen: SeenLease | null,
+    node: string,
+    timing: LeaseTiming,
+    vouch: (previous: LeaseRecord | undefined) => readonly string[],
+    env: LeaseEnv = SYSTEM_ENV,
+  ): Promise<Lease> {
+    const base = newBase('serve', timing, env.identity, node);
+    const v = vouch(seen?.record);
+    if (v.length > 0) base.vouches = [...v];
+    const sentAt = env.clock.now();
+    const start = (etag: string): Lease => new Lease(store, key, base, etag, timing, env, sentAt, seen?.record).startRenewing();
+    try {
+      const { etag } = await store.put(key, body(base, 0), {
+        ...(seen ? { ifMatch: seen.etag } : { ifNoneMatch: '*' as const }),
+        lane: 'control',
+        guard: LEASE_OBJECT,
+      });
+      if (seen) log.warn('took over the LUN lease', { key, previous: describeHolder(seen.record) });
+      return start(etag);
+    } catch (e) {
+      if (!isStorageError(e, 'precondition')) throw e;
+      const mine = await landed(store, key, base.holder, 0, CONTROL);
+      if (mine) return start(mine);
+      throw new LeaseError('the LUN lease changed before it could be taken (its holder renewed it, or another node took it)');
+    }
   }
 
   private startRenewing(): this {
@@ -245,8 +294,12 @@ export class Lease {
     return this.state === 'held';
   }
 
-  /** Gives the lease up (after the final flush), so a successor need not wait for expiry. */
-  async release(): Promise<void> {
+  /**
+   * Gives the lease up (after the final flush), so a successor need not wait for expiry.
+   * `handoverTo` (a cluster's `lun move`): instead of deleting the lease, its last write names
+   * the node that may take it at once; the other nodes keep waiting for it to expire.
+   */
+  async release(handoverTo?: string): Promise<void> {
     if (this.released) return;
     this.released = true;
     this.timer?.cancel();
@@ -254,6 +307,14 @@ export class Lease {
     await this.renewing;
     if (this.gate.state === 'fenced') return;
     try {
+      if (handoverTo) {
+        await this.store.put(this.key, body(this.base, this.generation + 1, handoverTo), {
+          ifMatch: this.etag,
+          ...requestBounds(this.timing),
+          guard: LEASE_OBJECT,
+        });
+        return;
+      }
       const cur = await this.store.head(this.key, requestBounds(this.timing));
       if (cur?.etag === this.etag) await this.store.delete(this.key, { ...requestBounds(this.timing), guard: LEASE_OBJECT });
     } catch (e) {
@@ -271,8 +332,22 @@ function requestBounds(t: LeaseTiming): { lane: 'control'; attemptTimeoutMs: num
   return { lane: 'control', attemptTimeoutMs: Math.max(250, Math.round(t.ttlMs / 4)), retryDeadlineMs: Math.round(t.ttlMs / 3) };
 }
 
-function body(base: Base, generation: number): Buffer {
-  return Buffer.from(JSON.stringify({ ...base, renewedAt: new Date().toISOString(), generation }));
+function newBase(purpose: string, timing: LeaseTiming, me: HostIdentity, node: string | undefined): Base {
+  return {
+    holder: randomUUID(),
+    purpose,
+    host: me.host,
+    ...(me.bootId ? { bootId: me.bootId } : {}),
+    pid: me.pid,
+    ...(me.pidStart ? { pidStart: me.pidStart } : {}),
+    acquiredAt: new Date().toISOString(),
+    ttlMs: timing.ttlMs,
+    ...(node ? { node } : {}),
+  };
+}
+
+function body(base: Base, generation: number, handoverTo?: string): Buffer {
+  return Buffer.from(JSON.stringify({ ...base, renewedAt: new Date().toISOString(), generation, ...(handoverTo ? { handoverTo } : {}) }));
 }
 
 /** Watches the lease for TTL + margin; true as soon as its ETag changes (its holder renews). */

@@ -58,6 +58,8 @@ export interface TargetOptions {
   readonly node?: string;
   /** Log level of the target process (default debug: the output helps when a test fails). */
   readonly logLevel?: string;
+  /** The whole configuration, instead of the one built here (a cluster node's: harness/cluster.ts). */
+  readonly configYaml?: (t: TargetProcess) => string;
 }
 
 /** A real s3tgt process on a free loopback port, with its own config and data directory. */
@@ -108,7 +110,8 @@ export class TargetProcess {
         size: 1GiB`;
     writeFileSync(
       this.configFile,
-      `portals: ["127.0.0.1:${this.port}"]
+      this.opts.configYaml?.(this) ??
+        `portals: ["127.0.0.1:${this.port}"]
 dataDir: ${this.opts.dataDir ?? path.join(this.dir, 'data')}
 log: { level: ${this.opts.logLevel ?? 'debug'}, format: text }
 metrics: { listen: "127.0.0.1:${this.metricsPort}" }

@@ -16,8 +16,9 @@ export interface TestcuScore {
  * printed [SKIPPED] and then passed counts as skipped (the target did not offer the feature),
  * a test that never reached its verdict counts as failed.
  */
-export async function runTestcu(url: string, tests = 'ALL', timeoutMs = 900_000): Promise<TestcuScore> {
-  const r = await run('iscsi-test-cu', ['-d', '-v', '-t', tests, url], { timeoutMs });
+export async function runTestcu(url: string, tests = 'ALL', timeoutMs = 900_000, multipathUrl?: string): Promise<TestcuScore> {
+  // A second URL (the same LUN through another portal) runs the MultipathIO family.
+  const r = await run('iscsi-test-cu', ['-d', '-v', '-t', tests, url, ...(multipathUrl ? [multipathUrl] : [])], { timeoutMs });
   const raw = `${r.stdout}\n${r.stderr}`;
   const results = new Map<string, { status: TestStatus; notes: string[] }>();
   // Walk the "Suite:" and "  Test: name ..." markers; what follows a test marker up to the

@@ -8,6 +8,7 @@ import { buildSense } from '../sense';
 /** SPC-5 §6.47: TEST UNIT READY. */
 export const TEST_UNIT_READY: Command<LogicalUnit> = defineCommand({
   name: 'TEST UNIT READY',
+  inStandby: true,
   opcode: 0x00,
   cdbLength: 6,
   usage: [0x00, 0, 0, 0, 0, 0x00],
@@ -45,6 +46,7 @@ export function reportLuns(luns: readonly number[], select: number, allocationLe
 
 export const REPORT_LUNS: Command<LogicalUnit> = defineCommand({
   name: 'REPORT LUNS',
+  inStandby: true,
   opcode: 0xa0,
   cdbLength: 12,
   usage: [0xa0, 0x00, 0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00],
@@ -59,6 +61,7 @@ export const REPORT_LUNS: Command<LogicalUnit> = defineCommand({
 /** SPC-5 §6.39: REQUEST SENSE. Reports (and clears) a pending unit attention, else NO SENSE. */
 export const REQUEST_SENSE: Command<LogicalUnit> = defineCommand({
   name: 'REQUEST SENSE',
+  inStandby: true,
   opcode: 0x03,
   cdbLength: 6,
   usage: [0x03, 0x01, 0, 0, 0xff, 0x00],

@@ -7,6 +7,7 @@ import { PROVISIONING } from './vpd';
 /** SBC-4 §5.20: READ CAPACITY(10). */
 export const READ_CAPACITY_10: Command<LogicalUnit> = defineCommand({
   name: 'READ CAPACITY(10)',
+  inStandby: true,
   opcode: 0x25,
   cdbLength: 10,
   usage: [0x25, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x01, 0x00],
@@ -41,6 +42,7 @@ export function readCapacity16Data(lu: LogicalUnit): Buffer {
 /** SERVICE ACTION IN(16) / READ CAPACITY(16), service action 10h. */
 export const READ_CAPACITY_16: Command<LogicalUnit> = defineCommand({
   name: 'READ CAPACITY(16)',
+  inStandby: true,
   opcode: 0x9e,
   serviceAction: 0x10,
   cdbLength: 16,

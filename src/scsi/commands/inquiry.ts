@@ -13,15 +13,18 @@ const VERSION_DESCRIPTORS = [
   0x04c0, // SBC-3 (no version claimed)
 ];
 
-/** SPC-5 §6.7.2: standard INQUIRY data. `present` false gives peripheral qualifier 011b. */
-export function standardInquiry(identity: Pick<LuIdentity, 'vendor' | 'product' | 'revision'>, present: boolean): Buffer {
+/**
+ * SPC-5 §6.7.2: standard INQUIRY data. `present` false gives peripheral qualifier 011b;
+ * `alua` reports implicit asymmetric access (TPGS 01b, SPC-5 r20 §5.16.2.1) in a cluster.
+ */
+export function standardInquiry(identity: Pick<LuIdentity, 'vendor' | 'product' | 'revision'>, present: boolean, alua = false): Buffer {
   const d = Buffer.alloc(96);
   d[0] = present ? 0x00 : 0x7f; // PERIPHERAL QUALIFIER | DEVICE TYPE (00h direct access block)
   d[1] = 0x00; // RMB = 0: not removable
   d[2] = 0x06; // VERSION: SPC-4
   d[3] = 0x12; // HISUP = 1, RESPONSE DATA FORMAT = 2
   d[4] = d.length - 5; // ADDITIONAL LENGTH
-  d[5] = 0x08; // 3PC: EXTENDED COPY is supported; SCCS, ACC, TPGS = 00b (no ALUA), PROTECT zero
+  d[5] = 0x08 | (alua ? 0x10 : 0); // 3PC: EXTENDED COPY is supported; SCCS, ACC zero; TPGS 01b (implicit) or 00b; PROTECT zero
   d[6] = 0x00;
   d[7] = 0x02; // CMDQUE: full task management model
   asciiField(identity.vendor, 8).copy(d, 8);
@@ -51,6 +54,7 @@ export function decodeInquiry(cdb: Buffer): InquiryRequest {
 
 export const INQUIRY: Command<LogicalUnit> = defineCommand({
   name: 'INQUIRY',
+  inStandby: true,
   opcode: 0x12,
   cdbLength: 6,
   usage: [0x12, 0x01, 0xff, 0xff, 0xff, 0x00],
@@ -60,7 +64,7 @@ export const INQUIRY: Command<LogicalUnit> = defineCommand({
   anyLun: true,
   decode: (cdb) => decodeInquiry(cdb),
   execute({ lu }, r) {
-    if (!r.evpd) return truncate(standardInquiry(lu.identity, true), r.allocationLength);
+    if (!r.evpd) return truncate(standardInquiry(lu.identity, true, lu.alua !== undefined), r.allocationLength);
     const page = VPD_PAGES.find((p) => p.code === r.page);
     if (!page) throw invalidCdbField(2);
     return truncate(vpdPage(r.page, page.build(lu)), r.allocationLength);

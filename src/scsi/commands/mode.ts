@@ -87,6 +87,7 @@ function modeSense(name: string, opcode: number, ten: boolean): Command<LogicalU
     cdbLength: ten ? 10 : 6,
     usage: ten ? [opcode, 0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, 0x00] : [opcode, 0x08, 0xff, 0xff, 0xff, 0x00],
     reservation: 'allowed',
+    inStandby: true,
     decode: (cdb) => decodeModeSense(cdb, ten),
     execute: ({ lu }, r) => truncate(modeSenseData(lu, r), r.allocationLength),
   });

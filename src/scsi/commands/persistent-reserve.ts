@@ -27,6 +27,9 @@ export const PERSISTENT_RESERVE_IN: Command<LogicalUnit> = defineCommand({
   cdbLength: 10,
   usage: [0x5e, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, 0x00],
   reservation: 'allowed',
+  // SPC-5 r20 §5.16.2.4.4: PERSISTENT RESERVE IN works through a standby port. There the
+  // state is read from the store, where the active node writes every change (docs/ha.md).
+  inStandby: true,
   decode(cdb) {
     checkControlByte(cdb.subarray(0, 10));
     const action = cdb[1] & 0x1f;
@@ -34,8 +37,9 @@ export const PERSISTENT_RESERVE_IN: Command<LogicalUnit> = defineCommand({
     const allocationLength = be.u16(cdb, 7);
     return { action, allocationLength, dataOutLength: 0, transferLength: allocationLength };
   },
-  execute({ lu }, r) {
+  async execute({ lu }, r) {
     const pr = lu.reservations;
+    if (lu.alua && lu.alua.localState !== 'active-optimized') await pr.load();
     let data: Buffer;
     switch (r.action) {
       case PrIn.ReadKeys: {

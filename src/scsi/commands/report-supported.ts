@@ -21,6 +21,7 @@ const DEFAULT_TIMEOUT_S = 30;
 export function reportSupportedOpcodes(all: () => readonly Command<LogicalUnit>[]): Command<LogicalUnit> {
   return defineCommand({
     name: 'REPORT SUPPORTED OPERATION CODES',
+    inStandby: true,
     opcode: 0xa3,
     serviceAction: 0x0c,
     cdbLength: 12,
@@ -85,6 +86,7 @@ export function reportSupportedOpcodes(all: () => readonly Command<LogicalUnit>[
 /** SPC-5 §6.36: REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS (what src/scsi/target.ts implements). */
 export const REPORT_SUPPORTED_TMF: Command<LogicalUnit> = defineCommand({
   name: 'REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS',
+  inStandby: true,
   opcode: 0xa3,
   serviceAction: 0x0d,
   cdbLength: 12,

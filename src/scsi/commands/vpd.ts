@@ -96,11 +96,15 @@ export function targetDeviceDesignator(iqn: string): Buffer {
 function deviceIdentification(lu: LogicalUnit): Buffer {
   const t10 = Buffer.concat([Buffer.from(lu.identity.vendor.padEnd(8, ' ').slice(0, 8), 'ascii'), Buffer.from(serialOf(lu.identity.uuid), 'ascii')]);
   const relPort = Buffer.alloc(4);
-  relPort.writeUInt16BE(1, 2);
+  relPort.writeUInt16BE(lu.target.relativePortId, 2);
+  const group = Buffer.alloc(4);
+  if (lu.alua) group.writeUInt16BE(lu.alua.local.id, 2);
   return Buffer.concat([
     designator(1, false, 0, 3, naa6(lu.identity.uuid)), // binary, LU, NAA
     designator(2, false, 0, 1, t10), // ASCII, LU, T10 vendor ID
     designator(1, true, 1, 4, relPort), // binary, target port, relative target port identifier
+    // SPC-5 r20 §7.7.6.8: with ALUA, the port's TARGET PORT GROUP (binary, target port, 5h).
+    ...(lu.alua ? [designator(1, true, 1, 5, group)] : []),
     targetDeviceDesignator(lu.target.iqn), // UTF-8, target device, SCSI name string
   ]);
 }

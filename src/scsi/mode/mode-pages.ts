@@ -86,6 +86,8 @@ export function findPage(code: number): PageDef | undefined {
 interface SavedModeRecord {
   readonly version: 1;
   readonly pages: Record<string, string>;
+  /** In a cluster: the current values too, so that a takeover keeps them (docs/ha.md). */
+  readonly current?: Record<string, string>;
 }
 
 /**
@@ -146,34 +148,46 @@ export class ModePages {
     if (def.code === 0x08 && ((next[WCE.byte] & WCE.bit) !== 0) !== this.writeCacheEnabled) {
       await this.lu.volume.setCacheMode(next[WCE.byte] & WCE.bit ? 'write-back' : 'write-through');
     }
-    if (save) {
-      this.saved.set(def.code, next);
-      await this.persist();
-    }
+    if (save) this.saved.set(def.code, next);
+    if (save || this.shared) await this.persist();
     return changed;
+  }
+
+  /** A cluster LU keeps its current values in the store as well: the next active node loads them. */
+  private get shared(): boolean {
+    return this.lu.alua !== undefined;
   }
 
   /** Restores the saved pages; a record that does not read back as one is refused, naming it. */
   async load(): Promise<void> {
+    // A cluster node that takes the LUN over starts from what the store says, not from what
+    // it held the last time it was active.
+    this.saved.clear();
+    this.current.clear();
     const raw = await this.lu.volume.loadRecord('mode-pages');
     if (!raw) return;
     const rec = StoredRecord.parse(raw, 'records/mode-pages.json');
     rec.get('version').oneOf([1]);
-    const pages = rec.get('pages');
-    for (const code of pages.keys()) {
-      const field = pages.get(code);
-      const def = (/^\d{1,3}$/.test(code) ? findPage(Number(code)) : undefined) ?? field.fail('no such mode page');
-      const b = Buffer.from(field.hex(), 'hex');
-      if (b.length !== def.changeable.length) field.fail(`${b.length} bytes, page ${code} has ${def.changeable.length}`);
-      this.saved.set(def.code, b);
-      this.current.set(def.code, Buffer.from(b));
-      if (def.code === 0x08) await this.lu.volume.setCacheMode(b[WCE.byte] & WCE.bit ? 'write-back' : 'write-through');
-    }
-    log.info('saved mode pages restored', { lun: this.lu.lun, pages: pages.keys() });
+    const read = (pages: ReturnType<typeof rec.get>, into: Map<number, Buffer>): void => {
+      for (const code of pages.keys()) {
+        const field = pages.get(code);
+        const def = (/^\d{1,3}$/.test(code) ? findPage(Number(code)) : undefined) ?? field.fail('no such mode page');
+        const b = Buffer.from(field.hex(), 'hex');
+        if (b.length !== def.changeable.length) field.fail(`${b.length} bytes, page ${code} has ${def.changeable.length}`);
+        into.set(def.code, b);
+      }
+    };
+    read(rec.get('pages'), this.saved);
+    for (const [code, b] of this.saved) this.current.set(code, Buffer.from(b));
+    if (this.shared && rec.get('current').present) read(rec.get('current'), this.current);
+    const caching = this.current.get(0x08);
+    if (caching) await this.lu.volume.setCacheMode(caching[WCE.byte] & WCE.bit ? 'write-back' : 'write-through');
+    log.info('mode pages restored', { lun: this.lu.lun, saved: [...this.saved.keys()], current: [...this.current.keys()] });
   }
 
   private async persist(): Promise<void> {
-    const rec: SavedModeRecord = { version: 1, pages: Object.fromEntries([...this.saved].map(([c, b]) => [String(c), b.toString('hex')])) };
+    const hex = (m: Map<number, Buffer>): Record<string, string> => Object.fromEntries([...m].map(([c, b]) => [String(c), b.toString('hex')]));
+    const rec: SavedModeRecord = { version: 1, pages: hex(this.saved), ...(this.shared ? { current: hex(this.current) } : {}) };
     await this.lu.volume.saveRecord('mode-pages', Buffer.from(JSON.stringify(rec)));
   }
 }

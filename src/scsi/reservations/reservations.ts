@@ -134,13 +134,22 @@ export class Reservations {
    */
   async load(): Promise<void> {
     const name = 'persistent-reservations';
+    // A cluster node taking the LUN over starts from the store's state (docs/ha.md); SPC-2
+    // reservations belonged to the nexuses of the node that had it.
+    const shared = this.lu.alua !== undefined;
+    this.spc2Holder = undefined;
+    this.registrations.clear();
+    this.reservation = undefined;
+    this.aptpl = false;
+    this.generation = 0;
     const raw = await this.lu.volume.loadRecord(name);
     if (!raw) return;
     const rec = StoredRecord.parse(raw, `records/${name}.json`);
     rec.get('version').oneOf([1]);
     // Checked, not restored: a start is a power on, and SPC-5 §6.16.2 (READ KEYS) says
     // "Regardless of the APTPL bit value the PRgeneration value shall be set to zero by a power on."
-    rec.get('generation').int(0, 0xffffffff);
+    // A cluster's takeover is not one: the LU goes on, on another node.
+    const generation = rec.get('generation').int(0, 0xffffffff);
     const aptpl = rec.get('aptpl').bool();
     const registrations: Registration[] = rec
       .get('registrations')
@@ -155,10 +164,17 @@ export class Reservations {
       }));
     const res = rec.get('reservation');
     const reservation = res.isNull ? undefined : { holder: res.get('holder').str(), type: res.get('type').oneOf([...VALID_PR_TYPES]) };
-    if (!aptpl) return;
-    this.aptpl = true;
+    // In a cluster the state always lives in the store (a takeover must keep a Failover
+    // Cluster's reservation, APTPL or not); alone, only with APTPL (SPC-5 §5.13.5.4).
+    if (!aptpl && !shared) return;
+    this.aptpl = aptpl;
+    if (shared) this.generation = generation;
     for (const r of registrations) this.registrations.set(r.nexusId, r);
     this.reservation = reservation;
-    log.info('persistent reservations restored (APTPL)', { lun: this.lu.lun, registrations: this.registrations.size, reserved: !!this.reservation });
+    log.info(`persistent reservations restored (${shared ? 'cluster' : 'APTPL'})`, {
+      lun: this.lu.lun,
+      registrations: this.registrations.size,
+      reserved: !!this.reservation,
+    });
   }
 }

@@ -1,0 +1,305 @@
+import type { ClusterConfig } from '../config/cluster';
+import type { LunConfig } from '../config/config';
+import type { LogicalUnit } from '../scsi/logical-unit';
+import type { Journal } from '../storage/journal/journal';
+import type { LunLayout } from '../storage/layout';
+import { Lease, LeaseError, type LeaseTiming, type SeenLease } from '../storage/lease';
+import { parseLeaseRecord } from '../storage/lease-record';
+import type { ObjectStore, RequestOptions } from '../storage/object-store';
+import type { VolumeInfo } from '../storage/volume';
+import { readVolumeInfo } from '../storage/volume-meta';
+import { type Clock, every, type Timer } from '../util/clock';
+import { invariant } from '../util/invariant';
+import { log } from '../util/log';
+import { bounded } from './bounded';
+import { type OpenLun, openLun } from './open-volume';
+import { StandbyVolume } from './standby-volume';
+
+/**
+ * A LUN's role on this node (docs/ha.md), changed only by ClusterLun:
+ * - standby: another node holds (or nobody holds) the lease; this node watches it;
+ * - activating: this node is taking the lease and opening the volume (media access: 04/0A);
+ * - active: this node holds the lease and serves the medium;
+ * - deactivating: handing over or fenced: running commands finish, the cache is flushed, the
+ *   lease released (media access: 04/0A).
+ */
+export type ClusterRole = 'standby' | 'activating' | 'active' | 'deactivating';
+
+/** What a ClusterLun counts about itself (metrics). */
+export class ClusterLunStats {
+  /** Leases taken from a node that stopped renewing (or an absent lease, at start or later). */
+  takeovers = 0;
+  /** Leases taken because the holder handed the LUN to this node (`lun move`). */
+  handoversIn = 0;
+  handoversOut = 0;
+  /** Leases lost to another node while active (fenced). */
+  fenced = 0;
+  /** Seconds the last transition to active took on this node (lease to serving). */
+  lastActivationSeconds = 0;
+  /** Seconds the last hand-over away from this node took (barrier to released). */
+  lastDeactivationSeconds = 0;
+}
+
+export interface ClusterLunDeps {
+  readonly cluster: ClusterConfig;
+  readonly lun: LunConfig;
+  readonly store: ObjectStore;
+  readonly layout: LunLayout;
+  readonly timing: LeaseTiming;
+  readonly journal: Journal | undefined;
+  readonly clock: Clock;
+  /** Makes the LU (once) on the volume it starts with: the LUN's, or a standby stand-in. */
+  makeLu(info: VolumeInfo, volume: OpenLun['volume'] | StandbyVolume): LogicalUnit;
+  /** The node now serves the LUN (the service lists it, with its lease, for metrics and admin). */
+  onActive(open: OpenLun): void;
+  /** The node no longer serves it. */
+  onInactive(): void;
+  /** Bounds of the steps of a hand-over. */
+  readonly graceMs: number;
+  readonly flushBoundMs: number;
+}
+
+/**
+ * One LUN of a cluster on this node: presents it on every node, active where the lease is
+ * held (docs/ha.md). A standby watches the lease object on its own monotonic clock and claims
+ * it when it is absent (at once on the preferred node, after TTL + margin elsewhere), handed
+ * over to this node, or unchanged for TTL + margin (its holder stopped renewing). Every
+ * change of who is active raises ASYMMETRIC ACCESS STATE CHANGED.
+ */
+export class ClusterLun {
+  private roleValue: ClusterRole = 'standby';
+  private luValue: LogicalUnit | undefined;
+  private open: OpenLun | undefined;
+  /** The lease as last seen (undefined: not looked at since the last change of role). */
+  private seen: (SeenLease & { readonly since: number }) | undefined;
+  private absentSince: number | undefined;
+  private timer: Timer | undefined;
+  private ticking: Promise<void> | undefined;
+  private transition: Promise<void> | undefined;
+  private stopped = false;
+  readonly stats = new ClusterLunStats();
+
+  constructor(private readonly d: ClusterLunDeps) {}
+
+  get role(): ClusterRole {
+    return this.roleValue;
+  }
+
+  get name(): string {
+    return this.d.lun.name;
+  }
+
+  get lu(): LogicalUnit | undefined {
+    return this.luValue;
+  }
+
+  /** The node that holds the LUN, as this node knows it. */
+  get activeNode(): string | undefined {
+    return this.luValue?.alua?.active;
+  }
+
+  /**
+   * First look: the LUN is active here or presented as standby when this resolves. A LUN
+   * nobody has created yet waits for its first active node (which may be this one, once the
+   * absent lease has waited out the preferred node).
+   */
+  async start(): Promise<void> {
+    for (;;) {
+      await this.tick();
+      if (this.luValue) break;
+      if (this.roleValue === 'standby') {
+        const info = await readVolumeInfo(this.d.store, this.d.layout);
+        if (info) {
+          this.luValue = this.d.makeLu(info, this.standbyVolume(info));
+          this.publish(this.seen?.record?.handoverTo ? undefined : this.seen?.record?.node);
+          break;
+        }
+      }
+      if (this.stopped) throw new Error(`LUN ${this.name}: stopped before it started`);
+      await this.d.clock.sleep(this.d.timing.renewEveryMs);
+    }
+    this.timer = every(this.d.clock, this.d.timing.renewEveryMs, () => void this.tick());
+  }
+
+  /** One look at the lease (never two at once); a transition runs to its end inside it. */
+  tick(): Promise<void> {
+    if (this.ticking || this.stopped) return this.ticking ?? Promise.resolve();
+    const t = this.look()
+      .catch((e: unknown) => {
+        log.warn('cluster: watching the LUN lease failed; will retry', { lun: this.name, error: (e as Error).message });
+      })
+      .finally(() => {
+        this.ticking = undefined;
+      });
+    this.ticking = t;
+    return t;
+  }
+
+  private async look(): Promise<void> {
+    if (this.roleValue === 'active') {
+      // Another node took the lease (this one was cut off from S3, or paused): step down.
+      if (this.open?.lease.state === 'lost') {
+        this.stats.fenced++;
+        await this.deactivate('the lease was taken over by another node');
+      }
+      return;
+    }
+    if (this.roleValue !== 'standby') return;
+    const { store, layout, timing, clock, cluster, lun } = this.d;
+    const now = clock.now();
+    const head = await store.head(layout.leaseKey, this.bounds());
+    if (!head) {
+      this.seen = undefined;
+      this.absentSince ??= now;
+      this.publish(undefined);
+      const preferredHere = lun.preferred === undefined || lun.preferred === cluster.self.name;
+      if (preferredHere || now - this.absentSince >= timing.ttlMs + timing.marginMs) await this.activate(null);
+      return;
+    }
+    this.absentSince = undefined;
+    if (!this.seen || this.seen.etag !== head.etag) {
+      const got = await store.get(layout.leaseKey, undefined, this.bounds());
+      if (!got) return;
+      let record: SeenLease['record'];
+      try {
+        record = parseLeaseRecord(got.body, layout.leaseKey);
+      } catch {
+        record = undefined; // held by someone unknown: watched like any other holder
+      }
+      this.seen = { etag: got.meta.etag, record, since: now };
+      // A lease handed over is nobody's until its new node takes it.
+      this.publish(record?.handoverTo ? undefined : record?.node);
+      if (record?.handoverTo === cluster.self.name) await this.activate(this.seen);
+      return;
+    }
+    // Unchanged since this node first saw it for TTL + margin, on this node's clock: its
+    // holder's gate closed at TTL/2 after its last renewal was sent, before we saw it.
+    if (now - this.seen.since >= timing.ttlMs + timing.marginMs) await this.activate(this.seen);
+  }
+
+  private bounds(): RequestOptions {
+    const t = this.d.timing;
+    return { lane: 'control', attemptTimeoutMs: Math.max(250, Math.round(t.ttlMs / 4)), retryDeadlineMs: Math.round(t.ttlMs / 3) };
+  }
+
+  private activate(seen: SeenLease | null): Promise<void> {
+    invariant(this.roleValue === 'standby', () => `LUN ${this.name}: activate from ${this.roleValue}`);
+    const t = this.activateOnce(seen).finally(() => {
+      this.transition = undefined;
+    });
+    this.transition = t;
+    return t;
+  }
+
+  private async activateOnce(seen: SeenLease | null): Promise<void> {
+    const { store, layout, lun, timing, journal, cluster, clock } = this.d;
+    const self = cluster.self.name;
+    this.roleValue = 'activating';
+    this.publish(self, true);
+    const t0 = clock.now();
+    let open: OpenLun | undefined;
+    try {
+      open = await openLun(store, layout, lun, timing, journal, (vouch) => Lease.claim(store, layout.leaseKey, seen, self, timing, vouch), true);
+      if (this.luValue) this.luValue.attach(open.volume);
+      else this.luValue = this.d.makeLu(open.volume.info, open.volume);
+      // Mode pages and persistent reservations as the last active node left them.
+      await this.luValue.load();
+    } catch (e) {
+      if (open) {
+        await open.volume.close().catch(() => undefined);
+        await open.lease.release();
+        if (this.luValue) this.luValue.attach(this.standbyVolume(open.volume.info));
+      }
+      this.roleValue = 'standby';
+      this.seen = undefined;
+      this.publish(seen?.record?.node);
+      if (e instanceof LeaseError) log.info('cluster: the LUN lease was not taken', { lun: this.name, reason: e.message });
+      else log.warn('cluster: taking the LUN failed; staying standby', { lun: this.name, error: (e as Error).message });
+      return;
+    }
+    this.open = open;
+    this.roleValue = 'active';
+    this.publish(self);
+    this.d.onActive(open);
+    if (seen?.record?.handoverTo === self) this.stats.handoversIn++;
+    else this.stats.takeovers++;
+    this.stats.lastActivationSeconds = (clock.now() - t0) / 1000;
+    log.warn('cluster: this node is now active for the LUN', {
+      lun: this.name,
+      previous: seen?.record?.node ?? 'nobody',
+      seconds: this.stats.lastActivationSeconds,
+      replayed: open.replay?.records ?? 0,
+    });
+  }
+
+  /**
+   * Steps down: new media access gets 04/0A, running commands finish, the cache is flushed
+   * and the lease released, to `handoverTo` (lun move) or for anyone. A fenced node's flush
+   * fails at its gate (its successor owns the chunks now): what it had not written back is
+   * lost, as it would be in a crash, which is why cluster LUNs are write-through or journal.
+   */
+  private async deactivate(why: string, handoverTo?: string): Promise<void> {
+    invariant(this.roleValue === 'active' && this.open !== undefined, () => `LUN ${this.name}: deactivate from ${this.roleValue}`);
+    const open = this.open;
+    const lu = this.luValue;
+    invariant(lu !== undefined, () => `LUN ${this.name}: active without a logical unit`);
+    const { clock, graceMs, flushBoundMs } = this.d;
+    const t0 = clock.now();
+    this.roleValue = 'deactivating';
+    this.publish(this.d.cluster.self.name, true);
+    log.warn('cluster: stepping down for the LUN', { lun: this.name, why, handoverTo });
+    const running = lu.tasks.tasks();
+    await bounded(`commands of LUN ${this.name} to finish`, graceMs, Promise.all(running.map((t) => t.finished))).catch((e: unknown) =>
+      log.warn('cluster: commands still running at the hand-over', { lun: this.name, error: (e as Error).message }),
+    );
+    this.d.onInactive();
+    try {
+      await bounded(`flushing LUN ${this.name}`, flushBoundMs, open.volume.close());
+    } catch (e) {
+      log.error('cluster: the LUN could not be flushed when stepping down', { lun: this.name, error: (e as Error).message });
+      handoverTo = undefined; // the next node must not take it before this one's lease expired
+    }
+    await bounded(`releasing the lease of LUN ${this.name}`, graceMs, open.lease.release(handoverTo)).catch(() => undefined);
+    lu.attach(this.standbyVolume(open.volume.info));
+    this.open = undefined;
+    this.seen = undefined;
+    this.roleValue = 'standby';
+    this.publish(handoverTo);
+    if (handoverTo) this.stats.handoversOut++;
+    this.stats.lastDeactivationSeconds = (clock.now() - t0) / 1000;
+  }
+
+  /**
+   * `s3tgt lun move LUN NODE`: hands the LUN to `node` at a barrier. The lease's last write
+   * names it, and it claims the lease at its next look (one renewal interval).
+   */
+  async moveTo(node: string): Promise<void> {
+    if (!this.d.cluster.nodes.some((n) => n.name === node)) throw new Error(`"${node}" is not a node of the cluster`);
+    await this.ticking;
+    if (node === this.d.cluster.self.name) {
+      if (this.roleValue !== 'active') throw new Error(`LUN ${this.name} is not active on this node: ask the node that has it`);
+      return;
+    }
+    if (this.roleValue !== 'active') throw new Error(`LUN ${this.name} is not active on this node (it is ${this.roleValue})`);
+    await this.deactivate(`moved to node ${node}`, node);
+  }
+
+  /** Shutdown: stop watching; an active LUN is closed by the service's stop like any other. */
+  async stop(): Promise<OpenLun | undefined> {
+    this.stopped = true;
+    this.timer?.cancel();
+    await this.ticking;
+    await this.transition;
+    return this.open;
+  }
+
+  private standbyVolume(info: VolumeInfo): StandbyVolume {
+    return new StandbyVolume(this.d.store, this.d.layout, info, this.d.lun.cacheMode, this.d.lun.readOnly);
+  }
+
+  /** Tells the LU who is active now; a change raises the unit attention on every nexus. */
+  private publish(active: string | undefined, transitioning = false): void {
+    const lu = this.luValue;
+    if (lu?.alua?.set(active, transitioning)) lu.ua.establish('AsymmetricAccessStateChanged');
+  }
+}
