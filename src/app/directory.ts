@@ -30,7 +30,10 @@ export function targetEntry(t: TargetConfig, scsi: ScsiTarget): IscsiTargetEntry
 /** A directory of targets that can change at run time (SIGHUP reload adds LUNs and ACLs). */
 export class MutableDirectory implements TargetDirectory {
   private readonly targets = new Map<string, IscsiTargetEntry>();
-  constructor(readonly portals: readonly PortalAddress[]) {}
+  constructor(
+    readonly portals: readonly PortalAddress[],
+    readonly otherPortalGroups: ReadonlyArray<{ readonly portals: readonly PortalAddress[]; readonly tpgt: number }> = [],
+  ) {}
   set(entry: IscsiTargetEntry): void {
     this.targets.set(entry.iqn, entry);
   }

@@ -71,7 +71,11 @@ export class Service {
     readonly journal: Journal | undefined,
     private readonly journalStats: JournalStats,
   ) {
-    this.directory = new MutableDirectory(config.portals);
+    const cluster = config.cluster;
+    this.directory = new MutableDirectory(
+      config.portals,
+      cluster ? cluster.nodes.filter((n) => n !== cluster.self).map((n) => ({ portals: n.portals, tpgt: n.tpg })) : [],
+    );
     this.server = new IscsiServer({
       listen: config.portals,
       directory: this.directory,
@@ -300,6 +304,12 @@ export class Service {
           stats: this.journalStats,
         };
       },
+      cluster: () =>
+        [...this.clusterLuns.values()].map((c) => ({
+          name: c.name,
+          state: c.role === 'active' ? 'active-optimized' : c.role === 'standby' ? 'standby' : 'transitioning',
+          ...c.stats,
+        })),
       backends: () => this.backends.all().map((b) => ({ kind: b.kind, stats: b.stats, pool: b.pool.stats() })),
     });
     http.route('GET', '/metrics', async () => ({ status: 200, type: registry.contentType, body: await registry.metrics() }));

@@ -19,6 +19,11 @@ export interface TargetDirectory {
   find(iqn: string): IscsiTargetEntry | undefined;
   list(): readonly IscsiTargetEntry[];
   readonly portals: readonly PortalAddress[];
+  /**
+   * Portal groups of the other nodes of a cluster, which present the same targets
+   * (docs/ha.md): SendTargets lists them too, so one discovery address finds every path.
+   */
+  readonly otherPortalGroups?: ReadonlyArray<{ readonly portals: readonly PortalAddress[]; readonly tpgt: number }>;
 }
 
 /** RFC 7143 §13.8: TargetAddress=host:port,tpgt; IPv6 hosts go in brackets. */

@@ -15,6 +15,20 @@ export interface MetricsSources {
   backends(): Iterable<BackendSource>;
   /** The server's journal, if it has one. */
   journal?(): JournalSource | undefined;
+  /** In a cluster: every LUN with its role on this node (docs/ha.md). */
+  cluster?(): Iterable<ClusterLunSource>;
+}
+
+export interface ClusterLunSource {
+  readonly name: string;
+  /** ALUA state of this node's port group for the LUN. */
+  readonly state: 'active-optimized' | 'standby' | 'transitioning';
+  readonly takeovers: number;
+  readonly handoversIn: number;
+  readonly handoversOut: number;
+  readonly fenced: number;
+  readonly lastActivationSeconds: number;
+  readonly lastDeactivationSeconds: number;
 }
 
 export interface JournalSource {
@@ -355,6 +369,47 @@ export function buildRegistry(src: MetricsSources): Registry {
   );
   pulledGauge(r, 's3tgt_pool_queued', 'Object store requests waiting for a pool slot, by lane', ['backend', 'lane'], () =>
     backendRows((b) => Object.entries(b.pool.queued).map(([lane, n]): Row<number> => [{ lane }, n])),
+  );
+  // HA cluster (docs/ha.md)
+  const cl = (v: (c: ClusterLunSource) => number) => () => [...(src.cluster?.() ?? [])].map((c): Row<number> => [{ name: c.name }, v(c)]);
+  pulledGauge(r, 's3tgt_alua_state', "This node's ALUA state for the LUN: 1 on the state it is in", ['name', 'state'], () =>
+    [...(src.cluster?.() ?? [])].flatMap((c): Row<number>[] =>
+      (['active-optimized', 'standby', 'transitioning'] as const).map((st) => [{ name: c.name, state: st }, c.state === st ? 1 : 0]),
+    ),
+  );
+  pulledCounter(
+    r,
+    's3tgt_cluster_takeovers_total',
+    'LUN leases this node took because they were absent or expired (a node died)',
+    ['name'],
+    cl((c) => c.takeovers),
+  );
+  pulledCounter(r, 's3tgt_cluster_handovers_total', 'Graceful hand-overs (lun move, shutdown) by direction', ['name', 'direction'], () =>
+    [...(src.cluster?.() ?? [])].flatMap((c): Row<number>[] => [
+      [{ name: c.name, direction: 'in' }, c.handoversIn],
+      [{ name: c.name, direction: 'out' }, c.handoversOut],
+    ]),
+  );
+  pulledCounter(
+    r,
+    's3tgt_cluster_fenced_total',
+    'Times another node took the LUN from this one while it was active',
+    ['name'],
+    cl((c) => c.fenced),
+  );
+  pulledGauge(
+    r,
+    's3tgt_cluster_activation_seconds',
+    'How long the last transition to active took on this node (lease to serving, journal replay included)',
+    ['name'],
+    cl((c) => c.lastActivationSeconds),
+  );
+  pulledGauge(
+    r,
+    's3tgt_cluster_handover_seconds',
+    'How long the last step-down took on this node (barrier, flush, lease released)',
+    ['name'],
+    cl((c) => c.lastDeactivationSeconds),
   );
   return r;
 }

@@ -188,6 +188,11 @@ describe('HA: two nodes, implicit ALUA, takeover and hand-over (issue 17)', { ti
       await pair.start();
       await waitRole(pair.a, 'ha0', 'active');
       await waitRole(pair.b, 'ha0', 'standby');
+      // One discovery address finds every node's portal, each with its node's TPGT.
+      const disco = await run('iscsi-ls', [`iscsi://127.0.0.1:${pair.a.port}`]);
+      assert.equal(disco.code, 0, disco.stderr);
+      assert.match(disco.stdout, new RegExp(`127\\.0\\.0\\.1:${pair.a.port},1`));
+      assert.match(disco.stdout, new RegExp(`127\\.0\\.0\\.1:${pair.b.port},2`));
       const pa = await Path.open(pair.a);
       const pb = await Path.open(pair.b);
       for (const [p, group] of [

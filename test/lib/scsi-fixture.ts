@@ -1,3 +1,4 @@
+import type { AluaStates } from '../../src/scsi/alua';
 import type { Outcome } from '../../src/scsi/command';
 import { LogicalUnit } from '../../src/scsi/logical-unit';
 import { encodeLun } from '../../src/scsi/lun-address';
@@ -26,13 +27,15 @@ export function nexus(name: string): ITNexus {
 /** A target with one LUN over an in-memory store, driven like a transport drives it. */
 export class ScsiFixture {
   readonly store = new MemoryObjectStore();
-  readonly target = new ScsiTarget('iqn.2026-11.test:t');
+  readonly target: ScsiTarget;
   readonly volume: ChunkVolume;
   readonly lu: LogicalUnit;
   private tag = 1;
 
   /** `backing`: the store the volume uses (default `store`; e.g. a FailingStore over it). */
-  constructor(sizeBytes = 64 * MiB, blockSize: 512 | 4096 = 512, backing?: ObjectStore) {
+  /** `cluster`: the LU as a cluster node presents it (its ALUA states, its port's id). */
+  constructor(sizeBytes = 64 * MiB, blockSize: 512 | 4096 = 512, backing?: ObjectStore, cluster?: { alua: AluaStates; relativePortId: number }) {
+    this.target = new ScsiTarget('iqn.2026-11.test:t', undefined, cluster?.relativePortId);
     this.volume = new ChunkVolume(backing ?? this.store, new LunLayout('', 'fx'), {
       name: 'fx',
       sizeBytes,
@@ -46,6 +49,7 @@ export class ScsiFixture {
       this.volume,
       { vendor: 'S3TGT', product: 'test', revision: '0001', uuid: '12345678-1234-1234-1234-123456789abc' },
       this.target,
+      cluster?.alua,
     );
     this.target.addLun(this.lu);
   }

@@ -19,6 +19,18 @@ describe('Prometheus exposition', () => {
   const registry = buildRegistry({
     journal: () => ({ usedBytes: 3 << 20, capacityBytes: 1 << 30, backlogBytes: 8192, oldestRecordMs: 1500, stats: journal }),
     iscsi: { stats: iscsi, sessions: () => 2, connections: () => 3 },
+    cluster: () => [
+      {
+        name: 'x0',
+        state: 'standby' as const,
+        takeovers: 1,
+        handoversIn: 2,
+        handoversOut: 3,
+        fenced: 0,
+        lastActivationSeconds: 0.25,
+        lastDeactivationSeconds: 0.5,
+      },
+    ],
     luns: () => [
       {
         target: 'iqn.2026-11.t:x',
@@ -83,6 +95,10 @@ describe('Prometheus exposition', () => {
     line(/^s3tgt_journal_oldest_record_age_seconds 1.5$/m);
     line(/^s3tgt_journal_records_total 3$/m);
     line(/^s3tgt_journal_fsync_seconds_bucket\{le="0.0025"\} 1$/m);
+    line(/^s3tgt_alua_state\{name="x0",state="standby"\} 1$/m);
+    line(/^s3tgt_alua_state\{name="x0",state="active-optimized"\} 0$/m);
+    line(/^s3tgt_cluster_handovers_total\{name="x0",direction="out"\} 3$/m);
+    line(/^s3tgt_cluster_activation_seconds\{name="x0"\} 0.25$/m);
   });
 
   it('every metric the Grafana dashboard queries is exported', async () => {

@@ -103,6 +103,7 @@ function sendTargets(conn: Connection, session: Session, value: string): Array<[
     if (!t.visibleTo(session.initiatorName, address)) continue;
     out.push(['TargetName', t.iqn]);
     for (const p of dir.portals) out.push(['TargetAddress', formatTargetAddress(p, t.portalGroupTag)]);
+    for (const g of dir.otherPortalGroups ?? []) for (const p of g.portals) out.push(['TargetAddress', formatTargetAddress(p, g.tpgt)]);
   }
   return out;
 }
