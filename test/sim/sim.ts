@@ -45,7 +45,8 @@ const MAX_SIZE = 24 * MiB;
  */
 export async function simulate(o: SimOptions): Promise<SimReport> {
   const rng = new Rng(o.seed);
-  const w = new World(rng);
+  // Even seeds write chunks conditionally, as a cluster does (If-Match, hole markers, 412s).
+  const w = new World(rng, o.seed % 2 === 0);
   let size = (3 + rng.int(8)) * MiB;
   const model = new Model(size);
   const options: ChunkVolumeOptions = {

@@ -42,7 +42,11 @@ export class World {
   private readonly dead = new Set<number>();
   private pids = 100;
 
-  constructor(readonly rng: Rng) {}
+  /** `conditional`: volumes write chunks conditionally (a cluster's fencing, docs/ha.md). */
+  constructor(
+    readonly rng: Rng,
+    readonly conditional = false,
+  ) {}
 
   identity(pid: number): HostIdentity {
     return { host: 'sim-host', bootId: 'sim-boot', pid, pidStart: String(pid), isGone: (p) => this.dead.has(p) };
@@ -100,7 +104,7 @@ export class World {
     p.lease = lease;
     const gated = lease.gate.bind(p.store);
     const info = (await this.run(readVolumeInfo(p.store, LAYOUT))) ?? (await this.run(createVolume(gated, LAYOUT, sizeBytes, 512)));
-    p.volume = new ChunkVolume(p.store, LAYOUT, info, options, { clock: p.clock, gate: lease.gate });
+    p.volume = new ChunkVolume(p.store, LAYOUT, info, options, { clock: p.clock, gate: lease.gate, conditionalWrites: this.conditional });
   }
 
   /** kill -9: its timers never run again; requests already sent land only within LINGER_MS. */
