@@ -295,7 +295,12 @@ class LuTask implements ScsiTask {
     try {
       outcome = await body();
     } catch (e) {
-      outcome = outcomeOfError(e, this.lu.descriptorSense, this.commandName);
+      // In a cluster a LUN whose lease another node took is standby here: 04/0B sends the
+      // initiator's multipath to the node that has it (LeaseLost, 04/03, would stall it).
+      outcome =
+        this.lu.alua && e instanceof StorageError && e.kind === 'fenced'
+          ? checkCondition('LunStandby', this.lu.descriptorSense)
+          : outcomeOfError(e, this.lu.descriptorSense, this.commandName);
     }
     t.end();
     if (t.aborted) {

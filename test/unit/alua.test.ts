@@ -95,6 +95,22 @@ describe('ALUA, implicit (SPC-5 r20 §5.16): what a cluster node presents', () =
     await fx.close();
   });
 
+  it('a cluster LU whose lease another node took answers 02/04/0B (standby), not 02/04/03, so multipath moves at once', async () => {
+    const { fx, alua } = clusterLu('a');
+    alua.set('a');
+    const n = nexus('h');
+    await fx.ready(n);
+    fx.volume.gate.fence('the lease was taken over by another process');
+    const o = await fx.run(n, WRITE10, { dataOut: Buffer.alloc(512) });
+    assert.equal(sense(o), '2/04/0b');
+    const alone = new ScsiFixture();
+    await alone.ready(n);
+    alone.volume.gate.fence('the lease was taken over by another process');
+    assert.equal(sense(await alone.run(n, WRITE10, { dataOut: Buffer.alloc(512) })), '2/04/03', 'alone: LEASE LOST as before');
+    await fx.close().catch(() => undefined);
+    await alone.close().catch(() => undefined);
+  });
+
   it('VPD 83h carries the port group and the relative port of this node', async () => {
     const { fx } = clusterLu('b');
     const n = nexus('h');
