@@ -25,6 +25,9 @@ import { StandbyVolume } from './standby-volume';
  */
 export type ClusterRole = 'standby' | 'activating' | 'active' | 'deactivating';
 
+/** A standby re-reads volume.json every this many looks (a LUN grown on the active node). */
+const SIZE_CHECK_EVERY = 10;
+
 /** What a ClusterLun counts about itself (metrics). */
 export class ClusterLunStats {
   /** Leases taken from a node that stopped renewing (or an absent lease, at start or later). */
@@ -77,6 +80,7 @@ export class ClusterLun {
   private ticking: Promise<void> | undefined;
   private transition: Promise<void> | undefined;
   private stopped = false;
+  private looks = 0;
   readonly stats = new ClusterLunStats();
 
   constructor(private readonly d: ClusterLunDeps) {}
@@ -147,6 +151,7 @@ export class ClusterLun {
     if (this.roleValue !== 'standby') return;
     const { store, layout, timing, clock, cluster, lun } = this.d;
     const now = clock.now();
+    if (++this.looks % SIZE_CHECK_EVERY === 0) await this.followSize();
     const head = await store.head(layout.leaseKey, this.bounds());
     if (!head) {
       this.seen = undefined;
@@ -175,6 +180,19 @@ export class ClusterLun {
     // Unchanged since this node first saw it for TTL + margin, on this node's clock: its
     // holder's gate closed at TTL/2 after its last renewal was sent, before we saw it.
     if (now - this.seen.since >= timing.ttlMs + timing.marginMs) await this.activate(this.seen);
+  }
+
+  /**
+   * A LUN grown on the active node: a standby reports the new size too, with CAPACITY DATA
+   * HAS CHANGED (SBC-4 §4.10), within SIZE_CHECK_EVERY looks.
+   */
+  private async followSize(): Promise<void> {
+    const lu = this.luValue;
+    if (!lu) return;
+    const info = await readVolumeInfo(this.d.store, this.d.layout);
+    if (!info || info.sizeBytes === lu.volume.info.sizeBytes || this.roleValue !== 'standby') return;
+    lu.attach(this.standbyVolume(info));
+    lu.ua.establish('CapacityDataChanged');
   }
 
   private bounds(): RequestOptions {

@@ -224,6 +224,19 @@ describe('HA: two nodes, implicit ALUA, takeover and hand-over (issue 17)', { ti
       const wr = await pb.exec(write10(0, 1), { write: block(0, 1) });
       assert.equal(ascOf(wr), '02/04/0b', 'WRITE on standby');
       assert.equal((await pa.exec(write10(0, 1), { write: block(0, 1) })).status, GOOD, 'WRITE on active');
+      // Grown online on the active node: the standby follows, with CAPACITY DATA HAS CHANGED.
+      const grow = await run(process.execPath, ['dist/src/cli/main.js', 'lun', 'resize', 'ha0', '--size', '384MiB', '--config', pair.a.configFile], {
+        timeoutMs: 60_000,
+      });
+      assert.equal(grow.code, 0, grow.stderr);
+      let uas: string[] = [];
+      for (let i = 0; i < 100 && !uas.includes('06/2a/09'); i++) {
+        uas = uas.concat(await pb.clearUa());
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.ok(uas.includes('06/2a/09'), `CAPACITY DATA HAS CHANGED on the standby (saw ${uas.join(', ')})`);
+      const cap2 = await pb.exec(READ_CAPACITY10, { read: 8 });
+      assert.equal(cap2.data.readUInt32BE(0), (384 * 1024 * 1024) / 512 - 1, 'the standby reports the new size');
       pa.close();
       pb.close();
     } finally {
