@@ -67,6 +67,18 @@ export class ClusterPair {
     await Promise.all([this.a.start(60_000), this.b.start(60_000)]);
   }
 
+  /** Starts both nodes and waits until node a is active for `lun` (it is the preferred node). */
+  async up(lun = 'ha0'): Promise<void> {
+    await this.start();
+    await waitRole(this.a, lun, 'active');
+  }
+
+  /** Ends both processes (kill -9: nothing a test left behind matters). */
+  async down(): Promise<void> {
+    await this.a.stop('SIGKILL');
+    await this.b.stop('SIGKILL');
+  }
+
   /** Restarts a node that was stopped or killed, with the same ports and configuration. */
   async restart(t: TargetProcess): Promise<void> {
     await t.start(60_000);

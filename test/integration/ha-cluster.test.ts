@@ -185,8 +185,7 @@ describe('HA: two nodes, implicit ALUA, takeover and hand-over (issue 17)', { ti
     await rgw.createBucket('ha-alua');
     const pair = new ClusterPair(rgw, { bucket: 'ha-alua', logLevel: 'info' });
     try {
-      await pair.start();
-      await waitRole(pair.a, 'ha0', 'active');
+      await pair.up();
       await waitRole(pair.b, 'ha0', 'standby');
       // One discovery address finds every node's portal, each with its node's TPGT.
       const disco = await run('iscsi-ls', [`iscsi://127.0.0.1:${pair.a.port}`]);
@@ -240,8 +239,7 @@ describe('HA: two nodes, implicit ALUA, takeover and hand-over (issue 17)', { ti
       pa.close();
       pb.close();
     } finally {
-      await pair.a.stop('SIGKILL');
-      await pair.b.stop('SIGKILL');
+      await pair.down();
     }
   });
 
@@ -249,8 +247,7 @@ describe('HA: two nodes, implicit ALUA, takeover and hand-over (issue 17)', { ti
     await rgw.createBucket('ha-kill');
     const pair = new ClusterPair(rgw, { bucket: 'ha-kill', logLevel: 'info' });
     try {
-      await pair.start();
-      await waitRole(pair.a, 'ha0', 'active');
+      await pair.up();
       const pa = await Path.open(pair.a);
       const pb = await Path.open(pair.b);
       const watcher = await Path.open(pair.b, 'iqn.2026-12.test:ha-watcher');
@@ -279,8 +276,7 @@ describe('HA: two nodes, implicit ALUA, takeover and hand-over (issue 17)', { ti
       await verify(pb, w.acked);
       pb.close();
     } finally {
-      await pair.a.stop('SIGKILL');
-      await pair.b.stop('SIGKILL');
+      await pair.down();
     }
   });
 
@@ -288,8 +284,7 @@ describe('HA: two nodes, implicit ALUA, takeover and hand-over (issue 17)', { ti
     await rgw.createBucket('ha-move');
     const pair = new ClusterPair(rgw, { bucket: 'ha-move', logLevel: 'info' });
     try {
-      await pair.start();
-      await waitRole(pair.a, 'ha0', 'active');
+      await pair.up();
       const pa = await Path.open(pair.a);
       const pb = await Path.open(pair.b);
       let stop = false;
@@ -316,8 +311,7 @@ describe('HA: two nodes, implicit ALUA, takeover and hand-over (issue 17)', { ti
       pa.close();
       pb.close();
     } finally {
-      await pair.a.stop('SIGKILL');
-      await pair.b.stop('SIGKILL');
+      await pair.down();
     }
   });
 
@@ -327,8 +321,7 @@ describe('HA: two nodes, implicit ALUA, takeover and hand-over (issue 17)', { ti
     const isid1 = Buffer.from([0x40, 0, 0, 0, 0, 1]);
     const isid2 = Buffer.from([0x40, 0, 0, 0, 0, 2]);
     try {
-      await pair.start();
-      await waitRole(pair.a, 'ha0', 'active');
+      await pair.up();
       // Two cluster nodes (initiators), each with a path to node a.
       const n1a = await Path.open(pair.a, 'iqn.2026-12.test:wsfc-node1', isid1);
       const n2a = await Path.open(pair.a, 'iqn.2026-12.test:wsfc-node2', isid2);
@@ -364,8 +357,7 @@ describe('HA: two nodes, implicit ALUA, takeover and hand-over (issue 17)', { ti
       assert.deepEqual(keysOf(await prin(n2b, 0x00)), [K2, K2]);
       for (const p of [n1b, n2b, n3b]) p.close();
     } finally {
-      await pair.a.stop('SIGKILL');
-      await pair.b.stop('SIGKILL');
+      await pair.down();
     }
   });
 
@@ -375,8 +367,7 @@ describe('HA: two nodes, implicit ALUA, takeover and hand-over (issue 17)', { ti
     await proxy.start();
     const pair = new ClusterPair(rgw, { bucket: 'ha-cut', logLevel: 'info', endpoints: { a: proxy.endpoint } });
     try {
-      await pair.start();
-      await waitRole(pair.a, 'ha0', 'active');
+      await pair.up();
       const pa = await Path.open(pair.a);
       const pb = await Path.open(pair.b);
       assert.equal((await pa.exec(write10(0, 1), { write: block(0, 1) })).status, GOOD);
@@ -418,8 +409,7 @@ describe('HA: two nodes, implicit ALUA, takeover and hand-over (issue 17)', { ti
       pa.close();
       pb.close();
     } finally {
-      await pair.a.stop('SIGKILL');
-      await pair.b.stop('SIGKILL');
+      await pair.down();
       await proxy.stop();
     }
   });
@@ -435,8 +425,7 @@ describe('HA: two nodes, implicit ALUA, takeover and hand-over (issue 17)', { ti
       lunsYaml: DEFAULT_CLUSTER_LUNS.replace('mode: write-through', 'mode: write-back'),
     });
     try {
-      await pair.start();
-      await waitRole(pair.a, 'ha0', 'active');
+      await pair.up();
       const url2 = `iscsi://127.0.0.1:${pair.secondPortPortA}/${TEST_IQN}/0`;
       const score = await runTestcu(pair.a.url(0), 'ALL', 1_200_000, url2);
       console.log(`iscsi-test-cu (cluster, active node, MultipathIO over two portals): ${formatScore(score)}`);
@@ -444,8 +433,7 @@ describe('HA: two nodes, implicit ALUA, takeover and hand-over (issue 17)', { ti
       const mp = [...score.results].filter(([k, v]) => k.startsWith('MultipathIO') && v.status === 'passed');
       assert.ok(mp.length >= 3, `MultipathIO tests ran and passed: ${mp.map(([k]) => k).join(', ')}`);
     } finally {
-      await pair.a.stop('SIGKILL');
-      await pair.b.stop('SIGKILL');
+      await pair.down();
     }
   });
 });
