@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds (once) the boot files of the test guest: an uncompressed Debian kernel and an initramfs
-# holding busybox, open-iscsi, e2fsprogs, fio, the kernel modules they need and init.sh.
+# holding busybox, open-iscsi, e2fsprogs, fio, multipath-tools, the kernel modules they need and
+# init.sh.
 #
 #   build.sh CACHE_DIR   -> prints the directory holding vmlinux, initramfs.img and kver
 #
@@ -18,7 +19,7 @@ cache=$(cd "$cache" && pwd)
 fail() { echo "build.sh: $*" >&2; exit 2; }
 
 # Host tools copied into the guest, by the Debian package that ships them.
-HOST_PACKAGES="open-iscsi e2fsprogs fio kmod busybox-static"
+HOST_PACKAGES="open-iscsi e2fsprogs fio kmod busybox-static multipath-tools"
 for p in $HOST_PACKAGES cpio xz-utils; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || fail "missing Debian package $p"
 done
@@ -50,7 +51,7 @@ deb=$(kernel_deb)
 [ -f "$deb" ] || fail "no kernel package at $deb"
 
 key=$({
-  cat "$here"/build.sh "$here"/init.sh "$here"/iscsid.conf
+  cat "$here"/build.sh "$here"/init.sh "$here"/multipath.sh "$here"/iscsid.conf "$here"/multipath.conf
   basename "$deb"
   dpkg-query -W $HOST_PACKAGES libc6
 } | sha256sum | cut -c1-16)
@@ -79,7 +80,7 @@ dd if="$bz" iflag=skip_bytes,count_bytes skip="$payload" count="$(u32 "$bz" $((0
   fail "cannot unpack the xz payload of $bz"
 [ "$(head -c4 "$work/vmlinux" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] || fail "unpacked kernel is not ELF"
 
-mkdir -p "$root"/{bin,sbin,usr/bin,etc/iscsi,proc,sys,dev,run,tmp,mnt,lib/modules}
+mkdir -p "$root"/{bin,sbin,usr/bin,etc/iscsi,etc/multipath,proc,sys,dev,run,tmp,mnt,lib/modules}
 
 copy_with_libs() { # host binary, guest path: the binary and every library ld.so resolves for it
   mkdir -p "$root$(dirname "$2")"
@@ -97,20 +98,28 @@ copy_with_libs "$(command -v mke2fs)" /sbin/mke2fs
 copy_with_libs "$(command -v e2fsck)" /sbin/e2fsck
 copy_with_libs "$(command -v fio)" /usr/bin/fio
 copy_with_libs "$(command -v kmod)" /sbin/kmod
+copy_with_libs "$(command -v multipathd)" /sbin/multipathd
+copy_with_libs "$(command -v multipath)" /sbin/multipath
+# multipath's path checkers and prioritizers (tur, alua...) are plugins it dlopen()s.
+mpath_plugins=$(dirname "$(dpkg -L multipath-tools | grep -m1 '/multipath/libchecktur\.so$')")
+for so in "$mpath_plugins"/*.so; do copy_with_libs "$so" "$so"; done
 # The real tools win over busybox's applets of the same name (PATH order in init.sh).
 ln -s mke2fs "$root/sbin/mkfs.ext4"
 ln -s kmod "$root/sbin/modprobe"
 cp /etc/mke2fs.conf "$root/etc/"
 cp "$here/iscsid.conf" "$root/etc/iscsi/iscsid.conf"
+cp "$here/multipath.conf" "$root/etc/multipath.conf"
 echo 'root:x:0:0:root:/:/bin/sh' >"$root/etc/passwd"
 echo 'root:x:0:' >"$root/etc/group"
 ln -s /proc/mounts "$root/etc/mtab"
 
 # Only the modules init.sh loads, with their dependencies; crc32c serves the iSCSI digests and
-# ext4, virtio-rng feeds the entropy pool that mke2fs and fio draw on. The package ships no
+# ext4, virtio-rng feeds the entropy pool that mke2fs and fio draw on, dm_multipath with its
+# path selector and the ALUA device handler serve the multipath mode. The package ships no
 # modules.dep (Debian's postinst makes it), which --show-depends needs.
 depmod -b "$kroot" "$kver"
-modules="qemu_fw_cfg virtio_pci virtio_net virtio_rng crc32c_generic crc32c_intel sd_mod iscsi_tcp ext4"
+modules="qemu_fw_cfg virtio_pci virtio_net virtio_rng crc32c_generic crc32c_intel sd_mod iscsi_tcp ext4
+  dm_mod dm_multipath dm_service_time scsi_dh_alua"
 for m in $modules; do
   deps=$(modprobe -d "$kroot" -S "$kver" --show-depends "$m") || fail "module $m missing from $deb"
   for ko in $(awk '$1 == "insmod" { print $2 }' <<<"$deps"); do
@@ -123,9 +132,11 @@ cp "$kroot/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$root/lib
 depmod -b "$root" "$kver"
 
 cp "$here/init.sh" "$root/init"
+cp "$here/multipath.sh" "$root/multipath.sh"
 chmod 755 "$root/init"
 # Every tool must start inside the guest's root: a missing library would only show at boot.
-for tool in "/bin/sh -c true" "/sbin/iscsiadm --version" "/sbin/iscsid --version" "/sbin/mke2fs -V" "/usr/bin/fio --version" "/sbin/kmod --version"; do
+for tool in "/bin/sh -c true" "/sbin/iscsiadm --version" "/sbin/iscsid --version" "/sbin/mke2fs -V" "/usr/bin/fio --version" "/sbin/kmod --version" \
+  "/sbin/multipath -t" "/lib64/ld-linux-x86-64.so.2 --list /sbin/multipathd"; do
   chroot "$root" $tool >/dev/null 2>&1 || fail "'$tool' does not run in the guest root"
 done
 

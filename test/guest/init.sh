@@ -111,25 +111,29 @@ else
   show iscsiadm /run/discovery.out
 fi
 
-# Discovery recorded the portal the target advertises (its own 127.0.0.1, which here is the
-# guest itself): log in through the portal we were given instead.
+# Discovery recorded the portals the target advertises (its own 127.0.0.1, which here is the
+# guest itself): log in through the portals we were given instead.
 iscsiadm -m node -o delete >/dev/null 2>&1
-iscsiadm -m node -o new -T "$G_TARGET" -p "$G_PORTAL,$TPGT" >/dev/null
-set_node() { iscsiadm -m node -T "$G_TARGET" -p "$G_PORTAL" -o update -n "$1" -v "$2" >/dev/null; }
-if [ -n "$G_CHAP_USER" ]; then
-  set_node node.session.auth.authmethod CHAP
-  set_node node.session.auth.username "$G_CHAP_USER"
-  set_node node.session.auth.password "$G_CHAP_SECRET"
-  if [ -n "$G_MUTUAL_USER" ]; then
-    set_node node.session.auth.username_in "$G_MUTUAL_USER"
-    set_node node.session.auth.password_in "$G_MUTUAL_SECRET"
+set_node_at() { iscsiadm -m node -T "$G_TARGET" -p "$1" -o update -n "$2" -v "$3" >/dev/null; }
+set_node() { set_node_at "$G_PORTAL" "$@"; }
+new_node() { # portal, tpgt: a node record with the run's CHAP and digest settings
+  iscsiadm -m node -o new -T "$G_TARGET" -p "$1,$2" >/dev/null
+  if [ -n "$G_CHAP_USER" ]; then
+    set_node_at "$1" node.session.auth.authmethod CHAP
+    set_node_at "$1" node.session.auth.username "$G_CHAP_USER"
+    set_node_at "$1" node.session.auth.password "$G_CHAP_SECRET"
+    if [ -n "$G_MUTUAL_USER" ]; then
+      set_node_at "$1" node.session.auth.username_in "$G_MUTUAL_USER"
+      set_node_at "$1" node.session.auth.password_in "$G_MUTUAL_SECRET"
+    fi
   fi
-fi
-if [ "$G_DIGEST" = crc32c ]; then
-  # Offer only CRC32C: the login fails unless the target agrees (RFC 7143 §13.1).
-  set_node 'node.conn[0].iscsi.HeaderDigest' CRC32C
-  set_node 'node.conn[0].iscsi.DataDigest' CRC32C
-fi
+  if [ "$G_DIGEST" = crc32c ]; then
+    # Offer only CRC32C: the login fails unless the target agrees (RFC 7143 §13.1).
+    set_node_at "$1" 'node.conn[0].iscsi.HeaderDigest' CRC32C
+    set_node_at "$1" 'node.conn[0].iscsi.DataDigest' CRC32C
+  fi
+}
+[ -n "${G_PORTAL2:-}" ] || new_node "$G_PORTAL" "$TPGT"
 
 SESSION=0
 login() { # check name
@@ -170,6 +174,21 @@ find_disk() { # the block device of LUN G_LUN in our session, once the kernel ha
   done
   return 1
 }
+
+# The initiator must have seen no I/O error (and, unless a target was killed on purpose, no
+# connection failure): the kernel log's lines matching $1, and $2 = 1 when connection errors count.
+kernel_log() {
+  dmesg >/run/dmesg.txt
+  io_errors=$(grep -ciE "$1" /run/dmesg.txt)
+  conn_errors=0
+  [ "$2" = 0 ] || conn_errors=$(grep -ciE 'conn error|connection.*(failed|timed out)|session recovery timed out' /run/dmesg.txt)
+  if [ "$io_errors" = 0 ] && [ "$conn_errors" = 0 ]; then pass kernel-log "io_errors=0 conn_errors=0 target_killed=$((1 - $2))"; else
+    fail kernel-log "io_errors=$io_errors conn_errors=$conn_errors"
+  fi
+  sed 's/^/KLOG| /' /run/dmesg.txt
+}
+
+[ -z "${G_PORTAL2:-}" ] || . /multipath.sh
 
 login login || finish
 if [ "$G_DIGEST" = crc32c ]; then
@@ -381,14 +400,6 @@ for mode in $G_MODES; do
 done
 
 [ $SESSION = 1 ] && logout logout
-# The initiator must have seen no I/O error and no connection failure.
-dmesg >/run/dmesg.txt
-io_errors=$(grep -ciE 'I/O error|EXT4-fs error|Sense Key|critical medium|blk_update_request' /run/dmesg.txt)
-conn_errors=$(grep -ciE 'conn error|connection.*(failed|timed out)|session recovery timed out' /run/dmesg.txt)
 # The crash mode kills the target on purpose: connection errors are expected there, I/O errors never.
-[ "$CRASHED" = 0 ] || conn_errors=0
-if [ "$io_errors" = 0 ] && [ "$conn_errors" = 0 ]; then pass kernel-log "io_errors=0 conn_errors=0 target_killed=$CRASHED"; else
-  fail kernel-log "io_errors=$io_errors conn_errors=$conn_errors"
-fi
-sed 's/^/KLOG| /' /run/dmesg.txt
+kernel_log 'I/O error|EXT4-fs error|Sense Key|critical medium|blk_update_request' $((1 - CRASHED))
 finish

@@ -15,26 +15,29 @@ cache=$(realpath -m "${GUEST_CACHE_DIR:-$here/../../.cache/guest}")
 usage() {
   cat <<'EOF'
 usage: run.sh --portal 127.0.0.1:PORT --target IQN [options]
+  --portal2 127.0.0.1:PORT the other node of an HA pair (mode multipath: a path through each)
   --lun N                  LUN to test (default 0)
-  --mode LIST              comma-separated checks: smoke, fs, fio, or all (default smoke)
+  --mode LIST              comma-separated checks: smoke, fs, fio, or all (default smoke);
+                           multipath (with --portal2) runs alone
   --chap-user U --chap-secret S          CHAP, the initiator authenticating to the target
   --mutual-user U --mutual-secret S      mutual CHAP (node.session.auth.username_in/password_in)
   --discovery-chap         use the same CHAP settings for SendTargets discovery
   --digest none|crc32c     HeaderDigest and DataDigest to insist on (default none)
   --fs-mib N               size of the big file of the fs check (default 16)
-  --fio-seconds N          run time of the fio check (default 10)
+  --fio-seconds N          run time of the fio check (default 10; multipath: 60)
   --timeout S              hard limit of the guest's run (default from the modes)
   -v, --verbose            show the whole guest console
 EOF
 }
 die() { echo "RESULT setup FAIL reason=$1"; [ -z "${2:-}" ] || echo "$2" >&2; exit 2; }
 
-portal='' target='' lun=0 modes=smoke digest=none verbose=0 limit=0
+portal='' portal2='' target='' lun=0 modes=smoke digest=none verbose=0 limit=0
 chap_user='' chap_secret='' mutual_user='' mutual_secret='' discovery_chap=0
-fs_mib=16 fio_seconds=10
+fs_mib=16 fio_seconds=''
 while [ $# -gt 0 ]; do
   case $1 in
     --portal) portal=${2:-}; shift 2 ;;
+    --portal2) portal2=${2:-}; shift 2 ;;
     --target) target=${2:-}; shift 2 ;;
     --lun) lun=${2:-}; shift 2 ;;
     --mode) modes=${2:-}; shift 2 ;;
@@ -56,12 +59,27 @@ done
 # ---- validation
 [[ $portal =~ ^(127\.0\.0\.1|localhost):([0-9]{1,5})$ ]] || die bad_portal "--portal must be 127.0.0.1:PORT (the guest reaches only the host loopback)"
 port=${BASH_REMATCH[2]}
+port2=''
+if [ -n "$portal2" ]; then
+  [[ $portal2 =~ ^(127\.0\.0\.1|localhost):([0-9]{1,5})$ ]] || die bad_portal "--portal2 must be 127.0.0.1:PORT"
+  port2=${BASH_REMATCH[2]}
+  [ "$port2" != "$port" ] || die bad_portal "--portal2 must differ from --portal"
+fi
 [ -n "$target" ] || die no_target "--target IQN is required"
 [[ $lun =~ ^[0-9]+$ ]] || die bad_lun "--lun must be a number"
 [ "$modes" = all ] && modes=smoke,fs,fio
 for m in ${modes//,/ }; do
-  case $m in smoke | fs | fio | crash) ;; *) die bad_mode "unknown mode $m" ;; esac
+  case $m in smoke | fs | fio | crash | multipath) ;; *) die bad_mode "unknown mode $m" ;; esac
 done
+# multipath logs in through both portals and runs on its own; the other modes use one path.
+if [[ ,$modes, == *,multipath,* ]]; then
+  [ "$modes" = multipath ] || die bad_mode "mode multipath runs alone"
+  [ -n "$port2" ] || die bad_mode "mode multipath needs --portal2"
+  fio_seconds=${fio_seconds:-60}
+else
+  [ -z "$port2" ] || die bad_mode "--portal2 is for mode multipath"
+fi
+fio_seconds=${fio_seconds:-10}
 case $digest in none | crc32c) ;; *) die bad_digest "--digest must be none or crc32c" ;; esac
 for n in fs_mib fio_seconds limit; do [[ ${!n} =~ ^[0-9]+$ ]] || die bad_number "--${n//_/-} must be a number"; done
 [ -z "$chap_user" ] || [ -n "$chap_secret" ] || die bad_chap "--chap-user needs --chap-secret"
@@ -71,10 +89,12 @@ for n in fs_mib fio_seconds limit; do [[ ${!n} =~ ^[0-9]+$ ]] || die bad_number 
 command -v qemu-system-x86_64 >/dev/null || die no_qemu "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
 
 # Fail before the boot when nothing listens: a guest run takes a while to say the same.
-if ! timeout 2 bash -c ": </dev/tcp/127.0.0.1/$port" 2>/dev/null; then
-  echo "RESULT precheck FAIL reason=nothing_listening portal=127.0.0.1:$port"
-  exit 1
-fi
+for p in $port $port2; do
+  if ! timeout 2 bash -c ": </dev/tcp/127.0.0.1/$p" 2>/dev/null; then
+    echo "RESULT precheck FAIL reason=nothing_listening portal=127.0.0.1:$p"
+    exit 1
+  fi
+done
 
 started=$EPOCHREALTIME
 images=$("$here/build.sh" "$cache") || die build_failed "see build.sh's message above"
@@ -86,7 +106,7 @@ if [ "$limit" = 0 ]; then
   for m in ${modes//,/ }; do
     case $m in
       smoke) limit=$((limit + 30)) ;; fs) limit=$((limit + 90 + 4 * fs_mib)) ;; fio) limit=$((limit + 60 + fio_seconds)) ;;
-      crash) limit=$((limit + 180 + fio_seconds)) ;;
+      crash) limit=$((limit + 180 + fio_seconds)) ;; multipath) limit=$((limit + 150 + fio_seconds)) ;;
     esac
   done
 fi
@@ -110,6 +130,7 @@ done
   umask 077
   cat >"$run_dir/params" <<EOF
 G_PORTAL=10.0.2.2:$port
+G_PORTAL2=${port2:+10.0.2.2:$port2}
 G_TARGET=$(quote "$target")
 G_LUN=$lun
 G_MODES='${modes//,/ }'
@@ -126,20 +147,23 @@ G_WATCHDOG=$watchdog
 EOF
 )
 
-# Every guest TCP connection to 10.0.2.2:PORT becomes one relay process to the portal. slirp
+# Every guest TCP connection to 10.0.2.2:PORT becomes one relay process to that portal. slirp
 # runs it in a session of its own, so qemu's death does not reach it: record its pid to end it.
-cat >"$run_dir/relay" <<EOF
+# Its stderr would reach the guest through the connection: nc's "Connection refused" while a
+# node is down is no iSCSI PDU.
+# restrict=on: slirp drops every guest packet except those to a guestfwd address and port, so
+# the guest can reach nothing but the portals, whatever it tries. slirp keeps its own host
+# address and DNS off 10.0.2.2 because a guestfwd must not use them.
+netdev="user,id=net0,ipv6=off,restrict=on,net=10.0.2.0/24,host=10.0.2.1,dns=10.0.2.3"
+for p in $port $port2; do
+  cat >"$run_dir/relay-$p" <<EOF
 #!/bin/sh
 echo \$\$ >>'$run_dir/relays'
-exec /bin/busybox nc 127.0.0.1 $port
+exec /bin/busybox nc 127.0.0.1 $p 2>/dev/null
 EOF
-chmod 755 "$run_dir/relay"
-
-# restrict=on: slirp drops every guest packet except those to the guestfwd address, so the guest
-# can reach nothing but the portal, whatever it tries. slirp keeps its own host address and DNS
-# off 10.0.2.2 because a guestfwd must not use them.
-netdev="user,id=net0,ipv6=off,restrict=on,net=10.0.2.0/24,host=10.0.2.1,dns=10.0.2.3"
-netdev+=",guestfwd=tcp:10.0.2.2:$port-cmd:$run_dir/relay"
+  chmod 755 "$run_dir/relay-$p"
+  netdev+=",guestfwd=tcp:10.0.2.2:$p-cmd:$run_dir/relay-$p"
+done
 # shellcheck disable=SC2054 # the commas belong to qemu's option values
 qemu=(qemu-system-x86_64 -name s3tgt-guest -machine q35 -accel tcg,thread=multi -cpu max -smp 2 -m 1024
   -nodefaults -no-user-config -display none -no-reboot
@@ -155,10 +179,11 @@ stop_all() {
   # `timeout` forwards the signal to qemu; the relays are ended one by one, by pid.
   [ -z "$qemu_pid" ] || kill "$qemu_pid" 2>/dev/null
   [ -z "$qemu_pid" ] || wait "$qemu_pid" 2>/dev/null
-  local pid
+  local pid cmd
   if [ -f "$run_dir/relays" ]; then
     while read -r pid; do
-      [[ $(cat "/proc/$pid/cmdline" 2>/dev/null | tr '\0' ' ') == "/bin/busybox nc 127.0.0.1 $port "* ]] && kill "$pid" 2>/dev/null
+      cmd=$(cat "/proc/$pid/cmdline" 2>/dev/null | tr '\0' ' ')
+      [[ $cmd == "/bin/busybox nc 127.0.0.1 $port " || (-n $port2 && $cmd == "/bin/busybox nc 127.0.0.1 $port2 ") ]] && kill "$pid" 2>/dev/null
     done <"$run_dir/relays"
   fi
   rm -f "$run_dir/params"
@@ -166,7 +191,7 @@ stop_all() {
 trap stop_all EXIT
 trap 'echo "RESULT host FAIL reason=interrupted"; exit 3' INT TERM HUP
 
-echo "INFO run_dir=$run_dir portal=127.0.0.1:$port guest_portal=10.0.2.2:$port modes=${modes} digest=$digest kernel=$(cat "$images/kver") timeout_s=$limit"
+echo "INFO run_dir=$run_dir portal=127.0.0.1:$port guest_portal=10.0.2.2:$port${port2:+ portal2=127.0.0.1:$port2 guest_portal2=10.0.2.2:$port2} modes=${modes} digest=$digest kernel=$(cat "$images/kver") timeout_s=$limit"
 # `timeout` bounds qemu even when this script is killed with SIGKILL.
 qemu_started=$EPOCHREALTIME
 exec 3< <(exec timeout -k 5 "$limit" "${qemu[@]}" </dev/null 2>&1)
