@@ -44,15 +44,32 @@ describe('ALUA, implicit (SPC-5 r20 §5.16): what a cluster node presents', () =
     assert.equal(d.readUInt32BE(0), d.length - 4);
     assert.equal(d[4], 0x10, 'FORMAT TYPE 001b');
     assert.equal(d[5], 30, 'IMPLICIT TRANSITION TIME');
-    // Group 1 (a): active/optimized, not preferred, port 1; group 2 (b): standby, preferred, port 2.
+    // Group 1 (a): active/optimized, port 1; group 2 (b, preferred): standby, so no PREF, port 2.
     assert.deepEqual([d[8] & 0x8f, d[9], d.readUInt16BE(10), d[15], d.readUInt16BE(18)], [0x00, 0x85, 1, 1, 1]);
-    assert.deepEqual([d[20] & 0x8f, d.readUInt16BE(22), d[27], d.readUInt16BE(30)], [0x82, 2, 1, 2]);
+    assert.deepEqual([d[20] & 0x8f, d.readUInt16BE(22), d[27], d.readUInt16BE(30)], [0x02, 2, 1, 2]);
     const plain = await fx.run(n, rtpgCdb(false));
     assert.equal(plain.data?.readUInt32BE(0), 24, 'length-only header: two 12-byte descriptors');
     // Nobody active (between a crash and the takeover): both standby.
     alua.set(undefined);
     const none = (await fx.run(n, rtpgCdb(true))).data ?? Buffer.alloc(0);
     assert.deepEqual([none[8] & 0x0f, none[20] & 0x0f], [2, 2]);
+    await fx.close();
+  });
+
+  it('PREF is set only while the preferred group is active: a preferred standby would outrank the active path in Linux multipath', async () => {
+    const { fx, alua } = clusterLu('a');
+    const n = nexus('h');
+    await fx.ready(n);
+    const pref = async (): Promise<number[]> => {
+      const d = (await fx.run(n, rtpgCdb(true))).data ?? Buffer.alloc(0);
+      return [d[8], d[20]];
+    };
+    alua.set('b'); // the preferred node (b) is active: PREF on its group
+    assert.deepEqual(await pref(), [0x02, 0x80]);
+    alua.set('a'); // b came back after a takeover by a: standby, no PREF
+    assert.deepEqual(await pref(), [0x00, 0x02]);
+    alua.set(undefined);
+    assert.deepEqual(await pref(), [0x02, 0x02]);
     await fx.close();
   });
 

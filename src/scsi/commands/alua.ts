@@ -41,8 +41,16 @@ export const REPORT_TARGET_PORT_GROUPS: Command<LogicalUnit> = defineCommand({
     return { extended: (cdb[1] & 0xe0) === 0x20, allocationLength, dataOutLength: 0, transferLength: allocationLength };
   },
   execute({ lu }, r) {
-    const groups = lu.alua
-      ? lu.alua.groups.map((g) => descriptor(g.id, lu.alua?.stateOf(g) ?? 'standby', g === lu.alua?.preferred, g.id))
+    const alua = lu.alua;
+    const groups = alua
+      ? alua.groups.map((g) => {
+          const state = alua.stateOf(g);
+          // PREF (SPC-5 r20 §6.36) only while the preferred group is the active one: Linux's alua
+          // prioritizer adds 80 to a preferred port that is not active/optimized, so a preferred
+          // node back as standby after a takeover would outrank the active path and dm-multipath
+          // would fail back to it every few seconds, only to be refused with 02/04/0B.
+          return descriptor(g.id, state, g === alua.preferred && state === 'active-optimized', g.id);
+        })
       : [descriptor(0, 'active-optimized', false, lu.target.relativePortId)];
     const body = Buffer.concat(groups);
     const head = Buffer.alloc(r.extended ? 8 : 4);
