@@ -2,9 +2,12 @@ import type { ClusterConfig } from '../config/cluster';
 import type { LunConfig } from '../config/config';
 import type { LogicalUnit } from '../scsi/logical-unit';
 import type { Journal } from '../storage/journal/journal';
+import { type JournalRecord, uuidHex } from '../storage/journal/record';
+import type { ReplicaStore } from '../storage/journal/replication/replica-store';
+import type { ReplicationStats } from '../storage/journal/replication/stats';
 import type { LunLayout } from '../storage/layout';
 import { Lease, LeaseError, type LeaseTiming, type SeenLease } from '../storage/lease';
-import { parseLeaseRecord } from '../storage/lease-record';
+import { type LeaseRecord, parseLeaseRecord } from '../storage/lease-record';
 import type { ObjectStore, RequestOptions } from '../storage/object-store';
 import type { VolumeInfo } from '../storage/volume';
 import { readVolumeInfo } from '../storage/volume-meta';
@@ -12,7 +15,7 @@ import { type Clock, every, type Timer } from '../util/clock';
 import { invariant } from '../util/invariant';
 import { log } from '../util/log';
 import { bounded } from './bounded';
-import { type OpenLun, openLun } from './open-volume';
+import { type OpenLun, openLun, type ReplicaReplay } from './open-volume';
 import { StandbyVolume } from './standby-volume';
 
 /**
@@ -60,6 +63,15 @@ export interface ClusterLunDeps {
   /** Bounds of the steps of a hand-over. */
   readonly graceMs: number;
   readonly flushBoundMs: number;
+  /** What this node holds of the other nodes' journals (journal LUNs: docs/ha.md). */
+  readonly replicas?: ReplicaSet;
+}
+
+/** The receiving side of journal replication, as a takeover needs it. */
+export interface ReplicaSet {
+  store(node: string): ReplicaStore | undefined;
+  stores(): Iterable<ReplicaStore>;
+  readonly stats: ReplicationStats;
 }
 
 /**
@@ -217,7 +229,27 @@ export class ClusterLun {
     const t0 = clock.now();
     let open: OpenLun | undefined;
     try {
-      open = await openLun(store, layout, lun, timing, journal, (vouch) => Lease.claim(store, layout.leaseKey, seen, self, timing, vouch), true);
+      const plan = await this.replicaPlan(seen?.record);
+      open = await openLun(
+        store,
+        layout,
+        lun,
+        timing,
+        journal,
+        (vouch) =>
+          Lease.claim(
+            store,
+            layout.leaseKey,
+            seen,
+            self,
+            timing,
+            (p) => [...new Set([...vouch(p), ...(plan?.holders ?? [])])],
+            undefined,
+            plan?.covers,
+          ),
+        true,
+        plan?.replay,
+      );
       if (this.luValue) this.luValue.attach(open.volume);
       else this.luValue = this.d.makeLu(open.volume.info, open.volume);
       // Mode pages and persistent reservations as the last active node left them.
@@ -248,6 +280,64 @@ export class ClusterLun {
       seconds: this.stats.lastActivationSeconds,
       replayed: open.replay?.records ?? 0,
     });
+  }
+
+  /**
+   * What a takeover of a journal LUN applies of its predecessor's journal (docs/ha.md,
+   * "Journal replication"). From another node: its holder's records (and those it vouched
+   * for) in this node's replica of that node, if the replica is complete and the lease does
+   * not say local-only; they are then covered (their node drops its own copies). From this
+   * node's own earlier lease: the replica holders it vouched for, not consumed yet (a start
+   * that stopped before the replay was done).
+   */
+  private async replicaPlan(
+    prev: LeaseRecord | undefined,
+  ): Promise<{ readonly holders: readonly string[]; readonly covers: readonly string[]; readonly replay: ReplicaReplay } | undefined> {
+    const replicas = this.d.replicas;
+    const self = this.d.cluster.self.name;
+    // A node that handed the LUN over flushed it first (its last records are a checkpoint).
+    if (!replicas || !this.d.lun.journal || !prev || prev.handoverTo === self) return undefined;
+    let stores: ReplicaStore[];
+    let holders: string[];
+    let covers: string[] = [];
+    if (prev.node !== undefined && prev.node !== self) {
+      const st = replicas.store(prev.node);
+      if (!st) return undefined;
+      await st.idle();
+      if (!st.complete || prev.replication === 'local-only') {
+        replicas.stats.unprotectedTakeovers++;
+        log.error(
+          "cluster: taking the LUN over without its predecessor's journal: the replica here is incomplete; writes that node acknowledged local-only are missing (they stay in its journal, quarantined when it returns)",
+          { lun: this.name, previous: prev.node, leaseSaysLocalOnly: prev.replication === 'local-only', replicaComplete: st.complete },
+        );
+        return undefined;
+      }
+      stores = [st];
+      holders = [prev.holder, ...(prev.vouches ?? [])].map(uuidHex);
+      covers = holders;
+    } else {
+      stores = [...replicas.stores()];
+      for (const st of stores) await st.idle();
+      holders = (prev.vouches ?? []).map(uuidHex);
+      if (holders.length === 0) return undefined;
+    }
+    const wanted = new Set(holders);
+    return {
+      holders,
+      covers,
+      replay: {
+        node: self,
+        records: async (uuid) => {
+          const out: JournalRecord[] = [];
+          for (const st of stores) out.push(...(await st.records(uuid, wanted)));
+          replicas.stats.replayedRecords += out.length;
+          return out;
+        },
+        consumed: async (uuid) => {
+          for (const st of stores) await st.consume(uuid, holders);
+        },
+      },
+    };
   }
 
   /**

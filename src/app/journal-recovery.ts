@@ -22,6 +22,8 @@ export async function recoverLun(
   name: string,
   /** The LUN journals (it will be attached): its records are taken over, not replayed. */
   adopt: boolean,
+  /** In a cluster: this node (lease vouches are read as its own, docs/ha.md). */
+  node?: string,
 ): Promise<ReplayResult | undefined> {
   const uuid = volume.info.uuid;
   const held = (await listQuarantine(journal.dir)).filter((q) => q.lun === uuidHex(uuid));
@@ -34,9 +36,16 @@ export async function recoverLun(
       { code: 'STORE_ERR_JOURNAL_QUARANTINED' },
     );
   }
-  const records = journal.recoveredFor(uuid);
+  let records = journal.recoveredFor(uuid);
   if (records.length === 0) return undefined;
-  const d = replayDecision(records, lease.previous);
+  const d = replayDecision(records, lease.previous, node);
+  if (d.replay && d.drop.length > 0) {
+    // Another node's takeover applied these records from its replica; this copy is superseded.
+    const n = journal.dropRecovered(uuid, new Set(d.drop));
+    log.warn('journal: dropped records a takeover by another node applied already', { lun: name, records: n, holders: d.drop });
+    records = journal.recoveredFor(uuid);
+    if (records.length === 0) return undefined;
+  }
   if (!d.replay) {
     const q = await quarantine(journal.dir, uuid, journal.recoveredChunks(uuid), d.why);
     journal.retireRecovered(uuid);

@@ -3,7 +3,8 @@ import { ChunkVolume } from '../storage/chunk-volume';
 import { StorageError } from '../storage/errors';
 import type { Journal } from '../storage/journal/journal';
 import { LunJournal } from '../storage/journal/lun-journal';
-import type { ReplayResult } from '../storage/journal/replay';
+import type { JournalRecord } from '../storage/journal/record';
+import { type ReplayResult, replayInto } from '../storage/journal/replay';
 import { replayDecision } from '../storage/journal/replay-policy';
 import type { LunLayout } from '../storage/layout';
 import { Lease, type LeaseRecord, type LeaseTiming } from '../storage/lease';
@@ -17,6 +18,16 @@ import { WriteGate } from '../storage/write-gate';
 import { systemClock } from '../util/clock';
 import { log } from '../util/log';
 import { recoverLun } from './journal-recovery';
+
+/** What a cluster takeover replays of its predecessor's journal (docs/ha.md, "Journal replication"). */
+export interface ReplicaReplay {
+  /** The node taking the LUN (lease vouches are read as this node's). */
+  readonly node: string;
+  /** The records to apply, in order, for the LUN of this UUID. */
+  records(uuid: string): Promise<JournalRecord[]>;
+  /** They are durable in S3: never apply them again. */
+  consumed(uuid: string): Promise<void>;
+}
 
 export interface OpenLun {
   readonly volume: ChunkVolume;
@@ -48,21 +59,26 @@ export async function openLun(
     Lease.acquire(store, layout.leaseKey, 'serve', timing, undefined, vouch),
   /** In a cluster: chunk writes are conditional (fencing by ETag, docs/ha.md) and never offloaded. */
   conditionalWrites = false,
+  /** In a cluster: the predecessor's journal records this node holds, applied before anything else. */
+  replica?: ReplicaReplay,
 ): Promise<OpenLun> {
   // The journal's records are keyed by the LUN's UUID, read before the lease (read only) so
   // that the takeover's PUT can vouch for the holders they were written under.
   const early = journal ? await readVolumeInfo(store, layout) : null;
   const recovered = early && journal ? journal.recoveredFor(early.uuid) : [];
+  const node = replica?.node;
   const lease = await take((previous) => {
-    const d = replayDecision(recovered, previous);
+    const d = replayDecision(recovered, previous, node);
     return d.replay ? d.vouches : [];
   });
   let volume: ChunkVolume | undefined;
   let preserving: PreservingStore | undefined;
   try {
     const info = await volumeInfo(lease.gate.bind(store), layout, lun);
-    // A LUN that no longer journals replays through its cache, flushing once at the end.
-    const replaying = journal !== undefined && !lun.journal && journal.recoveredFor(info.uuid).length > 0;
+    const fromReplica = replica ? await replica.records(info.uuid) : [];
+    // A LUN that no longer journals replays through its cache, flushing once at the end; so does
+    // a takeover's replay of its predecessor's records.
+    const replaying = (journal !== undefined && !lun.journal && journal.recoveredFor(info.uuid).length > 0) || fromReplica.length > 0;
     // A LUN with snapshots writes through the store that preserves each chunk before its first
     // overwrite; which chunks are preserved already is listed in the background.
     preserving = await lunDataStore(store, layout, info);
@@ -97,8 +113,19 @@ export async function openLun(
       });
     }
     let replay: ReplayResult | undefined;
+    if (replica && fromReplica.length > 0) {
+      // Older than anything in this node's journal for the LUN (docs/ha.md): applied first,
+      // and made durable in S3 before the LUN serves, then marked consumed so that no later
+      // start of this node applies them over newer writes.
+      const t0 = Date.now();
+      replay = await replayInto(volume, fromReplica);
+      await replica.consumed(info.uuid);
+      replay = { ...replay, seconds: (Date.now() - t0) / 1000 };
+      log.warn("journal: applied the previous node's replicated records", { lun: layout.name, ...replay });
+    }
+    if (replica) await volume.setCacheMode(lun.cacheMode);
     if (journal) {
-      replay = await recoverLun(volume, journal, lease, layout.name, lun.journal);
+      replay = (await recoverLun(volume, journal, lease, layout.name, lun.journal, node)) ?? replay;
       await volume.setCacheMode(lun.cacheMode);
       if (lun.journal) volume.attachJournal(new LunJournal(journal, info.uuid, lease.holder));
     }

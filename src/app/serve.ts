@@ -26,6 +26,7 @@ import { HttpEndpoint } from './http-server';
 import { quarantineUnserved } from './journal-recovery';
 import { openLun, openSnapshotLun } from './open-volume';
 import { describeReload, planReload, type ReloadPlan } from './reload';
+import { ClusterReplication } from './replication';
 import { Backends } from './stores';
 
 /** One LUN being served: where it is exported, its volume and its lease. */
@@ -70,6 +71,8 @@ export class Service {
     /** The server's journal (docs/journal.md), open before any LUN and closed after all. */
     readonly journal: Journal | undefined,
     private readonly journalStats: JournalStats,
+    /** In a cluster with journal LUNs: the journal's replication to the other nodes. */
+    readonly replication?: ClusterReplication,
   ) {
     const cluster = config.cluster;
     this.directory = new MutableDirectory(
@@ -107,6 +110,17 @@ export class Service {
   static async start(config: Config): Promise<Service> {
     configureLogging(config.log.level, config.log.format);
     const journalStats = new JournalStats();
+    let s: Service | undefined;
+    // Journal replication (docs/ha.md) sees the LUNs through the service made below.
+    const replication = ClusterReplication.create(config.cluster, config.journal !== undefined, {
+      served: () => [...(s?.luns.values() ?? [])].map((l) => ({ uuid: l.volume.info.uuid, lease: l.lease })),
+      taken: (uuid) => {
+        for (const c of s?.clusterLuns.values() ?? []) {
+          if (c.lu && uuidHex(c.lu.identity.uuid) === uuid) return c.role !== 'standby';
+        }
+        return false;
+      },
+    });
     const journal = config.journal
       ? await Journal.open({
           dir: config.journal.dir,
@@ -116,12 +130,13 @@ export class Service {
           clock: systemClock,
           identity: systemIdentity,
           onCommit: journalStats.onCommit,
+          ...(replication ? { mirror: replication.mirror } : {}),
         })
       : undefined;
     const backends = new Backends(config);
-    let s: Service | undefined;
     try {
-      s = new Service(config, backends, journal, journalStats);
+      s = new Service(config, backends, journal, journalStats, replication);
+      if (replication && journal) await replication.start(journal);
       s.portals = await s.server.listen();
       if (config.metrics.listen) await s.startHttp(config.metrics.listen);
       // S3 is reached only once the portal holds connections: a login that arrives while S3 is
@@ -140,6 +155,7 @@ export class Service {
       await s?.server.close();
       await s?.closeLuns();
       await backends.close();
+      await replication?.close();
       await journal?.close();
       throw e;
     }
@@ -219,6 +235,7 @@ export class Service {
       journal: this.journal,
       clock: systemClock,
       graceMs: 10_000,
+      ...(this.replication ? { replicas: this.replication } : {}),
       flushBoundMs: Math.max(30_000, 2 * ((s3?.retryDeadlineMs ?? 15_000) + (s3?.requestTimeoutMs ?? 10_000))),
       makeLu: (info, volume) => {
         const scsi = this.targets.get(target) ?? this.newScsiTarget(target);
@@ -398,6 +415,7 @@ export class Service {
         }
       }
       await bounded('closing the stores', graceMs, this.backends.close()).catch(() => undefined);
+      await bounded('closing journal replication', graceMs, this.replication?.close()).catch(() => undefined);
       // What could not be uploaded stays in the journal for the next start to replay.
       await bounded('closing the journal', graceMs, this.journal?.close()).catch((e: unknown) =>
         log.error('the journal did not close cleanly', { error: (e as Error).message }),

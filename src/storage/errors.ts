@@ -41,6 +41,11 @@ export type StorageErrorCode =
   | 'STORE_ERR_JOURNAL_QUARANTINED'
   /** A snapshot operation was refused (bad or duplicate name, unknown snapshot, a served LUN). */
   | 'STORE_ERR_SNAPSHOT'
+  /**
+   * A journal write could be neither replicated to the peer nodes nor declared local-only in
+   * the LUN's lease (retryable; docs/ha.md, "Journal replication").
+   */
+  | 'STORE_ERR_REPLICATION'
   | 'STORE_ERR_FENCED'
   | 'STORE_ERR_INTERNAL';
 

@@ -29,6 +29,17 @@ export interface LeaseRecord {
    * may take the lease at once; anyone else waits for it to expire as usual.
    */
   readonly handoverTo?: string;
+  /**
+   * Set while the holder acknowledges journal writes that no peer node holds (its replication
+   * link is down: docs/ha.md, "Journal replication"), before the first such write: a successor
+   * then knows its replica of the holder's journal is incomplete.
+   */
+  readonly replication?: 'local-only';
+  /**
+   * Holders whose journal records a takeover applied from a replica (this holder or one before
+   * it): their own node's copies of those records are superseded and are dropped, not replayed.
+   */
+  readonly covered?: readonly string[];
 }
 
 /** Parses and checks a lease object, like volume.json: a clear error naming the key and field. */
@@ -48,6 +59,15 @@ export function parseLeaseRecord(body: Buffer, key: string): LeaseRecord {
     generation: r.get('generation').int(),
     ...(r.get('node').present ? { node: r.get('node').str() } : {}),
     ...(r.get('handoverTo').present ? { handoverTo: r.get('handoverTo').str() } : {}),
+    ...(r.get('replication').present ? { replication: r.get('replication').oneOf(['local-only'] as const) } : {}),
+    ...(r.get('covered').present
+      ? {
+          covered: r
+            .get('covered')
+            .array()
+            .map((v) => v.str()),
+        }
+      : {}),
     ...(r.get('vouches').present
       ? {
           vouches: r

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Clock, every, systemClock, type Timer } from '../util/clock';
 import { log } from '../util/log';
-import { isStorageError } from './errors';
+import { isStorageError, StorageError } from './errors';
 import { describeHolder, type HostIdentity, type LeaseRecord, parseLeaseRecord, provablyDead, systemIdentity } from './lease-record';
 import type { GetResult, ObjectStore, PutOptions, RequestOptions, WriteGuard } from './object-store';
 import { WriteGate } from './write-gate';
@@ -47,7 +47,14 @@ export type LeaseState = 'held' | 'suspended' | 'lost' | 'released';
  */
 const LEASE_OBJECT: WriteGuard = { admit: () => new AbortController().signal };
 
-type Base = Omit<LeaseRecord, 'renewedAt' | 'generation' | 'vouches' | 'handoverTo'> & { vouches?: readonly string[] };
+type Base = Omit<LeaseRecord, 'renewedAt' | 'generation' | 'vouches' | 'handoverTo' | 'replication' | 'covered'> & {
+  vouches?: readonly string[];
+  replication?: 'local-only';
+  covered?: readonly string[];
+};
+
+/** How many covered holders a lease carries forward (older ones: their copies are quarantined instead). */
+const COVERED_KEPT = 32;
 
 /** What a cluster standby saw of a lease before it decided to take it (docs/ha.md). */
 export interface SeenLease {
@@ -201,10 +208,14 @@ export class Lease {
     timing: LeaseTiming,
     vouch: (previous: LeaseRecord | undefined) => readonly string[],
     env: LeaseEnv = SYSTEM_ENV,
+    /** Holders whose records this takeover applies from a replica (added to those the chain carries). */
+    covers: readonly string[] = [],
   ): Promise<Lease> {
     const base = newBase('serve', timing, env.identity, node);
     const v = vouch(seen?.record);
     if (v.length > 0) base.vouches = [...v];
+    const covered = [...new Set([...(seen?.record?.covered ?? []), ...covers])].slice(-COVERED_KEPT);
+    if (covered.length > 0) base.covered = covered;
     const sentAt = env.clock.now();
     const start = (etag: string): Lease => new Lease(store, key, base, etag, timing, env, sentAt, seen?.record).startRenewing();
     try {
@@ -277,6 +288,32 @@ export class Lease {
         return;
       }
       log.warn('LUN lease renewal failed; will retry', { key: this.key, error: (e as Error).message, gate: this.gate.state });
+    }
+  }
+
+  /** Whether the record says the holder acknowledges journal writes no peer holds. */
+  get localOnly(): boolean {
+    return this.base.replication === 'local-only';
+  }
+
+  /**
+   * Sets or clears `replication: local-only` (docs/ha.md, "Journal replication") and resolves
+   * once a renewal carrying it has landed; throws if none did (a bounded renewal failed).
+   */
+  async markLocalOnly(on: boolean): Promise<void> {
+    if (on) this.base.replication = 'local-only';
+    else delete this.base.replication;
+    await this.renewing;
+    const before = this.generation;
+    await this.renew();
+    if (this.generation <= before || this.state !== 'held') {
+      throw new StorageError(
+        'unavailable',
+        `${this.key}: the lease could not be rewritten to say the journal is ${on ? 'local-only' : 'replicated'}`,
+        {
+          code: 'STORE_ERR_REPLICATION',
+        },
+      );
     }
   }
 

@@ -11,7 +11,7 @@ import { lockJournalDir } from './journal-lock';
 import { PendingIndex, readRecordsAt, type SegmentRef } from './pending-index';
 import { encodedLength, type JournalRecord, uuidHex } from './record';
 import { type SegmentScan, scanSegment } from './segment-scan';
-import { type CommitStats, type RecordInput, SegmentWriter } from './segment-writer';
+import { type CommitStats, type Mirror, type RecordInput, SegmentWriter } from './segment-writer';
 
 export interface JournalOptions {
   readonly dir: string;
@@ -31,6 +31,11 @@ export interface JournalOptions {
   readonly clock: Clock;
   readonly identity: HostIdentity;
   readonly onCommit?: (s: CommitStats) => void;
+  /**
+   * Each commit group, as written to the segment, is also handed here (journal replication:
+   * docs/ha.md); the group's records are durable once both the local fsync and this resolve.
+   */
+  readonly mirror?: Mirror;
 }
 
 interface Segment {
@@ -258,6 +263,46 @@ export class Journal {
     }
   }
 
+  /** The sequence number the next record will get. */
+  get nextSequence(): number {
+    return this.writer.next.sequence;
+  }
+
+  /**
+   * Every record before this sequence number is in S3 (or superseded by a checkpoint): the
+   * oldest record not yet uploaded, or the next to be placed. Records recovered at start and
+   * not yet adopted or replayed count too.
+   */
+  get uploadedBelow(): number {
+    let min = this.pending.oldest() ?? this.writer.next.sequence;
+    for (const list of this.recovered.values()) if (list.length > 0 && list[0].sequence < min) min = list[0].sequence;
+    return min;
+  }
+
+  /**
+   * Drops a LUN's recovered records written under `holders`: copies a takeover elsewhere
+   * applied from its replica (docs/ha.md), superseded since.
+   */
+  dropRecovered(lun: string, holders: ReadonlySet<string>): number {
+    const hex = uuidHex(lun);
+    const list = this.recovered.get(hex) ?? [];
+    const gone = list.filter((r) => holders.has(uuidHex(r.holder)));
+    for (const r of gone) {
+      const seg = r.seg as Segment;
+      const byLun = seg.recovered as Map<string, number>;
+      const n = (byLun.get(hex) ?? 0) - 1;
+      invariant(n >= 0, () => `journal segment ${seg.id}: recovered count of ${hex} below 0`);
+      if (n === 0) byLun.delete(hex);
+      else byLun.set(hex, n);
+      seg.pending--;
+    }
+    const keep = list.filter((r) => !holders.has(uuidHex(r.holder)));
+    if (keep.length === 0) this.recovered.delete(hex);
+    else this.recovered.set(hex, keep);
+    this.recycle();
+    return gone.length;
+  }
+
   /** Every record up to this sequence number is durable. */
   get durableThrough(): number {
     return this.writer.durableThrough;
@@ -374,6 +419,7 @@ export class Journal {
       group: next.group,
       maxGroupBytes: this.o.maxGroupBytes ?? 4 * 1024 * 1024,
       onCommit: this.o.onCommit,
+      mirror: this.o.mirror,
     });
     this.segments.push({ id, file, bytes: 0, pending: 0 });
   }

@@ -87,6 +87,15 @@ export class PendingIndex {
     return { bytes, oldestAt };
   }
 
+  /** The lowest sequence number of a record not yet in S3 (undefined: none). */
+  oldest(): number | undefined {
+    let min: number | undefined;
+    for (const chunks of this.byLun.values()) {
+      for (const list of chunks.values()) if (list.length > 0 && (min === undefined || list[0].seq < min)) min = list[0].seq;
+    }
+    return min;
+  }
+
   /** The chunk's records up to `upTo` (the durable ones), read back and verified, in sequence order. */
   read(lun: string, chunk: number, upTo: number): Promise<JournalRecord[]> {
     return readRecordsAt((this.byLun.get(uuidHex(lun))?.get(chunk) ?? []).filter((p) => p.seq <= upTo));

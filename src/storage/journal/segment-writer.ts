@@ -20,6 +20,13 @@ export interface CommitStats {
   readonly fsyncMs: number;
 }
 
+/**
+ * Where a commit group is replicated (docs/ha.md, "Journal replication"): the group's bytes as
+ * written to the segment and its last sequence number. Resolves once it is durable there (or
+ * the journal runs local-only, declared); rejects to fail the group's records.
+ */
+export type Mirror = (parts: readonly Buffer[], bytes: number, lastSequence: number) => Promise<void>;
+
 export interface SegmentWriterOptions {
   readonly clock: Clock;
   /** The next sequence number and commit group (they continue across segments). */
@@ -28,6 +35,7 @@ export interface SegmentWriterOptions {
   /** At most this many bytes per commit group (one write, one fsync). */
   readonly maxGroupBytes: number;
   readonly onCommit?: (s: CommitStats) => void;
+  readonly mirror?: Mirror;
 }
 
 /** A record handed to the writer: numbered and placed at once, durable later. */
@@ -186,6 +194,10 @@ export class SegmentWriter {
     });
     const at = this.position;
     this.position += bytes;
+    const last = batch[batch.length - 1].sequence;
+    // The peer's copy is written while the local one is: one round trip hides behind the fsync.
+    const mirrored = this.o.mirror?.(parts, bytes, last);
+    mirrored?.catch(() => undefined);
     try {
       await writeAll(this.fh, parts, at);
       const t0 = this.o.clock.now();
@@ -197,8 +209,19 @@ export class SegmentWriter {
       for (const w of [...batch, ...this.waiting.splice(0)]) w.reject(err);
       return;
     }
-    this.durableSeq = batch[batch.length - 1].sequence;
-    for (const w of batch) w.resolve();
+    let refused: Error | undefined;
+    try {
+      await mirrored;
+    } catch (e) {
+      // Not replicated (a peer took the LUN, or the journal could not be declared local-only):
+      // the records are on local disk but not acknowledged; the segment stays usable.
+      refused = e as Error;
+    }
+    this.durableSeq = last;
+    for (const w of batch) {
+      if (refused) w.reject(refused);
+      else w.resolve();
+    }
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const r of waiters) r();
