@@ -84,6 +84,7 @@ export interface ReplicaSet {
 export class ClusterLun {
   private roleValue: ClusterRole = 'standby';
   private luValue: LogicalUnit | undefined;
+  private uuidValue: string | undefined;
   private open: OpenLun | undefined;
   /** The lease as last seen (undefined: not looked at since the last change of role). */
   private seen: (SeenLease & { readonly since: number }) | undefined;
@@ -107,6 +108,14 @@ export class ClusterLun {
 
   get lu(): LogicalUnit | undefined {
     return this.luValue;
+  }
+
+  /**
+   * The LUN's UUID (32 hex digits) as this node knows it: from its LU, or read by a takeover
+   * before it looks at the replica (journal replication refuses its records from then on).
+   */
+  get uuid(): string | undefined {
+    return this.uuidValue ?? (this.luValue ? uuidHex(this.luValue.identity.uuid) : undefined);
   }
 
   /** The node that holds the LUN, as this node knows it. */
@@ -247,8 +256,7 @@ export class ClusterLun {
             undefined,
             plan?.covers,
           ),
-        true,
-        plan?.replay,
+        { node: self, ...(plan ? { replica: plan.replay } : {}) },
       );
       if (this.luValue) this.luValue.attach(open.volume);
       else this.luValue = this.d.makeLu(open.volume.info, open.volume);
@@ -300,6 +308,13 @@ export class ClusterLun {
     let stores: ReplicaStore[];
     let holders: string[];
     let covers: string[] = [];
+    // The role is 'activating': once the UUID is known here, the replica server refuses the
+    // LUN's records, so none is acknowledged after the read below.
+    if (this.uuid === undefined) {
+      const info = await readVolumeInfo(this.d.store, this.d.layout);
+      this.uuidValue = info ? uuidHex(info.uuid) : undefined;
+    }
+    if (this.uuid === undefined) return undefined;
     if (prev.node !== undefined && prev.node !== self) {
       const st = replicas.store(prev.node);
       if (!st) return undefined;
@@ -326,7 +341,6 @@ export class ClusterLun {
       holders,
       covers,
       replay: {
-        node: self,
         records: async (uuid) => {
           const out: JournalRecord[] = [];
           for (const st of stores) out.push(...(await st.records(uuid, wanted)));

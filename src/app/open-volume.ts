@@ -21,8 +21,6 @@ import { recoverLun } from './journal-recovery';
 
 /** What a cluster takeover replays of its predecessor's journal (docs/ha.md, "Journal replication"). */
 export interface ReplicaReplay {
-  /** The node taking the LUN (lease vouches are read as this node's). */
-  readonly node: string;
   /** The records to apply, in order, for the LUN of this UUID. */
   records(uuid: string): Promise<JournalRecord[]>;
   /** They are durable in S3: never apply them again. */
@@ -57,16 +55,20 @@ export async function openLun(
    */
   take: (vouch: (previous: LeaseRecord | undefined) => readonly string[]) => Promise<Lease> = (vouch) =>
     Lease.acquire(store, layout.leaseKey, 'serve', timing, undefined, vouch),
-  /** In a cluster: chunk writes are conditional (fencing by ETag, docs/ha.md) and never offloaded. */
-  conditionalWrites = false,
-  /** In a cluster: the predecessor's journal records this node holds, applied before anything else. */
-  replica?: ReplicaReplay,
+  /**
+   * In a cluster (docs/ha.md): this node, whose name qualifies the lease's vouches; chunk
+   * writes are conditional (fencing by ETag) and never offloaded; and the predecessor's journal
+   * records this node holds, if a takeover applies them (before anything else).
+   */
+  cluster?: { readonly node: string; readonly replica?: ReplicaReplay },
 ): Promise<OpenLun> {
+  const conditionalWrites = cluster !== undefined;
+  const replica = cluster?.replica;
   // The journal's records are keyed by the LUN's UUID, read before the lease (read only) so
   // that the takeover's PUT can vouch for the holders they were written under.
   const early = journal ? await readVolumeInfo(store, layout) : null;
   const recovered = early && journal ? journal.recoveredFor(early.uuid) : [];
-  const node = replica?.node;
+  const node = cluster?.node;
   const lease = await take((previous) => {
     const d = replayDecision(recovered, previous, node);
     return d.replay ? d.vouches : [];

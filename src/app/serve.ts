@@ -116,7 +116,7 @@ export class Service {
       served: () => [...(s?.luns.values() ?? [])].map((l) => ({ uuid: l.volume.info.uuid, lease: l.lease })),
       taken: (uuid) => {
         for (const c of s?.clusterLuns.values() ?? []) {
-          if (c.lu && uuidHex(c.lu.identity.uuid) === uuid) return c.role !== 'standby';
+          if (c.uuid === uuid) return c.role !== 'standby';
         }
         return false;
       },
@@ -327,6 +327,12 @@ export class Service {
           state: c.role === 'active' ? 'active-optimized' : c.role === 'standby' ? 'standby' : 'transitioning',
           ...c.stats,
         })),
+      replication: () => {
+        const x = this.replication;
+        if (!x) return undefined;
+        const localOnlyLuns = [...this.luns.values()].filter((l) => l.lease?.localOnly === true).length;
+        return { stats: x.stats, peers: x.links(), localOnlyLuns };
+      },
       backends: () => this.backends.all().map((b) => ({ kind: b.kind, stats: b.stats, pool: b.pool.stats() })),
     });
     http.route('GET', '/metrics', async () => ({ status: 200, type: registry.contentType, body: await registry.metrics() }));

@@ -215,14 +215,12 @@ function checkCluster(root: Reader, cluster: ClusterConfig, targets: readonly Ta
       if (l.preferred !== undefined && !cluster.nodes.some((n) => n.name === l.preferred)) {
         lunR.get('preferred').fail(`"${l.preferred}" is not a node of the cluster (${cluster.nodes.map((n) => n.name).join(', ')})`);
       }
-      // A node's journal holds writes S3 does not have yet; until the journal is replicated to
-      // the other nodes (docs/ha.md, "Journal replication"), a takeover would lose them.
-      if (l.journal) {
+      // A node's journal holds writes S3 does not have yet: it is replicated to every other
+      // node, which replays it at a takeover (docs/ha.md, "Journal replication").
+      if (l.journal && (!cluster.secret || cluster.nodes.some((n) => !n.replication))) {
         lunR
           .get('cache')
-          .fail(
-            'a journal LUN cannot be in a cluster yet: its journal is not replicated to the other nodes, so a takeover would lose acknowledged writes (docs/ha.md); use cache.mode write-through',
-          );
+          .fail('a journal LUN in a cluster replicates its records to the other nodes: every node needs "replication" and the cluster a "secret"');
       }
     });
   });

@@ -3,6 +3,7 @@ import type { IscsiStats } from '../iscsi/stats';
 import type { CommandStats } from '../scsi/command-stats';
 import type { IoPoolStats } from '../storage/io-pool';
 import type { JournalStats } from '../storage/journal/journal-stats';
+import type { ReplicationStats } from '../storage/journal/replication/stats';
 import type { StoreStats } from '../storage/store-stats';
 import type { VolumeStats } from '../storage/volume-stats';
 import type { LatencyHistogram } from '../util/histogram';
@@ -17,6 +18,16 @@ export interface MetricsSources {
   journal?(): JournalSource | undefined;
   /** In a cluster: every LUN with its role on this node (docs/ha.md). */
   cluster?(): Iterable<ClusterLunSource>;
+  /** In a cluster with journal LUNs: journal replication to and from every peer. */
+  replication?(): ReplicationSource | undefined;
+}
+
+export interface ReplicationSource {
+  readonly stats: ReplicationStats;
+  /** Per peer: link to it up, link from it up, its replica here complete. */
+  readonly peers: ReadonlyArray<{ readonly peer: string; readonly sending: boolean; readonly receiving: boolean; readonly complete: boolean }>;
+  /** LUNs whose lease says local-only (acknowledged writes no peer holds). */
+  readonly localOnlyLuns: number;
 }
 
 export interface ClusterLunSource {
@@ -410,6 +421,92 @@ export function buildRegistry(src: MetricsSources): Registry {
     'How long the last step-down took on this node (barrier, flush, lease released)',
     ['name'],
     cl((c) => c.lastDeactivationSeconds),
+  );
+  // Journal replication (docs/ha.md, "Journal replication")
+  const repl =
+    <V>(pick: (x: ReplicationSource) => Row<V>[]) =>
+    (): Row<V>[] => {
+      const x = src.replication?.();
+      return x ? pick(x) : [];
+    };
+  pulledGauge(
+    r,
+    's3tgt_journal_replication_connected',
+    'Replication links, 1 while up, by peer and direction',
+    ['peer', 'direction'],
+    repl((x) =>
+      x.peers.flatMap((p): Row<number>[] => [
+        [{ peer: p.peer, direction: 'to' }, p.sending ? 1 : 0],
+        [{ peer: p.peer, direction: 'from' }, p.receiving ? 1 : 0],
+      ]),
+    ),
+  );
+  pulledGauge(
+    r,
+    's3tgt_journal_replica_complete',
+    "1 while this node holds every record of the peer's journal not yet in S3",
+    ['peer'],
+    repl((x) => x.peers.map((p): Row<number> => [{ peer: p.peer }, p.complete ? 1 : 0])),
+  );
+  pulledGauge(
+    r,
+    's3tgt_journal_replication_local_only_luns',
+    'LUNs journaling local-only (their lease says so; a takeover would lose those writes): alert on > 0',
+    [],
+    repl((x) => [[{}, x.localOnlyLuns]]),
+  );
+  pulledGauge(
+    r,
+    's3tgt_journal_replication_lag_seconds',
+    'Send to acknowledgement of the last commit group replicated',
+    [],
+    repl((x) => [[{}, x.stats.lastAckSeconds]]),
+  );
+  pulledCounter(
+    r,
+    's3tgt_journal_replication_groups_total',
+    'Commit groups by outcome: acked by every peer, local-only, refused by a peer that took the LUN',
+    ['outcome'],
+    repl((x) => [
+      [{ outcome: 'acked' }, x.stats.sentBatches],
+      [{ outcome: 'local-only' }, x.stats.localOnlyBatches],
+      [{ outcome: 'refused' }, x.stats.refusedByPeer],
+    ]),
+  );
+  pulledCounter(
+    r,
+    's3tgt_journal_replication_sent_bytes_total',
+    'Journal bytes the peers acknowledged',
+    [],
+    repl((x) => [[{}, x.stats.sentBytes]]),
+  );
+  pulledCounter(
+    r,
+    's3tgt_journal_replication_received_bytes_total',
+    "Bytes of the peers' journals kept here",
+    [],
+    repl((x) => [[{}, x.stats.receivedBytes]]),
+  );
+  pulledCounter(
+    r,
+    's3tgt_journal_replication_auth_failures_total',
+    'Replication connections that failed authentication',
+    [],
+    repl((x) => [[{}, x.stats.authFailures]]),
+  );
+  pulledCounter(
+    r,
+    's3tgt_journal_replication_replayed_records_total',
+    "Records applied from a peer's replica at takeovers",
+    [],
+    repl((x) => [[{}, x.stats.replayedRecords]]),
+  );
+  pulledCounter(
+    r,
+    's3tgt_cluster_unprotected_takeovers_total',
+    "Takeovers without the predecessor's journal (its replica incomplete or local-only)",
+    [],
+    repl((x) => [[{}, x.stats.unprotectedTakeovers]]),
   );
   return r;
 }

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Rgw } from './rgw';
 import { freePort, TargetProcess, TEST_IQN } from './target';
@@ -64,6 +65,7 @@ export class ClusterPair {
 
   async start(): Promise<void> {
     await this.allocate();
+    if (this.o.journal) for (const t of [this.a, this.b]) await fs.mkdir(path.join(t.dir, 'journal'), { recursive: true });
     await Promise.all([this.a.start(60_000), this.b.start(60_000)]);
   }
 

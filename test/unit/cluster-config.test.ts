@@ -64,8 +64,8 @@ describe('cluster configuration (docs/ha.md)', () => {
     fails(`portals: [127.0.0.1:3260]\n${NODES}${LUNS}`, /portals.*drop "portals"/);
     fails(NODES.replace('secret: a-secret-of-sixteen-bytes', 'secret: short') + LUNS, /at least 16 bytes/);
     fails(
-      `journal: { dir: /tmp/j }\n${NODES}${LUNS.replace('preferred: b', 'preferred: b, cache: { mode: journal }')}`,
-      /cache: a journal LUN cannot be in a cluster yet/,
+      `journal: { dir: /tmp/j }\n${NODES.replace(/, replication: [0-9.:]+/g, '')}${LUNS.replace('preferred: b', 'preferred: b, cache: { mode: journal }')}`,
+      /every node needs "replication"/,
     );
     fails(
       `cluster:\n  self: a\n  nodes:\n    - { name: a, portals: [127.0.0.1:3260], tpg: 1, admin: 127.0.0.1:9471 }\n${LUNS}`,

@@ -115,12 +115,15 @@ export class ReplicaStore {
 
   /**
    * The peer's records of a LUN a takeover replays: those of the current stream written under
-   * one of `holders`, after the LUN's last checkpoint in it, not consumed by an earlier
-   * takeover here; in sequence order.
+   * one of `holders`, after the LUN's last checkpoint in it and at or past the peer's last
+   * watermark (what is below it is in S3), not consumed by an earlier takeover here; in
+   * sequence order. Their data is copied out of the files read, so what stays in memory is
+   * the peer's backlog for the LUN (at most its journal's size), not the files.
    */
   async records(lun: string, holders: ReadonlySet<string>): Promise<JournalRecord[]> {
     const hex = uuidHex(lun);
     const done = new Set(this.consumed[hex] ?? []);
+    const below = this.watermarkValue ?? 0;
     let out: JournalRecord[] = [];
     for (const f of this.files.filter((x) => x.stream === this.stream)) {
       const scan = scanSegment(await fs.readFile(f.file));
@@ -128,7 +131,7 @@ export class ReplicaStore {
       for (const r of scan.records) {
         if (r.lun !== hex) continue;
         if (r.kind === 'checkpoint') out = [];
-        else if (holders.has(r.holder) && !done.has(r.holder)) out.push(r);
+        else if (r.sequence >= below && holders.has(r.holder) && !done.has(r.holder)) out.push({ ...r, data: Buffer.from(r.data) });
       }
     }
     return out;
