@@ -15,6 +15,7 @@ import { type Clock, every, type Timer } from '../util/clock';
 import { invariant } from '../util/invariant';
 import { log } from '../util/log';
 import { bounded } from './bounded';
+import { settleTakenLun } from './journal-recovery';
 import { type OpenLun, openLun, type ReplicaReplay } from './open-volume';
 import { StandbyVolume } from './standby-volume';
 
@@ -196,11 +197,21 @@ export class ClusterLun {
       // A lease handed over is nobody's until its new node takes it.
       this.publish(record?.handoverTo ? undefined : record?.node);
       if (record?.handoverTo === cluster.self.name) await this.activate(this.seen);
+      else await this.settleJournal(record);
       return;
     }
+    await this.settleJournal(this.seen.record);
     // Unchanged since this node first saw it for TTL + margin, on this node's clock: its
     // holder's gate closed at TTL/2 after its last renewal was sent, before we saw it.
     if (now - this.seen.since >= timing.ttlMs + timing.marginMs) await this.activate(this.seen);
+  }
+
+  /** What this node's journal left of the LUN, once another node holds it (journal-recovery.ts). */
+  private async settleJournal(holder: LeaseRecord | undefined): Promise<void> {
+    const { journal, cluster } = this.d;
+    const uuid = this.uuid;
+    if (!journal || !holder || uuid === undefined || journal.recoveredFor(uuid).length === 0) return;
+    await settleTakenLun(journal, uuid, this.name, holder, cluster.self.name);
   }
 
   /**

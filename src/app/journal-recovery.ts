@@ -80,6 +80,34 @@ export async function recoverLun(
   return { ...r, seconds };
 }
 
+/**
+ * A cluster standby sees the LUN's lease held by another node (docs/ha.md, "Journal
+ * replication"): what this node's journal still holds of the LUN from before (it was killed)
+ * can never be replayed by it over that node's writes. Records the holder's takeover applied
+ * from its replica (covered) are dropped; any others (the takeover did without them) are
+ * quarantined for the operator. Either way they stop holding the journal back: its
+ * watermark, and with it every peer's replica of this node, moves on.
+ */
+export async function settleTakenLun(journal: Journal, uuid: string, name: string, holder: LeaseRecord, node: string): Promise<void> {
+  const records = journal.recoveredFor(uuid);
+  if (records.length === 0 || holder.node === undefined || holder.node === node) return;
+  const d = replayDecision(records, holder, node);
+  if (d.replay) {
+    if (d.drop.length === 0) return;
+    const n = journal.dropRecovered(uuid, new Set(d.drop));
+    log.warn('journal: dropped records a takeover by another node applied already', { lun: name, records: n, holders: d.drop, node: holder.node });
+    return;
+  }
+  const q = await quarantine(journal.dir, uuid, journal.recoveredChunks(uuid), d.why);
+  journal.retireRecovered(uuid);
+  log.error("journal: node took the LUN over without this node's records (its replica was incomplete); they are quarantined", {
+    lun: name,
+    records: records.length,
+    file: q.file,
+    node: holder.node,
+  });
+}
+
 /** Records of LUNs this server does not serve would pin the journal: they are quarantined. */
 export async function quarantineUnserved(journal: Journal, served: ReadonlySet<string>): Promise<void> {
   for (const lun of journal.recoveredLuns) {

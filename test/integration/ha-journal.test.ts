@@ -30,6 +30,16 @@ async function metric(t: TargetProcess, name: string): Promise<number> {
   return line ? Number(line.slice(name.length + 1)) : Number.NaN;
 }
 
+/** Polls `cond` every 200 ms for at most `ms`. */
+async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}
+
 describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (issue 17)', { timeout: 600_000 }, () => {
   let rgw: Rgw;
   before(async () => {
@@ -45,11 +55,8 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
     try {
       await pair.up();
       // Both links up and b's replica of a complete (a's watermark past its stream start).
-      const t0 = Date.now();
-      while ((await metric(pair.b, 's3tgt_journal_replica_complete{peer="a"}')) !== 1) {
-        assert.ok(Date.now() - t0 < 20_000, `node b's replica of node a did not become complete:\n${pair.b.output.slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      const complete = await until(async () => (await metric(pair.b, 's3tgt_journal_replica_complete{peer="a"}')) === 1, 20_000);
+      assert.ok(complete, `node b's replica of node a did not become complete:\n${pair.b.output.slice(-2000)}`);
       const pa = await Path.open(pair.a);
       const pb = await Path.open(pair.b);
       let stop = false;
@@ -85,6 +92,13 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
       // writes. Writes go on through node b meanwhile, and the LUN moves back to node a.
       await pair.restart(pair.a);
       await waitRole(pair.a, 'ha0', 'standby', 30_000);
+      // As a standby it drops them at once: they no longer hold its journal back, so node b's
+      // replica of node a becomes complete (node a is protected again for LUNs it takes).
+      assert.ok(
+        await until(async () => (await metric(pair.b, 's3tgt_journal_replica_complete{peer="a"}')) === 1, 10_000),
+        "node b's replica of node a complete",
+      );
+      assert.match(pair.a.output, /dropped records a takeover by another node applied/, "node a dropped its journal's records a takeover applied");
       const pa2 = await Path.open(pair.a);
       stop = false;
       const again = Array.from({ length: WRITERS }, (_, k) => multipathWriter([pb, pa2], LBAS_EACH, () => stop, k * LBAS_EACH, 1_000_000));
