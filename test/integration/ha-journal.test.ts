@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ClusterPair, waitRole } from '../harness/cluster';
 import { run } from '../harness/exec';
-import { multipathWriter, Path, verify } from '../harness/multipath';
+import { block, GOOD, multipathWriter, Path, verify } from '../harness/multipath';
 import { Rgw } from '../harness/rgw';
 import type { TargetProcess } from '../harness/target';
+import { write10 } from '../lib/cdb';
 
 /**
  * Issue 17, journal across failover (docs/ha.md, "Journal replication"): a journal LUN on an
@@ -127,6 +128,76 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
       );
       pa2.close();
       pb.close();
+    } finally {
+      await pair.down();
+    }
+  });
+
+  it('the peer down: the lease says local-only before a write no peer holds is acknowledged; once the peer is back and has everything not in S3 the mark is cleared, and a kill -9 loses nothing', async () => {
+    await rgw.createBucket('ha-journal-peer');
+    const pair = new ClusterPair(rgw, { bucket: 'ha-journal-peer', journal: true, lunsYaml: JOURNAL_LUNS, logLevel: 'info' });
+    try {
+      await pair.up();
+      await pair.b.stop('SIGKILL');
+      const pa = await Path.open(pair.a);
+      const paths = [pa];
+      let stop = false;
+      const writers = Array.from({ length: 4 }, (_, k) => multipathWriter(paths, LBAS_EACH, () => stop, k * LBAS_EACH));
+      assert.ok(
+        await until(async () => (await metric(pair.a, 's3tgt_journal_replication_local_only_luns')) === 1, 10_000),
+        'the LUN went local-only',
+      );
+      const localOnly = await metric(pair.a, 's3tgt_journal_replication_groups_total{outcome="local-only"}');
+      assert.ok(localOnly > 0, 'writes were acknowledged local-only');
+      assert.match(pair.a.output, /the LUN journals local-only until it is back/);
+      // Node b returns: a new stream; the mark goes once node a's uploads pass its start.
+      await pair.restart(pair.b);
+      await waitRole(pair.b, 'ha0', 'standby', 30_000);
+      const cleared = Date.now();
+      assert.ok(
+        await until(async () => (await metric(pair.a, 's3tgt_journal_replication_local_only_luns')) === 0, 20_000),
+        'the local-only mark was cleared',
+      );
+      const clearMs = Date.now() - cleared;
+      paths.push(await Path.open(pair.b));
+      await new Promise((r) => setTimeout(r, 1_000));
+      await pair.a.stop('SIGKILL');
+      stop = true;
+      await waitRole(pair.b, 'ha0', 'active', 60_000);
+      const ws = await Promise.all(writers);
+      assert.deepEqual(
+        ws.flatMap((w) => w.errors),
+        [],
+        'no I/O error',
+      );
+      const acked = new Map(ws.flatMap((w) => [...w.acked]));
+      await verify(paths[1], acked);
+      assert.equal(await metric(pair.b, 's3tgt_cluster_unprotected_takeovers_total'), 0);
+      console.log(
+        `peer down: ${localOnly} groups acknowledged local-only; protected again ${clearMs} ms after node b was back; ${acked.size} LBAs read back after the kill`,
+      );
+      pa.close();
+      paths[1].close();
+    } finally {
+      await pair.down();
+    }
+  });
+
+  it('a takeover while the replica is incomplete is declared: an error log and s3tgt_cluster_unprotected_takeovers_total', async () => {
+    await rgw.createBucket('ha-journal-unprot');
+    const pair = new ClusterPair(rgw, { bucket: 'ha-journal-unprot', journal: true, lunsYaml: JOURNAL_LUNS, logLevel: 'info' });
+    try {
+      await pair.up();
+      await pair.b.stop('SIGKILL');
+      const pa = await Path.open(pair.a);
+      for (let lba = 0; lba < 64; lba++) assert.equal((await pa.exec(write10(lba, 1), { write: block(lba, 1) })).status, GOOD);
+      assert.equal(await metric(pair.a, 's3tgt_journal_replication_local_only_luns'), 1, 'the LUN went local-only');
+      await pair.a.stop('SIGKILL');
+      await pair.restart(pair.b);
+      await waitRole(pair.b, 'ha0', 'active', 60_000);
+      assert.equal(await metric(pair.b, 's3tgt_cluster_unprotected_takeovers_total'), 1);
+      assert.match(pair.b.output, /taking the LUN over without its predecessor's journal/);
+      pa.close();
     } finally {
       await pair.down();
     }
