@@ -317,6 +317,7 @@ export class ClusterLun {
     // A node that handed the LUN over flushed it first (its last records are a checkpoint).
     if (!replicas || !this.d.lun.journal || !prev || prev.handoverTo === self) return undefined;
     let stores: ReplicaStore[];
+    let streams: number[] | undefined;
     let holders: string[];
     let covers: string[] = [];
     // The role is 'activating': once the UUID is known here, the replica server refuses the
@@ -329,12 +330,12 @@ export class ClusterLun {
     if (prev.node !== undefined && prev.node !== self) {
       const st = replicas.store(prev.node);
       if (!st) return undefined;
-      await st.idle();
-      if (!st.complete || prev.replication === 'local-only') {
+      streams = await st.replayStreams();
+      if (streams === undefined || prev.replication === 'local-only') {
         replicas.stats.unprotectedTakeovers++;
         log.error(
           "cluster: taking the LUN over without its predecessor's journal: the replica here is incomplete; writes that node acknowledged local-only are missing (they stay in its journal, quarantined when it returns)",
-          { lun: this.name, previous: prev.node, leaseSaysLocalOnly: prev.replication === 'local-only', replicaComplete: st.complete },
+          { lun: this.name, previous: prev.node, leaseSaysLocalOnly: prev.replication === 'local-only', replicaComplete: streams !== undefined },
         );
         return undefined;
       }
@@ -354,7 +355,7 @@ export class ClusterLun {
       replay: {
         records: async (uuid) => {
           const out: JournalRecord[] = [];
-          for (const st of stores) out.push(...(await st.records(uuid, wanted)));
+          for (const st of stores) out.push(...(await st.records(uuid, wanted, streams)));
           replicas.stats.replayedRecords += out.length;
           return out;
         },

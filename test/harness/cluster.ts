@@ -15,6 +15,8 @@ export interface ClusterOptions {
   readonly secondPortalOnA?: boolean;
   /** A journal for each node (its own directory), for journal LUNs. */
   readonly journal?: boolean;
+  /** The journal's uploadDelay (default 2s). */
+  readonly journalUploadDelay?: string;
   readonly logLevel?: string;
 }
 
@@ -103,7 +105,7 @@ s3:
   requestTimeout: 3s
   retryDeadline: 4s
 lease: ${this.o.lease ?? '{ ttl: 4s, renewInterval: 500ms, margin: 1s }'}
-${this.o.journal ? `journal: { dir: ${path.join(t.dir, 'journal')}, size: 64MiB, uploadDelay: 2s }` : ''}
+${this.o.journal ? `journal: { dir: ${path.join(t.dir, 'journal')}, size: 64MiB, uploadDelay: ${this.o.journalUploadDelay ?? '2s'} }` : ''}
 cluster:
   self: ${self}
   secret: ${CLUSTER_SECRET}

@@ -183,6 +183,47 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
     }
   });
 
+  it('node b restarts while node a is idle, then node a is killed: the writes node b held before its restart are replayed (the new stream continues the old one)', async () => {
+    await rgw.createBucket('ha-journal-restart');
+    const pair = new ClusterPair(rgw, {
+      bucket: 'ha-journal-restart',
+      journal: true,
+      journalUploadDelay: '60s',
+      lunsYaml: JOURNAL_LUNS,
+      logLevel: 'info',
+    });
+    try {
+      await pair.up();
+      assert.ok(await until(async () => (await metric(pair.b, 's3tgt_journal_replica_complete{peer="a"}')) === 1, 20_000), 'replica complete');
+      const pa = await Path.open(pair.a);
+      const acked = new Map<number, number>();
+      for (let lba = 0; lba < 256; lba++) {
+        assert.equal((await pa.exec(write10(lba, 1), { write: block(lba, 7) })).status, GOOD);
+        acked.set(lba, 7);
+      }
+      pa.close();
+      // Node b restarts: a new stream, whose start is past those writes (not in S3 for 60 s).
+      await pair.b.stop('SIGKILL');
+      await pair.restart(pair.b);
+      await waitRole(pair.b, 'ha0', 'standby', 30_000);
+      assert.ok(
+        await until(async () => (await metric(pair.b, 's3tgt_journal_replication_connected{peer="a",direction="from"}')) === 1, 10_000),
+        'node a reconnected',
+      );
+      assert.equal(await metric(pair.b, 's3tgt_journal_replica_complete{peer="a"}'), 0, 'the new stream alone is incomplete');
+      assert.equal(await metric(pair.a, 's3tgt_journal_replication_local_only_luns'), 0, 'no write while node b was away');
+      await pair.a.stop('SIGKILL');
+      await waitRole(pair.b, 'ha0', 'active', 60_000);
+      const pb = await Path.open(pair.b);
+      await verify(pb, acked);
+      assert.equal(await metric(pair.b, 's3tgt_cluster_unprotected_takeovers_total'), 0);
+      assert.ok((await metric(pair.b, 's3tgt_journal_replication_replayed_records_total')) >= 256);
+      pb.close();
+    } finally {
+      await pair.down();
+    }
+  });
+
   it('a takeover while the replica is incomplete is declared: an error log and s3tgt_cluster_unprotected_takeovers_total', async () => {
     await rgw.createBucket('ha-journal-unprot');
     const pair = new ClusterPair(rgw, { bucket: 'ha-journal-unprot', journal: true, lunsYaml: JOURNAL_LUNS, logLevel: 'info' });

@@ -78,7 +78,9 @@ async function pair(o: { secret?: string; accepts?: (lun: string) => boolean; ti
     leases: () => [lease],
   });
   const position = {
-    nextSequence: seq + 1,
+    get nextSequence() {
+      return seq + 1;
+    },
     get uploadedBelow() {
       return uploadedBelow;
     },
@@ -242,6 +244,66 @@ describe('journal replication (docs/ha.md, "Journal replication")', () => {
       await lease.release();
     }
   });
+
+  for (const gap of [false, true]) {
+    it(
+      gap
+        ? 'the receiver restarts and the sender acknowledged a group local-only meanwhile: the streams have a gap, the replica is not replayed until the new stream is complete'
+        : 'the receiver restarts while the sender is idle: the new stream continues the old one, whose records a takeover still replays',
+      async () => {
+        const p = await pair();
+        let again: ReplicaServer | undefined;
+        try {
+          p.setUploaded(p.position.nextSequence); // nothing pending when the link comes up
+          p.replicator.start(p.position);
+          const st1 = p.server.store('a');
+          assert.ok(st1);
+          await until('complete', () => st1.complete, 3_000);
+          const w1 = rec('write', Buffer.alloc(4096, 1));
+          const w2 = rec('write', Buffer.alloc(4096, 2));
+          for (const g of [w1, w2]) await p.replicator.mirror(g.parts, bytesOf(g.parts), g.sequence);
+          assert.deepEqual(await st1.replayStreams(), [1]);
+          // This node restarts (its records are not in S3 yet: the watermark stays below them).
+          const port = p.server.port;
+          await p.server.close();
+          await until('link down', () => p.replicator.connected[0]?.up === false);
+          if (gap) {
+            const lost = rec('write', Buffer.alloc(4096, 3));
+            await p.replicator.mirror(lost.parts, bytesOf(lost.parts), lost.sequence);
+            assert.equal(p.lease.localOnly, true);
+          }
+          again = await ReplicaServer.start({
+            host: '127.0.0.1',
+            port,
+            self: 'b',
+            peers: ['a'],
+            secret: SECRET,
+            journalDir: p.dir,
+            accepts: () => true,
+            stats: new ReplicationStats(),
+          });
+          const st2 = again.store('a');
+          assert.ok(st2);
+          await until('link up again', () => again?.connected('a') === true, 5_000);
+          await new Promise((r) => setTimeout(r, 300));
+          assert.equal(st2.complete, false, 'the new stream alone does not hold the records before it');
+          if (gap) {
+            assert.equal(await st2.replayStreams(), undefined, 'a gap: records from before it could overwrite newer data');
+          } else {
+            assert.deepEqual(await st2.replayStreams(), [1, 2]);
+            const got = await st2.records(LUN_HEX, new Set([HOLDER_HEX]), [1, 2]);
+            assert.deepEqual(
+              got.map((r) => r.data[0]),
+              [1, 2],
+            );
+          }
+        } finally {
+          await p.close();
+          await again?.close();
+        }
+      },
+    );
+  }
 
   it('a peer that has taken the LUN refuses its records: the write fails (fenced), nothing is kept', async () => {
     let taken = false;

@@ -99,6 +99,7 @@ export class ReplicaLink {
         clearTimeout(handshake);
         this.start = o.onUp();
         this.up = true;
+        sock.write(Buffer.concat(encodeFrame(FrameType.START, u64(this.start))));
         log.info('replication: link up', { peer: o.peer, streamStart: this.start });
         return;
       }

@@ -139,6 +139,10 @@ export class ReplicaServer {
         log.info('replication: a peer connected', { node: peer });
         return;
       }
+      if (f.type === FrameType.START) {
+        await store.started(readU64(f.payload, 0));
+        return;
+      }
       if (f.type === FrameType.WATERMARK) {
         store.watermark(readU64(f.payload, 0), readU64(f.payload, 8));
         return;

@@ -9,6 +9,13 @@ import { scanSegment } from '../segment-scan';
 const FILE_BYTES = 64 * 1024 * 1024;
 const FILE = /^s-([0-9a-f]{8})-([0-9a-f]{8})\.log$/;
 const CONSUMED = 'consumed.json';
+const STREAMS = 'streams.json';
+
+/** What is known of one stream (one connection): where the peer said it starts, whether it was ever complete. */
+interface StreamMeta {
+  start?: number;
+  complete?: boolean;
+}
 
 interface ReplicaFile {
   readonly stream: number;
@@ -37,6 +44,8 @@ export class ReplicaStore {
   private fh: fs.FileHandle | undefined;
   private writing: Promise<void> = Promise.resolve();
   private consumed: Record<string, string[]> = {};
+  private streams: Record<string, StreamMeta> = {};
+  private saving: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly node: string,
@@ -55,11 +64,8 @@ export class ReplicaStore {
       s.files.push({ stream: Number.parseInt(m[1], 16), index: Number.parseInt(m[2], 16), file, bytes: st.size, lastSeq: 0 });
     }
     s.stream = s.files.reduce((n, f) => Math.max(n, f.stream), 0);
-    try {
-      s.consumed = JSON.parse(await fs.readFile(path.join(dir, CONSUMED), 'utf8')) as Record<string, string[]>;
-    } catch {
-      s.consumed = {};
-    }
+    s.consumed = await readJson<Record<string, string[]>>(path.join(dir, CONSUMED), {});
+    s.streams = await readJson<Record<string, StreamMeta>>(path.join(dir, STREAMS), {});
     return s;
   }
 
@@ -100,7 +106,43 @@ export class ReplicaStore {
   watermark(w: number, start: number): void {
     this.streamStart = start;
     this.watermarkValue = w;
+    const meta = this.meta(this.stream);
+    const before = JSON.stringify(meta);
+    meta.start = start;
+    if (this.complete) meta.complete = true;
+    if (JSON.stringify(meta) !== before) this.saveStreams();
     void this.trim();
+  }
+
+  private meta(stream: number): StreamMeta {
+    const k = String(stream);
+    this.streams[k] ??= {};
+    return this.streams[k];
+  }
+
+  /** Keeps what is known of the streams (a restart of this node must not forget it). */
+  private saveStreams(): void {
+    // Empty streams between kept ones stay: they carry their starts (replayStreams).
+    const oldest = this.files.reduce((n, f) => Math.min(n, f.stream), this.stream);
+    for (const k of Object.keys(this.streams)) if (Number(k) < oldest) delete this.streams[k];
+    const body = JSON.stringify(this.streams);
+    this.saving = this.saving
+      .then(() => writeJsonDurably(path.join(this.dir, STREAMS), this.dir, body))
+      .catch((e: unknown) => {
+        log.warn('replica: could not save the stream list', { dir: this.dir, error: String(e) });
+      });
+  }
+
+  /**
+   * The peer's first frame on a stream: where it starts (the peer's next sequence number).
+   * Durable before any record of the stream is taken, so a stream with records always has
+   * its start (replayStreams).
+   */
+  async started(start: number): Promise<void> {
+    this.streamStart = start;
+    this.meta(this.stream).start = start;
+    this.saveStreams();
+    await this.saving;
   }
 
   /** Every record of the peer not yet in S3 is here (see the class comment). */
@@ -114,25 +156,77 @@ export class ReplicaStore {
   }
 
   /**
-   * The peer's records of a LUN a takeover replays: those of the current stream written under
-   * one of `holders`, after the LUN's last checkpoint in it and at or past the peer's last
-   * watermark (what is below it is in S3), not consumed by an earlier takeover here; in
-   * sequence order. Their data is copied out of the files read, so what stays in memory is
-   * the peer's backlog for the LUN (at most its journal's size), not the files.
+   * The streams a takeover replays, oldest first, or undefined if they may miss a record the
+   * peer acknowledged (docs/ha.md, "Journal replication"). The current stream, and before it
+   * every earlier one it continues without a gap, back to one that was complete: a link that
+   * broke and came back with no write in between (this node restarted while the peer was idle)
+   * loses nothing. A gap is a group the peer acknowledged local-only (its lease said so), or
+   * records that are in S3 since: replaying records from before it could overwrite newer data,
+   * so a chain with a gap is not used.
    */
-  async records(lun: string, holders: ReadonlySet<string>): Promise<JournalRecord[]> {
+  async replayStreams(): Promise<number[] | undefined> {
+    await this.idle();
+    const numbers = [...new Set([...this.files.map((f) => f.stream), this.stream])].sort((a, b) => b - a);
+    const chain: number[] = [];
+    let next: { readonly start: number | undefined } | undefined;
+    for (const n of numbers) {
+      const seqs = await this.sequences(n);
+      if (next) {
+        // The later stream starts where this one ended (+1): no gap between them.
+        // A later stream whose start never arrived received nothing: it is not relied on.
+        if (next.start === undefined) return undefined;
+        const last = seqs.last ?? (this.streams[String(n)]?.start ?? 1) - 1;
+        if (next.start > last + 1) return undefined;
+      }
+      chain.unshift(n);
+      const meta = this.streams[String(n)];
+      if ((n === this.stream && this.complete) || meta?.complete) return chain;
+      next = { start: n === this.stream ? (this.streamStart ?? meta?.start) : meta?.start };
+    }
+    return undefined;
+  }
+
+  /** True when a takeover may replay this replica (replayStreams). */
+  async replayable(): Promise<boolean> {
+    return (await this.replayStreams()) !== undefined;
+  }
+
+  /** The last sequence number in a stream's files (undefined: none). */
+  private async sequences(stream: number): Promise<{ last: number | undefined }> {
+    let last: number | undefined;
+    for (const f of this.files.filter((x) => x.stream === stream)) {
+      for (const r of await this.scan(f)) last = Math.max(last ?? 0, r.sequence);
+    }
+    return { last };
+  }
+
+  private async scan(f: ReplicaFile): Promise<readonly JournalRecord[]> {
+    const scan = scanSegment(await fs.readFile(f.file));
+    if (scan.tail === 'corrupt') throw new Error(`replica file ${f.file}: a record at byte ${scan.damage?.offset} does not verify`);
+    return scan.records;
+  }
+
+  /**
+   * The peer's records of a LUN a takeover replays: those of `streams` (replayStreams; by
+   * default every stream kept) written under one of `holders`, after the LUN's last checkpoint
+   * and at or past the peer's last watermark (what is below it is in S3), not consumed by an
+   * earlier takeover here; in sequence order. Their data is copied out of the files read, so
+   * what stays in memory is the peer's backlog for the LUN (at most its journal's size).
+   */
+  async records(lun: string, holders: ReadonlySet<string>, streams?: readonly number[]): Promise<JournalRecord[]> {
     const hex = uuidHex(lun);
     const done = new Set(this.consumed[hex] ?? []);
     const below = this.watermarkValue ?? 0;
+    const wanted = new Set(streams ?? this.files.map((f) => f.stream));
+    const all: JournalRecord[] = [];
+    for (const f of this.files.filter((x) => wanted.has(x.stream))) {
+      for (const r of await this.scan(f)) if (r.lun === hex) all.push(r.kind === 'checkpoint' ? r : { ...r, data: Buffer.from(r.data) });
+    }
+    all.sort((x, y) => x.sequence - y.sequence);
     let out: JournalRecord[] = [];
-    for (const f of this.files.filter((x) => x.stream === this.stream)) {
-      const scan = scanSegment(await fs.readFile(f.file));
-      if (scan.tail === 'corrupt') throw new Error(`replica file ${f.file}: a record at byte ${scan.damage?.offset} does not verify`);
-      for (const r of scan.records) {
-        if (r.lun !== hex) continue;
-        if (r.kind === 'checkpoint') out = [];
-        else if (r.sequence >= below && holders.has(r.holder) && !done.has(r.holder)) out.push({ ...r, data: Buffer.from(r.data) });
-      }
+    for (const r of all) {
+      if (r.kind === 'checkpoint') out = [];
+      else if (r.sequence >= below && holders.has(r.holder) && !done.has(r.holder)) out.push(r);
     }
     return out;
   }
@@ -141,13 +235,7 @@ export class ReplicaStore {
   async consume(lun: string, holders: readonly string[]): Promise<void> {
     const hex = uuidHex(lun);
     this.consumed[hex] = [...new Set([...(this.consumed[hex] ?? []), ...holders])].slice(-32);
-    const file = path.join(this.dir, CONSUMED);
-    await fs.writeFile(`${file}.tmp`, JSON.stringify(this.consumed));
-    const fh = await fs.open(`${file}.tmp`, 'r');
-    await fh.sync();
-    await fh.close();
-    await fs.rename(`${file}.tmp`, file);
-    await syncDir(this.dir);
+    await writeJsonDurably(path.join(this.dir, CONSUMED), this.dir, JSON.stringify(this.consumed));
   }
 
   private async trim(): Promise<void> {
@@ -172,6 +260,7 @@ export class ReplicaStore {
 
   async close(): Promise<void> {
     await this.writing;
+    await this.saving;
     await this.closeFile();
   }
 
@@ -179,4 +268,22 @@ export class ReplicaStore {
   get fileCount(): number {
     return this.files.length;
   }
+}
+
+async function readJson<T>(file: string, empty: T): Promise<T> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8')) as T;
+  } catch {
+    return empty;
+  }
+}
+
+/** Replaces a small JSON file: written, fsynced, renamed, directory fsynced. */
+async function writeJsonDurably(file: string, dir: string, body: string): Promise<void> {
+  await fs.writeFile(`${file}.tmp`, body);
+  const fh = await fs.open(`${file}.tmp`, 'r');
+  await fh.sync();
+  await fh.close();
+  await fs.rename(`${file}.tmp`, file);
+  await syncDir(dir);
 }

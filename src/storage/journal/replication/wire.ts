@@ -9,6 +9,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
  *   CHALLENGE  r→s  JSON {node, nonce, mac}           the receiver proves it knows the secret
  *   PROOF      s→r  JSON {mac}                        the sender proves it
  *   READY      r→s  (empty)                           records may flow
+ *   START      s→r  u64 sequence                      the stream's first sequence (sent first)
  *   BATCH      s→r  u64 id, records as in a segment    one commit group of the sender's journal
  *   ACK        r→s  u64 id                            the batch is fsynced at the receiver
  *   NACK       r→s  u64 id, UTF-8 reason              refused (the receiver took one of its LUNs)
@@ -29,6 +30,7 @@ export const FrameType = {
   NACK: 7,
   WATERMARK: 8,
   ERROR: 9,
+  START: 10,
 } as const;
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
 
