@@ -74,6 +74,7 @@ test-node-versions: build deps-apt deps-node-versions
 	    dist/test/personality/windows.test.js dist/test/personality/esxi.test.js dist/test/personality/cluster.test.js \
 	    dist/test/personality/odx.test.js; \
 	  $$n --test $(TEST_FLAGS) --test-name-pattern='kill -9|lun move' dist/test/integration/ha-cluster.test.js; \
+	  $$n --test $(TEST_FLAGS) dist/test/integration/ha-journal.test.js; \
 	done
 
 start: build
