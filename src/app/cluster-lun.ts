@@ -119,6 +119,18 @@ export class ClusterLun {
     return this.uuidValue ?? (this.luValue ? uuidHex(this.luValue.identity.uuid) : undefined);
   }
 
+  /**
+   * Journal replication refuses other nodes' records of the LUN here (docs/ha.md): from the
+   * moment this node starts taking it, and while it holds it with its lease known valid. A
+   * node whose gate is not open (it cannot renew: it may have been deposed) takes them, as
+   * it acknowledges none of its own then (ChunkVolume.checkWritable).
+   */
+  get refusesReplicas(): boolean {
+    if (this.roleValue === 'activating') return true;
+    if (this.roleValue === 'standby') return false;
+    return this.open?.lease.gate.state === 'open';
+  }
+
   /** The node that holds the LUN, as this node knows it. */
   get activeNode(): string | undefined {
     return this.luValue?.alua?.active;
@@ -167,7 +179,13 @@ export class ClusterLun {
       if (this.open?.lease.state === 'lost') {
         this.stats.fenced++;
         await this.deactivate('the lease was taken over by another node');
+        return;
       }
+      // While no renewal has landed for TTL/2 (the gate suspended) this node may have been
+      // deposed already: it presents the LUN as standby (media access 02/04/0B sends the
+      // initiators' multipath to the other paths; RTPG names no active group) until a renewal
+      // lands again, instead of claiming an active path it may no longer have.
+      this.publish(this.open?.lease.gate.state === 'open' ? this.d.cluster.self.name : undefined);
       return;
     }
     if (this.roleValue !== 'standby') return;
@@ -394,6 +412,19 @@ export class ClusterLun {
       handoverTo = undefined; // the next node must not take it before this one's lease expired
     }
     await bounded(`releasing the lease of LUN ${this.name}`, graceMs, open.lease.release(handoverTo)).catch(() => undefined);
+    // A journal LUN that could not upload everything (fenced, or S3 unreachable): what is
+    // left becomes recovered records, settled at the next look at the lease (journal.ts).
+    const journal = this.d.journal;
+    if (journal && !journal.isClean(open.volume.info.uuid)) {
+      await journal.abandon(open.volume.info.uuid).then(
+        (n) => log.warn('cluster: journal records of the LUN not in S3 are kept for the next look at its lease', { lun: this.name, records: n }),
+        (e: unknown) =>
+          log.error('cluster: the journal records of the LUN could not be read back; they stay until a restart', {
+            lun: this.name,
+            error: String(e),
+          }),
+      );
+    }
     lu.attach(this.standbyVolume(open.volume.info));
     this.open = undefined;
     this.seen = undefined;

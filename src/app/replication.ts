@@ -13,7 +13,7 @@ import type { ReplicaSet } from './cluster-lun';
 export interface ReplicationHost {
   /** The leases of the LUNs this node serves, by UUID (32 hex digits). */
   served(): Iterable<{ readonly uuid: string; readonly lease: Lease | undefined }>;
-  /** Whether this node has taken (or is taking) the LUN of this UUID. */
+  /** Whether this node refuses other nodes' records of the LUN of this UUID (ClusterLun.refusesReplicas). */
   taken(uuid: string): boolean;
 }
 

@@ -116,7 +116,7 @@ export class Service {
       served: () => [...(s?.luns.values() ?? [])].map((l) => ({ uuid: l.volume.info.uuid, lease: l.lease })),
       taken: (uuid) => {
         for (const c of s?.clusterLuns.values() ?? []) {
-          if (c.uuid === uuid) return c.role !== 'standby';
+          if (c.uuid === uuid) return c.refusesReplicas;
         }
         return false;
       },

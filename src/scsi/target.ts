@@ -296,9 +296,11 @@ class LuTask implements ScsiTask {
       outcome = await body();
     } catch (e) {
       // In a cluster a LUN whose lease another node took is standby here: 04/0B sends the
-      // initiator's multipath to the node that has it (LeaseLost, 04/03, would stall it).
+      // initiator's multipath to the node that has it (LeaseLost, 04/03, would stall it). So
+      // is one whose lease is not known to be held (a suspended gate: ClusterLun presents it
+      // as standby at its next look); 04/01 would hold the initiator on this path for minutes.
       outcome =
-        this.lu.alua && e instanceof StorageError && e.kind === 'fenced'
+        this.lu.alua && e instanceof StorageError && (e.kind === 'fenced' || e.code === 'STORE_ERR_SUSPENDED')
           ? checkCondition('LunStandby', this.lu.descriptorSense)
           : outcomeOfError(e, this.lu.descriptorSense, this.commandName);
     }

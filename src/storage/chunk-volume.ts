@@ -82,6 +82,8 @@ export class ChunkVolume implements Volume {
   private readonly copyDomain: string | undefined;
   /** Where acknowledged writes are durable before S3 has them (after replay; docs/journal.md). */
   private journal: LunJournal | undefined;
+  /** In a cluster (VolumeEnv.conditionalWrites). */
+  private readonly conditionalWrites: boolean;
 
   constructor(
     private readonly store: ObjectStore,
@@ -94,6 +96,7 @@ export class ChunkVolume implements Volume {
     this.gate = env.gate ?? WriteGate.unleased(clock, layout.name);
     this.gated = this.gate.bind(store);
     this.copyDomain = env.copyDomain;
+    this.conditionalWrites = env.conditionalWrites ?? false;
     this.mode = options.cacheMode;
     this.zero = Buffer.alloc(info.chunkSize);
     const inherited = info.parent ? Math.ceil(info.parent.sizeBytes / info.chunkSize) : 0;
@@ -149,9 +152,16 @@ export class ChunkVolume implements Volume {
     }
   }
 
-  /** Writes land in the cache while the gate is suspended (flushes then fail retryably), never once fenced. */
+  /**
+   * Writes land in the cache while the gate is suspended (flushes then fail retryably), never
+   * once fenced. In a cluster a journal LUN acknowledges a write as durable: while its lease
+   * is not known to be held (suspended: no renewal for TTL/2) it may have been taken over
+   * already, and what it acknowledged would be lost, so it refuses retryably (02/04/01) until
+   * a renewal lands (docs/ha.md, "Journal replication"). Alone, it rides S3 outages out.
+   */
   private checkWritable(): void {
     if (this.gate.state === 'fenced') throw this.gate.reason;
+    if (this.conditionalWrites && this.journal) this.gate.check('journal write');
     if (this.closed) throw new StorageError('unavailable', `${this.layout.name} is closing`, { code: 'STORE_ERR_CLOSED' });
     if (this.options.readOnly) throw new StorageError('invalid', `${this.layout.name} is read-only`);
   }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ClusterPair, waitRole } from '../harness/cluster';
 import { run } from '../harness/exec';
+import { FaultProxy } from '../harness/fault-proxy';
 import { block, GOOD, multipathWriter, Path, verify } from '../harness/multipath';
 import { Rgw } from '../harness/rgw';
 import type { TargetProcess } from '../harness/target';
@@ -221,6 +222,70 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
       pb.close();
     } finally {
       await pair.down();
+    }
+  });
+
+  it("a node cut off from S3 acknowledges into its journal and the peer's replica only while its lease is known valid, then presents standby; every write it acknowledged is served by the peer; back on S3, it drops its superseded records", async () => {
+    await rgw.createBucket('ha-journal-cut');
+    const proxy = new FaultProxy(rgw.port);
+    await proxy.start();
+    const pair = new ClusterPair(rgw, {
+      bucket: 'ha-journal-cut',
+      journal: true,
+      lunsYaml: JOURNAL_LUNS,
+      logLevel: 'info',
+      endpoints: { a: proxy.endpoint },
+    });
+    try {
+      await pair.up();
+      assert.ok(await until(async () => (await metric(pair.b, 's3tgt_journal_replica_complete{peer="a"}')) === 1, 20_000), 'replica complete');
+      const pa = await Path.open(pair.a);
+      const pb = await Path.open(pair.b);
+      let stop = false;
+      const writers = Array.from({ length: 4 }, (_, k) => multipathWriter([pa, pb], LBAS_EACH, () => stop, k * LBAS_EACH));
+      await new Promise((r) => setTimeout(r, 1_500));
+      // Node a loses S3 (every request hangs) while initiators and node b still reach it.
+      proxy.rule({ action: 'black-hole', match: /./ });
+      const cutAt = Date.now();
+      const before = await metric(pair.a, 's3tgt_journal_replication_groups_total{outcome="acked"}');
+      await waitRole(pair.b, 'ha0', 'active', 60_000);
+      const takeoverS = (Date.now() - cutAt) / 1000;
+      const during = (await metric(pair.a, 's3tgt_journal_replication_groups_total{outcome="acked"}')) - before;
+      const refused = await metric(pair.a, 's3tgt_journal_replication_groups_total{outcome="refused"}');
+      console.log(`S3 cut: node b active ${takeoverS.toFixed(1)} s after the cut`);
+      await new Promise((r) => setTimeout(r, 1_500));
+      stop = true;
+      const ws = await Promise.all(writers);
+      assert.deepEqual(
+        ws.flatMap((w) => w.errors),
+        [],
+        `no I/O error\n${pair.b.output.slice(-6000)}`,
+      );
+      assert.ok(
+        ws.every((w) => w.current === 1),
+        'every writer moved to node b',
+      );
+      const acked = new Map(ws.flatMap((w) => [...w.acked]));
+      await verify(pb, acked);
+      console.log(
+        `S3 cut with a journal LUN: node b active after ${takeoverS.toFixed(1)} s; node a acknowledged ${during} groups without S3 (all replicated) until its lease's validity ended, ${refused} refused by node b; ${acked.size} LBAs read back on node b`,
+      );
+      assert.ok(during > 0, 'node a acknowledged writes while cut off from S3 (journal and replica), until its gate closed');
+      assert.equal(await metric(pair.b, 's3tgt_cluster_unprotected_takeovers_total'), 0);
+      // S3 comes back for node a: it learns it lost the lease, steps down, keeps what it could
+      // not upload as recovered records, and at its next look at node b's lease drops them
+      // (node b applied them from its replica): they no longer pin its journal.
+      proxy.clearRules();
+      await waitRole(pair.a, 'ha0', 'standby', 30_000);
+      const kept = /journal records of the LUN not in S3 are kept[^\n]*"records":(\d+)/;
+      const dropped = /dropped records a takeover by another node applied already[^\n]*"records":(\d+)/;
+      assert.ok(await until(async () => dropped.test(pair.a.output), 10_000), `node a drops its superseded records:\n${pair.a.output.slice(-3000)}`);
+      assert.equal(dropped.exec(pair.a.output)?.[1], kept.exec(pair.a.output)?.[1], 'all of those it kept');
+      pa.close();
+      pb.close();
+    } finally {
+      await pair.down();
+      await proxy.stop();
     }
   });
 

@@ -8,6 +8,7 @@ import type { HostIdentity } from '../../src/storage/lease-record';
 import { MemoryObjectStore } from '../../src/storage/memory-store';
 import type { ObjectStore } from '../../src/storage/object-store';
 import { storeStack } from '../../src/storage/stack';
+import { WriteGate } from '../../src/storage/write-gate';
 import { systemClock } from '../../src/util/clock';
 import { Rng } from '../fuzz/rng';
 import { FailingStore } from '../lib/failing-store';
@@ -97,6 +98,31 @@ describe('a journal LUN (issue 14)', () => {
       assert.equal(journal.backlog().bytes, 0, 'every record is in S3');
       const fresh = new ChunkVolume(raw, TEST_LAYOUT, testInfo(SIZE), testOptions(4 * MiB));
       await assertReads(fresh, model, 'S3 after the drain');
+      await journal.close();
+    });
+  });
+
+  it('in a cluster it acknowledges nothing while its lease is not known to be held (gate suspended): a deposed node must not; alone it goes on', async () => {
+    await inTempDir(async (dir) => {
+      const journal = await openJournal(dir, 1);
+      for (const cluster of [true, false]) {
+        const gate = new WriteGate(systemClock, 'lun', Date.now() + 60_000);
+        const v = new ChunkVolume(
+          new MemoryObjectStore(),
+          TEST_LAYOUT,
+          testInfo(SIZE),
+          { ...testOptions(4 * MiB), cacheMode: 'write-through', flushDelayMs: 20 },
+          { gate, conditionalWrites: cluster },
+        );
+        v.attachJournal(new LunJournal(journal, UUID, HOLDER));
+        await v.write(0, Buffer.alloc(4096, 1));
+        gate.suspend('the lease renewal did not land');
+        if (cluster) await assert.rejects(v.write(4096, Buffer.alloc(4096, 2)), { kind: 'unavailable', code: 'STORE_ERR_SUSPENDED' });
+        else await v.write(4096, Buffer.alloc(4096, 2));
+        gate.extend(Date.now() + 60_000);
+        await v.write(8192, Buffer.alloc(4096, 3));
+        await v.close();
+      }
       await journal.close();
     });
   });

@@ -157,6 +157,33 @@ describe('the journal directory (issue 14)', () => {
     });
   });
 
+  it('a LUN given up with records not in S3 (its lease was taken): they become recovered records, settled without a restart and no longer pin the journal', async () => {
+    await inTempDir(async (dir) => {
+      const j = await Journal.open(options(dir));
+      // 64 KiB records: 15 per 1 MiB segment. LUN A's in segment 1, LUN B's after.
+      for (let k = 0; k < 15; k++) await j.append(write(LUN_A, k % 3, k));
+      for (let k = 0; k < 16; k++) await j.append(write(LUN_B, k, k));
+      for (let c = 0; c < 16; c++) j.retire(LUN_B, c, Number.MAX_SAFE_INTEGER);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal((await segmentFiles(dir)).length, 3, "LUN A's pending records keep segment 1, and every segment after it");
+      assert.equal(j.uploadedBelow, 1);
+      assert.equal(await j.abandon(LUN_A), 15);
+      assert.ok(j.isClean(LUN_A), 'nothing of LUN A is pending any more');
+      const recovered = j.recoveredFor(LUN_A);
+      assert.deepEqual(
+        recovered.map((r) => [r.sequence, r.chunk, r.holder]),
+        Array.from({ length: 15 }, (_, k) => [k + 1, k % 3, hex(HOLDER)]),
+      );
+      assert.equal((await j.readRecovered(LUN_A))[14].data[0], 14, 'their data reads back');
+      assert.equal(j.uploadedBelow, 1, 'they are still not in S3');
+      assert.equal(j.dropRecovered(LUN_A, new Set([hex(HOLDER)])), 15);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal((await segmentFiles(dir)).length, 1, 'dropped: the segments go');
+      assert.equal(j.uploadedBelow, j.nextSequence);
+      await j.close();
+    });
+  });
+
   it('a torn tail is cut off at start; damage to an acknowledged record stops the start with file and byte', async () => {
     await inTempDir(async (dir) => {
       const j = await Journal.open(options(dir));

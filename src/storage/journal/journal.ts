@@ -45,8 +45,8 @@ interface Segment {
   bytes: number;
   /** Records not yet in S3. */
   pending: number;
-  /** Found at start-up: its records, by LUN, are pending until replay has made them durable. */
-  readonly recovered?: Map<string, number>;
+  /** Found at start-up (or given up: abandon): its records, by LUN, are pending until settled. */
+  recovered?: Map<string, number>;
 }
 
 /** A record found at start-up: its header and where it is (its data is read when needed). */
@@ -376,6 +376,38 @@ export class Journal {
     // The index counts them now: drop their recovered counts (the segments stay pending).
     this.retireRecovered(lun);
     return list.length;
+  }
+
+  /**
+   * A LUN this process no longer holds (its lease was taken, docs/ha.md) leaves records that
+   * are not in S3: they become recovered records, as if found at a restart, so that the next
+   * look at the lease settles them (dropped when the new holder applied them, quarantined
+   * otherwise) instead of pinning their segments, and every later one, until a restart.
+   * Records placed but not yet durable were never acknowledged: they are dropped.
+   */
+  async abandon(lun: string): Promise<number> {
+    const hex = uuidHex(lun);
+    const taken = this.pending.take(lun);
+    const durable = taken.filter((p) => p.seq <= this.durableThrough);
+    for (const p of taken) {
+      const seg = p.seg as Segment;
+      seg.pending--;
+      invariant(seg.pending >= 0, () => `journal segment ${seg.id}: pending count ${seg.pending}`);
+    }
+    const headers: RecoveredRecord[] = [];
+    for (const p of durable) {
+      const [r] = await readRecordsAt([p]);
+      const { data: _data, ...header } = r;
+      headers.push({ ...header, lun: hex, holder: uuidHex(r.holder), seg: p.seg, position: p.position, bytes: p.bytes });
+      const seg = p.seg as Segment;
+      seg.recovered ??= new Map();
+      seg.recovered.set(hex, (seg.recovered.get(hex) ?? 0) + 1);
+      seg.pending++;
+    }
+    const list = [...(this.recovered.get(hex) ?? []), ...headers].sort((a, b) => a.sequence - b.sequence);
+    if (list.length > 0) this.recovered.set(hex, list);
+    this.recycle();
+    return headers.length;
   }
 
   /** Replay of a LUN's recovered records has made them durable in S3 (or the operator discarded them). */

@@ -96,6 +96,17 @@ export class PendingIndex {
     return min;
   }
 
+  /**
+   * Removes every record of a LUN from the index and returns them, in sequence order; their
+   * segments' pending counts are left as they are (the caller accounts for them).
+   */
+  take(lun: string): Array<{ readonly seq: number; readonly seg: SegmentRef; readonly position: number; readonly bytes: number }> {
+    const hex = uuidHex(lun);
+    const chunks = this.byLun.get(hex);
+    this.byLun.delete(hex);
+    return [...(chunks?.values() ?? [])].flat().sort((a, b) => a.seq - b.seq);
+  }
+
   /** The chunk's records up to `upTo` (the durable ones), read back and verified, in sequence order. */
   read(lun: string, chunk: number, upTo: number): Promise<JournalRecord[]> {
     return readRecordsAt((this.byLun.get(uuidHex(lun))?.get(chunk) ?? []).filter((p) => p.seq <= upTo));
