@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import { Rgw } from '../test/harness/rgw';
 import { copyBench } from './copy';
+import { haJournalBench } from './ha-journal';
 import { journalBench } from './journal';
 import { protocolPathBench } from './protocol-path';
 import { type S3PathResult, s3PathBench } from './s3-path';
@@ -15,7 +16,7 @@ async function main(): Promise<void> {
   const quick = process.env.BENCH_QUICK === '1';
   const cpu = os.cpus()[0]?.model ?? 'cpu';
   console.log(`# s3tgt benchmarks — ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (${cpu}), Node ${process.version}`);
-  const only = process.env.BENCH_ONLY ?? 'protocol,s3,journal,copy';
+  const only = process.env.BENCH_ONLY ?? 'protocol,s3,journal,copy,ha';
   if (only.includes('protocol')) {
     const p = await protocolPathBench({ quick });
     console.log('\n## Protocol path (1 GiB LUN in RAM: tgtd file on tmpfs; s3tgt chunk store on tmpfs with a 1 GiB cache)');
@@ -27,11 +28,12 @@ async function main(): Promise<void> {
     }
     console.log(`\nPeak RSS: s3tgt ${p.s3tgtPeakRssMiB.toFixed(0)} MiB (1 GiB chunk cache, full), tgtd ${p.tgtPeakRssMiB.toFixed(0)} MiB.`);
   }
-  if (!only.includes('s3') && !only.includes('journal') && !only.includes('copy')) return;
+  if (!['s3', 'journal', 'copy', 'ha'].some((k) => only.includes(k))) return;
   const rgw = await Rgw.start();
   try {
     if (only.includes('journal')) await printJournalBench(rgw, quick);
     if (only.includes('copy')) await printCopyBench(rgw, quick);
+    if (only.includes('ha')) await printHaJournalBench(rgw, quick);
     if (!only.includes('s3')) return;
     const rows: S3PathResult[] = [];
     for (const latencyMs of [0, 20]) {
@@ -91,6 +93,20 @@ async function printJournalBench(rgw: Rgw, quick: boolean): Promise<void> {
   console.log(
     `\nJournal bytes not yet in S3 when each journal run ended (uploads wait up to journal.uploadDelay, 30 s, unless a chunk settles or the journal is half full): ${rows.map((r) => `${r.journalBacklogMiB.toFixed(0)} MiB`).join(', ')}.`,
   );
+}
+
+/** Issue 17's rows: what synchronous journal replication to the other node costs. */
+async function printHaJournalBench(rgw: Rgw, quick: boolean): Promise<void> {
+  const rows = await haJournalBench(rgw, { seconds: quick ? 3 : 10 });
+  console.log('\n## Journal replication (journal LUN on RGW, 64 MiB RAM cache, 64 MiB journal; both nodes on this machine, loopback link)');
+  console.log('| workload | one server, local journal | HA pair: node b fsyncs each group too | ratio |');
+  console.log('|---|---|---|---|');
+  const cell = (t: { iops: number; p50Ms: number; p99Ms: number }): string =>
+    `${t.iops.toFixed(0)} IOPS (p50 ${t.p50Ms.toFixed(1)} / p99 ${t.p99Ms.toFixed(1)} ms)`;
+  for (const r of rows) {
+    const what = r.pattern === 'random-4k' ? '4 KiB random write, QD32' : '64 KiB sequential write, QD16';
+    console.log(`| ${what} | ${cell(r.alone)} | ${cell(r.replicated)} | ${(r.replicated.iops / r.alone.iops).toFixed(2)} |`);
+  }
 }
 
 /** Issue 16's row: a LUN-to-LUN copy by the host against EXTENDED COPY (S3 CopyObject per chunk). */
