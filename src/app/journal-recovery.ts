@@ -40,9 +40,7 @@ export async function recoverLun(
   if (records.length === 0) return undefined;
   const d = replayDecision(records, lease.previous, node);
   if (d.replay && d.drop.length > 0) {
-    // Another node's takeover applied these records from its replica; this copy is superseded.
-    const n = journal.dropRecovered(uuid, new Set(d.drop));
-    log.warn('journal: dropped records a takeover by another node applied already', { lun: name, records: n, holders: d.drop });
+    dropCovered(journal, uuid, name, d.drop);
     records = journal.recoveredFor(uuid);
     if (records.length === 0) return undefined;
   }
@@ -93,9 +91,7 @@ export async function settleTakenLun(journal: Journal, uuid: string, name: strin
   if (records.length === 0 || holder.node === undefined || holder.node === node) return;
   const d = replayDecision(records, holder, node);
   if (d.replay) {
-    if (d.drop.length === 0) return;
-    const n = journal.dropRecovered(uuid, new Set(d.drop));
-    log.warn('journal: dropped records a takeover by another node applied already', { lun: name, records: n, holders: d.drop, node: holder.node });
+    if (d.drop.length > 0) dropCovered(journal, uuid, name, d.drop);
     return;
   }
   const q = await quarantine(journal.dir, uuid, journal.recoveredChunks(uuid), d.why);
@@ -106,6 +102,12 @@ export async function settleTakenLun(journal: Journal, uuid: string, name: strin
     file: q.file,
     node: holder.node,
   });
+}
+
+/** Another node's takeover applied these holders' records from its replica: this node's copy is superseded. */
+function dropCovered(journal: Journal, uuid: string, name: string, holders: readonly string[]): void {
+  const n = journal.dropRecovered(uuid, new Set(holders));
+  log.warn('journal: dropped records a takeover by another node applied already', { lun: name, records: n, holders });
 }
 
 /** Records of LUNs this server does not serve would pin the journal: they are quarantined. */

@@ -156,8 +156,9 @@ export class ChunkVolume implements Volume {
    * Writes land in the cache while the gate is suspended (flushes then fail retryably), never
    * once fenced. In a cluster a journal LUN acknowledges a write as durable: while its lease
    * is not known to be held (suspended: no renewal for TTL/2) it may have been taken over
-   * already, and what it acknowledged would be lost, so it refuses retryably (02/04/01) until
-   * a renewal lands (docs/ha.md, "Journal replication"). Alone, it rides S3 outages out.
+   * already, and what it acknowledged would be lost, so it refuses (STORE_ERR_SUSPENDED, which
+   * a cluster LU answers with 02/04/0B: scsi/target.ts) until a renewal lands (docs/ha.md,
+   * "Journal replication"). Alone, it rides S3 outages out.
    */
   private checkWritable(): void {
     if (this.gate.state === 'fenced') throw this.gate.reason;

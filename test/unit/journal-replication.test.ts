@@ -49,21 +49,21 @@ function rec(kind: RecordKind, data = Buffer.alloc(0), holder = HOLDER, lun = LU
 }
 const bytesOf = (parts: readonly Buffer[]): number => parts.reduce((n, p) => n + p.length, 0);
 
+/** Node "b"'s replica server on `port` (0: any), keeping node "a"'s groups under `dir`. */
+const receiver = (
+  dir: string,
+  port: number,
+  stats = new ReplicationStats(),
+  accepts: (lun: string) => boolean = () => true,
+): Promise<ReplicaServer> =>
+  ReplicaServer.start({ host: '127.0.0.1', port, self: 'b', peers: ['a'], secret: SECRET, journalDir: dir, accepts, stats });
+
 /** A receiving node "b" and a Replicator of node "a" sending to it, with one lease of a's. */
 async function pair(o: { secret?: string; accepts?: (lun: string) => boolean; timeoutMs?: number } = {}) {
   const dir = await tmp();
   dirs.push(dir);
   const rx = new ReplicationStats();
-  const server = await ReplicaServer.start({
-    host: '127.0.0.1',
-    port: 0,
-    self: 'b',
-    peers: ['a'],
-    secret: SECRET,
-    journalDir: dir,
-    accepts: o.accepts ?? (() => true),
-    stats: rx,
-  });
+  const server = await receiver(dir, 0, rx, o.accepts);
   const s3 = new MemoryObjectStore();
   const lease = await Lease.claim(s3, 'luns/x/lease.json', null, 'a', SLOW, () => []);
   const tx = new ReplicationStats();
@@ -124,7 +124,7 @@ describe('journal replication (docs/ha.md, "Journal replication")', () => {
       const cp = rec('checkpoint');
       const w2 = rec('write', Buffer.alloc(4096, 2));
       const w3 = rec('write', Buffer.alloc(4096, 3));
-      for (const g of [w1, cp, w2, w3]) await p.replicator.mirror(g.parts, bytesOf(g.parts), g.sequence);
+      for (const g of [w1, cp, w2, w3]) await p.replicator.mirror(g.parts, bytesOf(g.parts));
       assert.equal(p.tx.sentBatches, 4);
       assert.equal(p.tx.localOnlyBatches, 0);
       assert.equal(p.lease.localOnly, false);
@@ -176,7 +176,7 @@ describe('journal replication (docs/ha.md, "Journal replication")', () => {
       await p.server.close();
       p.replicator.start(p.position);
       const g = rec('write', Buffer.alloc(4096, 7));
-      await p.replicator.mirror(g.parts, bytesOf(g.parts), g.sequence);
+      await p.replicator.mirror(g.parts, bytesOf(g.parts));
       assert.equal(p.lease.localOnly, true);
       assert.equal(p.tx.localOnlyBatches, 1);
       const stored = await readLease(p.s3, 'luns/x/lease.json');
@@ -220,18 +220,9 @@ describe('journal replication (docs/ha.md, "Journal replication")', () => {
         },
       });
       const g = rec('write', Buffer.alloc(4096, 7));
-      await replicator.mirror(g.parts, bytesOf(g.parts), g.sequence);
+      await replicator.mirror(g.parts, bytesOf(g.parts));
       assert.equal(lease.localOnly, true);
-      server = await ReplicaServer.start({
-        host: '127.0.0.1',
-        port,
-        self: 'b',
-        peers: ['a'],
-        secret: SECRET,
-        journalDir: dir,
-        accepts: () => true,
-        stats: new ReplicationStats(),
-      });
+      server = await receiver(dir, port);
       await until('link up', () => replicator.connected[0]?.up === true);
       await new Promise((r) => setTimeout(r, 1_300));
       assert.equal(lease.localOnly, true, 'the local-only record is not in S3 yet: still unprotected');
@@ -261,7 +252,7 @@ describe('journal replication (docs/ha.md, "Journal replication")', () => {
           await until('complete', () => st1.complete, 3_000);
           const w1 = rec('write', Buffer.alloc(4096, 1));
           const w2 = rec('write', Buffer.alloc(4096, 2));
-          for (const g of [w1, w2]) await p.replicator.mirror(g.parts, bytesOf(g.parts), g.sequence);
+          for (const g of [w1, w2]) await p.replicator.mirror(g.parts, bytesOf(g.parts));
           assert.deepEqual(await st1.replayStreams(), [1]);
           // This node restarts (its records are not in S3 yet: the watermark stays below them).
           const port = p.server.port;
@@ -269,19 +260,10 @@ describe('journal replication (docs/ha.md, "Journal replication")', () => {
           await until('link down', () => p.replicator.connected[0]?.up === false);
           if (gap) {
             const lost = rec('write', Buffer.alloc(4096, 3));
-            await p.replicator.mirror(lost.parts, bytesOf(lost.parts), lost.sequence);
+            await p.replicator.mirror(lost.parts, bytesOf(lost.parts));
             assert.equal(p.lease.localOnly, true);
           }
-          again = await ReplicaServer.start({
-            host: '127.0.0.1',
-            port,
-            self: 'b',
-            peers: ['a'],
-            secret: SECRET,
-            journalDir: p.dir,
-            accepts: () => true,
-            stats: new ReplicationStats(),
-          });
+          again = await receiver(p.dir, port);
           const st2 = again.store('a');
           assert.ok(st2);
           await until('link up again', () => again?.connected('a') === true, 5_000);
@@ -312,10 +294,10 @@ describe('journal replication (docs/ha.md, "Journal replication")', () => {
       p.replicator.start(p.position);
       await until('link up', () => p.replicator.connected[0]?.up === true);
       const ok = rec('write', Buffer.alloc(4096, 1));
-      await p.replicator.mirror(ok.parts, bytesOf(ok.parts), ok.sequence);
+      await p.replicator.mirror(ok.parts, bytesOf(ok.parts));
       taken = true;
       const late = rec('write', Buffer.alloc(4096, 2));
-      await assert.rejects(p.replicator.mirror(late.parts, bytesOf(late.parts), late.sequence), (e) => isStorageError(e, 'fenced'));
+      await assert.rejects(p.replicator.mirror(late.parts, bytesOf(late.parts)), (e) => isStorageError(e, 'fenced'));
       assert.equal(p.rx.refusedBatches, 1);
       assert.equal(p.tx.refusedByPeer, 1);
       const st = p.server.store('a');
@@ -338,7 +320,7 @@ describe('journal replication (docs/ha.md, "Journal replication")', () => {
       assert.equal(p.replicator.connected[0]?.up, false);
       assert.equal(p.server.connected('a'), false);
       const g = rec('write', Buffer.alloc(4096, 9));
-      await p.replicator.mirror(g.parts, bytesOf(g.parts), g.sequence);
+      await p.replicator.mirror(g.parts, bytesOf(g.parts));
       assert.equal(p.lease.localOnly, true);
     } finally {
       await p.close();

@@ -22,10 +22,10 @@ export interface CommitStats {
 
 /**
  * Where a commit group is replicated (docs/ha.md, "Journal replication"): the group's bytes as
- * written to the segment and its last sequence number. Resolves once it is durable there (or
- * the journal runs local-only, declared); rejects to fail the group's records.
+ * written to the segment. Resolves once it is durable there (or the journal runs local-only,
+ * declared); rejects to fail the group's records.
  */
-export type Mirror = (parts: readonly Buffer[], bytes: number, lastSequence: number) => Promise<void>;
+export type Mirror = (parts: readonly Buffer[], bytes: number) => Promise<void>;
 
 export interface SegmentWriterOptions {
   readonly clock: Clock;
@@ -196,7 +196,7 @@ export class SegmentWriter {
     this.position += bytes;
     const last = batch[batch.length - 1].sequence;
     // The peer's copy is written while the local one is: one round trip hides behind the fsync.
-    const mirrored = this.o.mirror?.(parts, bytes, last);
+    const mirrored = this.o.mirror?.(parts, bytes);
     mirrored?.catch(() => undefined);
     try {
       await writeAll(this.fh, parts, at);

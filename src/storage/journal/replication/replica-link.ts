@@ -51,8 +51,6 @@ export class ReplicaLink {
   private readonly inFlight = new Map<number, InFlight>();
   private closed = false;
   private retry: NodeJS.Timeout | undefined;
-  /** Round trip of the last acknowledged batch, ms. */
-  lastAckMs = 0;
 
   constructor(private readonly o: ReplicaLinkOptions) {}
 
@@ -144,24 +142,16 @@ export class ReplicaLink {
   }
 
   /** Sends one commit group; 'acked' once the peer fsynced it, 'down' if it may not have. */
-  send(parts: readonly Buffer[], bytes: number, _last: number): Promise<'acked' | 'down'> {
+  send(parts: readonly Buffer[], bytes: number): Promise<'acked' | 'down'> {
     const sock = this.sock;
     if (!this.up || !sock) return Promise.resolve('down');
     const id = this.nextId++;
-    const sentAt = Date.now();
     return new Promise<'acked' | 'down'>((resolve, reject) => {
       const timer = setTimeout(() => {
         log.warn('replication: the peer did not acknowledge a journal group in time; dropping the link', { peer: this.o.peer, ms: this.o.timeoutMs });
         sock.destroy();
       }, this.o.timeoutMs);
-      this.inFlight.set(id, {
-        resolve: (r) => {
-          if (r === 'acked') this.lastAckMs = Date.now() - sentAt;
-          resolve(r);
-        },
-        reject,
-        timer,
-      });
+      this.inFlight.set(id, { resolve, reject, timer });
       const head = Buffer.alloc(5);
       head.writeUInt32BE(1 + 8 + bytes, 0);
       head.writeUInt8(FrameType.BATCH, 4);

@@ -170,13 +170,12 @@ export class ReplicaStore {
     const chain: number[] = [];
     let next: { readonly start: number | undefined } | undefined;
     for (const n of numbers) {
-      const seqs = await this.sequences(n);
+      const last = await this.lastSequence(n);
       if (next) {
         // The later stream starts where this one ended (+1): no gap between them.
         // A later stream whose start never arrived received nothing: it is not relied on.
         if (next.start === undefined) return undefined;
-        const last = seqs.last ?? (this.streams[String(n)]?.start ?? 1) - 1;
-        if (next.start > last + 1) return undefined;
+        if (next.start > (last ?? (this.streams[String(n)]?.start ?? 1) - 1) + 1) return undefined;
       }
       chain.unshift(n);
       const meta = this.streams[String(n)];
@@ -192,12 +191,12 @@ export class ReplicaStore {
   }
 
   /** The last sequence number in a stream's files (undefined: none). */
-  private async sequences(stream: number): Promise<{ last: number | undefined }> {
+  private async lastSequence(stream: number): Promise<number | undefined> {
     let last: number | undefined;
     for (const f of this.files.filter((x) => x.stream === stream)) {
       for (const r of await this.scan(f)) last = Math.max(last ?? 0, r.sequence);
     }
-    return { last };
+    return last;
   }
 
   private async scan(f: ReplicaFile): Promise<readonly JournalRecord[]> {
@@ -262,11 +261,6 @@ export class ReplicaStore {
     await this.writing;
     await this.saving;
     await this.closeFile();
-  }
-
-  /** Tests: the files kept. */
-  get fileCount(): number {
-    return this.files.length;
   }
 }
 

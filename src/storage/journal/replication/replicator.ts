@@ -65,8 +65,8 @@ export class Replicator {
   }
 
   /** Per peer: whether its link is up. */
-  get connected(): ReadonlyArray<{ readonly peer: string; readonly up: boolean; readonly lastAckMs: number }> {
-    return this.links.map((l) => ({ peer: l.peer, up: l.connected, lastAckMs: l.lastAckMs }));
+  get connected(): ReadonlyArray<{ readonly peer: string; readonly up: boolean }> {
+    return this.links.map((l) => ({ peer: l.peer, up: l.connected }));
   }
 
   /** True while a lease this node holds says local-only. */
@@ -75,11 +75,11 @@ export class Replicator {
     return false;
   }
 
-  readonly mirror: Mirror = async (parts, bytes, last) => {
+  readonly mirror: Mirror = async (parts, bytes) => {
     const t0 = Date.now();
     let answers: Array<'acked' | 'down'>;
     try {
-      answers = await Promise.all(this.links.map((l) => l.send(parts, bytes, last)));
+      answers = await Promise.all(this.links.map((l) => l.send(parts, bytes)));
     } catch (e) {
       this.o.stats.refusedByPeer++;
       throw e;
