@@ -3,10 +3,12 @@
 # each, under dm-multipath with implicit ALUA (multipath.conf). ext4 on the multipath device,
 # fio writing and verifying a file in it, and a probe that writes and reads 4 KiB with O_DIRECT
 # and prints `INFO io n=N t0=UPTIME t1=UPTIME` per completion. A few seconds into fio the guest
-# prints "INFO multipath_io_running" and the host kills the active node (kill -9): iSCSI gives up
-# on that path after replacement_timeout, dm-multipath queues I/O (no_path_retry) until the
-# standby node has taken the LUN over and its path is reinstated. fio must finish with every
-# block verified, fsck must be clean. Ends with finish (power off).
+# prints "INFO multipath_io_running" and the host acts on the pair while fio runs (ha-guest.test.ts:
+# `s3tgt lun move` to node b and back, then kill -9 of the active node, then node a restarted).
+# On a hand-over the old node's path turns standby (02/04/0B) and dm-multipath moves to the other
+# group; on the kill iSCSI gives up on that path after replacement_timeout and dm-multipath queues
+# I/O (no_path_retry) until the standby node has taken the LUN over and its path is reinstated.
+# fio must finish with every block verified, fsck must be clean. Ends with finish (power off).
 
 # iSCSI fails the commands of a dead path after this long, so dm-multipath can retry them on
 # another (open-iscsi's default is 120 s; 5 s is the usual value under dm-multipath). NOP-Outs
@@ -212,7 +214,13 @@ fi
 STATE_A=$(mp_path "$DISK_A")
 STATE_B=$(mp_path "$DISK_B")
 mp_paths | sed 's/^/INFO mp-path /'
-pass mp-paths "a=$STATE_A b=$STATE_B failed_paths_logged=$(dmesg | grep -c 'multipath: .*Failing path')"
+# Every path failure and reinstatement dm-multipath logged, with its kernel time (the clock of
+# /proc/uptime): the host places its own events (a hand-over, node a back as standby) on that
+# clock and tells expected failures (a path whose node went standby or died) from flapping.
+dmesg | awk '/multipath: .*(Failing|Reinstating) path/ { t = $0; sub(/^\[ */, "", t); sub(/\].*/, "", t); d = $NF; sub(/\.$/, "", d)
+  print "INFO mp-" ($0 ~ /Failing/ ? "fail" : "reinstate") " t=" t " dev=" d }'
+pass mp-paths "a=$STATE_A b=$STATE_B a_dev=$(cat /sys/block/$DISK_A/dev) b_dev=$(cat /sys/block/$DISK_B/dev)\
+ failed_paths_logged=$(dmesg | grep -c 'multipath: .*Failing path')"
 
 sync
 cd /

@@ -139,6 +139,24 @@ ${this.opts.moreTargetsYaml ?? ''}
     return proc;
   }
 
+  /**
+   * One value of this target's /metrics: the sum of the series of `selector`'s metric whose labels
+   * include each label of the selector (`s3tgt_x_total`, `s3tgt_x_total{lun="0"}`); NaN when none.
+   */
+  async metric(selector: string): Promise<number> {
+    const text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+    const want = parseSeries(selector);
+    let sum = Number.NaN;
+    for (const line of text.split('\n')) {
+      if (line.startsWith('#')) continue;
+      const space = line.lastIndexOf(' ');
+      const got = parseSeries(line.slice(0, space));
+      if (got.name !== want.name || ![...want.labels].every(([k, v]) => got.labels.get(k) === v)) continue;
+      sum = (Number.isNaN(sum) ? 0 : sum) + Number(line.slice(space + 1));
+    }
+    return sum;
+  }
+
   /** Waits for the process to exit on its own (after a signal sent earlier); SIGKILL after the timeout. */
   async waitExit(timeoutMs = 60_000): Promise<number | null> {
     const p = this.proc;
@@ -166,4 +184,13 @@ ${this.opts.moreTargetsYaml ?? ''}
   get alive(): boolean {
     return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
   }
+}
+
+/** `name{k="v",...}` -> its name and labels (Prometheus text format, escapes kept as written). */
+function parseSeries(series: string): { name: string; labels: Map<string, string> } {
+  const brace = series.indexOf('{');
+  const labels = new Map<string, string>();
+  if (brace < 0) return { name: series.trim(), labels };
+  for (const m of series.slice(brace).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels.set(m[1] ?? '', m[2] ?? '');
+  return { name: series.slice(0, brace), labels };
 }

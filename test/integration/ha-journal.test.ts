@@ -5,7 +5,6 @@ import { run } from '../harness/exec';
 import { FaultProxy } from '../harness/fault-proxy';
 import { block, GOOD, multipathWriter, Path, verify } from '../harness/multipath';
 import { Rgw } from '../harness/rgw';
-import type { TargetProcess } from '../harness/target';
 import { write10 } from '../lib/cdb';
 
 /**
@@ -24,13 +23,6 @@ const JOURNAL_LUNS = `      - lun: 0
 
 const WRITERS = 16;
 const LBAS_EACH = 256;
-
-/** One sample of a Prometheus counter or gauge (labels as written, e.g. `{outcome="acked"}`). */
-async function metric(t: TargetProcess, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${t.metricsPort}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.slice(name.length + 1)) : Number.NaN;
-}
 
 /** Polls `cond` every 200 ms for at most `ms`. */
 async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
@@ -57,15 +49,15 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
     try {
       await pair.up();
       // Both links up and b's replica of a complete (a's watermark past its stream start).
-      const complete = await until(async () => (await metric(pair.b, 's3tgt_journal_replica_complete{peer="a"}')) === 1, 20_000);
+      const complete = await until(async () => (await pair.b.metric('s3tgt_journal_replica_complete{peer="a"}')) === 1, 20_000);
       assert.ok(complete, `node b's replica of node a did not become complete:\n${pair.b.output.slice(-2000)}`);
       const pa = await Path.open(pair.a);
       const pb = await Path.open(pair.b);
       let stop = false;
       const writers = Array.from({ length: WRITERS }, (_, k) => multipathWriter([pa, pb], LBAS_EACH, () => stop, k * LBAS_EACH));
       await new Promise((r) => setTimeout(r, 3_000));
-      const sent = await metric(pair.a, 's3tgt_journal_replication_groups_total{outcome="acked"}');
-      const localOnly = await metric(pair.a, 's3tgt_journal_replication_groups_total{outcome="local-only"}');
+      const sent = await pair.a.metric('s3tgt_journal_replication_groups_total{outcome="acked"}');
+      const localOnly = await pair.a.metric('s3tgt_journal_replication_groups_total{outcome="local-only"}');
       // The writers start no new write after the kill: the ones in flight are retried on node
       // b (as multipath does), the others were acknowledged by node a, most of them in the
       // last 2 s before the kill and so not in S3 yet (uploadDelay 2 s).
@@ -76,8 +68,8 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
       const errors = ws.flatMap((w) => w.errors);
       assert.deepEqual(errors, [], 'no I/O error across the takeover');
       const acked = new Map(ws.flatMap((w) => [...w.acked]));
-      const replayed = await metric(pair.b, 's3tgt_journal_replication_replayed_records_total');
-      const unprotected = await metric(pair.b, 's3tgt_cluster_unprotected_takeovers_total');
+      const replayed = await pair.b.metric('s3tgt_journal_replication_replayed_records_total');
+      const unprotected = await pair.b.metric('s3tgt_cluster_unprotected_takeovers_total');
       console.log(
         `journal takeover: ${acked.size} LBAs acknowledged, ${sent} groups replicated before the kill (${localOnly} local-only), ${replayed} records replayed by node b, unprotected takeovers ${unprotected}`,
       );
@@ -97,7 +89,7 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
       // As a standby it drops them at once: they no longer hold its journal back, so node b's
       // replica of node a becomes complete (node a is protected again for LUNs it takes).
       assert.ok(
-        await until(async () => (await metric(pair.b, 's3tgt_journal_replica_complete{peer="a"}')) === 1, 10_000),
+        await until(async () => (await pair.b.metric('s3tgt_journal_replica_complete{peer="a"}')) === 1, 10_000),
         "node b's replica of node a complete",
       );
       assert.match(pair.a.output, /dropped records a takeover by another node applied/, "node a dropped its journal's records a takeover applied");
@@ -144,12 +136,9 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
       const paths = [pa];
       let stop = false;
       const writers = Array.from({ length: 4 }, (_, k) => multipathWriter(paths, LBAS_EACH, () => stop, k * LBAS_EACH));
-      assert.ok(
-        await until(async () => (await metric(pair.a, 's3tgt_journal_replication_local_only_luns')) === 1, 10_000),
-        'the LUN went local-only',
-      );
+      assert.ok(await until(async () => (await pair.a.metric('s3tgt_journal_replication_local_only_luns')) === 1, 10_000), 'the LUN went local-only');
       // The lease carries the mark before the first local-only acknowledgement is counted.
-      const localOnlyGroups = () => metric(pair.a, 's3tgt_journal_replication_groups_total{outcome="local-only"}');
+      const localOnlyGroups = () => pair.a.metric('s3tgt_journal_replication_groups_total{outcome="local-only"}');
       assert.ok(await until(async () => (await localOnlyGroups()) > 0, 10_000), 'writes were acknowledged local-only');
       const localOnly = await localOnlyGroups();
       assert.match(pair.a.output, /the LUN journals local-only until it is back/);
@@ -158,7 +147,7 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
       await waitRole(pair.b, 'ha0', 'standby', 30_000);
       const cleared = Date.now();
       assert.ok(
-        await until(async () => (await metric(pair.a, 's3tgt_journal_replication_local_only_luns')) === 0, 20_000),
+        await until(async () => (await pair.a.metric('s3tgt_journal_replication_local_only_luns')) === 0, 20_000),
         'the local-only mark was cleared',
       );
       const clearMs = Date.now() - cleared;
@@ -175,7 +164,7 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
       );
       const acked = new Map(ws.flatMap((w) => [...w.acked]));
       await verify(paths[1], acked);
-      assert.equal(await metric(pair.b, 's3tgt_cluster_unprotected_takeovers_total'), 0);
+      assert.equal(await pair.b.metric('s3tgt_cluster_unprotected_takeovers_total'), 0);
       console.log(
         `peer down: ${localOnly} groups acknowledged local-only; protected again ${clearMs} ms after node b was back; ${acked.size} LBAs read back after the kill`,
       );
@@ -197,7 +186,7 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
     });
     try {
       await pair.up();
-      assert.ok(await until(async () => (await metric(pair.b, 's3tgt_journal_replica_complete{peer="a"}')) === 1, 20_000), 'replica complete');
+      assert.ok(await until(async () => (await pair.b.metric('s3tgt_journal_replica_complete{peer="a"}')) === 1, 20_000), 'replica complete');
       const pa = await Path.open(pair.a);
       const acked = new Map<number, number>();
       for (let lba = 0; lba < 256; lba++) {
@@ -210,17 +199,17 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
       await pair.restart(pair.b);
       await waitRole(pair.b, 'ha0', 'standby', 30_000);
       assert.ok(
-        await until(async () => (await metric(pair.b, 's3tgt_journal_replication_connected{peer="a",direction="from"}')) === 1, 10_000),
+        await until(async () => (await pair.b.metric('s3tgt_journal_replication_connected{peer="a",direction="from"}')) === 1, 10_000),
         'node a reconnected',
       );
-      assert.equal(await metric(pair.b, 's3tgt_journal_replica_complete{peer="a"}'), 0, 'the new stream alone is incomplete');
-      assert.equal(await metric(pair.a, 's3tgt_journal_replication_local_only_luns'), 0, 'no write while node b was away');
+      assert.equal(await pair.b.metric('s3tgt_journal_replica_complete{peer="a"}'), 0, 'the new stream alone is incomplete');
+      assert.equal(await pair.a.metric('s3tgt_journal_replication_local_only_luns'), 0, 'no write while node b was away');
       await pair.a.stop('SIGKILL');
       await waitRole(pair.b, 'ha0', 'active', 60_000);
       const pb = await Path.open(pair.b);
       await verify(pb, acked);
-      assert.equal(await metric(pair.b, 's3tgt_cluster_unprotected_takeovers_total'), 0);
-      assert.ok((await metric(pair.b, 's3tgt_journal_replication_replayed_records_total')) >= 256);
+      assert.equal(await pair.b.metric('s3tgt_cluster_unprotected_takeovers_total'), 0);
+      assert.ok((await pair.b.metric('s3tgt_journal_replication_replayed_records_total')) >= 256);
       pb.close();
     } finally {
       await pair.down();
@@ -240,7 +229,7 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
     });
     try {
       await pair.up();
-      assert.ok(await until(async () => (await metric(pair.b, 's3tgt_journal_replica_complete{peer="a"}')) === 1, 20_000), 'replica complete');
+      assert.ok(await until(async () => (await pair.b.metric('s3tgt_journal_replica_complete{peer="a"}')) === 1, 20_000), 'replica complete');
       const pa = await Path.open(pair.a);
       const pb = await Path.open(pair.b);
       let stop = false;
@@ -249,11 +238,11 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
       // Node a loses S3 (every request hangs) while initiators and node b still reach it.
       proxy.rule({ action: 'black-hole', match: /./ });
       const cutAt = Date.now();
-      const before = await metric(pair.a, 's3tgt_journal_replication_groups_total{outcome="acked"}');
+      const before = await pair.a.metric('s3tgt_journal_replication_groups_total{outcome="acked"}');
       await waitRole(pair.b, 'ha0', 'active', 60_000);
       const takeoverS = (Date.now() - cutAt) / 1000;
-      const during = (await metric(pair.a, 's3tgt_journal_replication_groups_total{outcome="acked"}')) - before;
-      const refused = await metric(pair.a, 's3tgt_journal_replication_groups_total{outcome="refused"}');
+      const during = (await pair.a.metric('s3tgt_journal_replication_groups_total{outcome="acked"}')) - before;
+      const refused = await pair.a.metric('s3tgt_journal_replication_groups_total{outcome="refused"}');
       console.log(`S3 cut: node b active ${takeoverS.toFixed(1)} s after the cut`);
       await new Promise((r) => setTimeout(r, 1_500));
       stop = true;
@@ -273,7 +262,7 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
         `S3 cut with a journal LUN: node b active after ${takeoverS.toFixed(1)} s; node a acknowledged ${during} groups without S3 (all replicated) until its lease's validity ended, ${refused} refused by node b; ${acked.size} LBAs read back on node b`,
       );
       assert.ok(during > 0, 'node a acknowledged writes while cut off from S3 (journal and replica), until its gate closed');
-      assert.equal(await metric(pair.b, 's3tgt_cluster_unprotected_takeovers_total'), 0);
+      assert.equal(await pair.b.metric('s3tgt_cluster_unprotected_takeovers_total'), 0);
       // S3 comes back for node a: it learns it lost the lease, steps down, keeps what it could
       // not upload as recovered records, and at its next look at node b's lease drops them
       // (node b applied them from its replica): they no longer pin its journal.
@@ -299,11 +288,11 @@ describe('HA: a journal LUN keeps every acknowledged write across a kill -9 (iss
       await pair.b.stop('SIGKILL');
       const pa = await Path.open(pair.a);
       for (let lba = 0; lba < 64; lba++) assert.equal((await pa.exec(write10(lba, 1), { write: block(lba, 1) })).status, GOOD);
-      assert.equal(await metric(pair.a, 's3tgt_journal_replication_local_only_luns'), 1, 'the LUN went local-only');
+      assert.equal(await pair.a.metric('s3tgt_journal_replication_local_only_luns'), 1, 'the LUN went local-only');
       await pair.a.stop('SIGKILL');
       await pair.restart(pair.b);
       await waitRole(pair.b, 'ha0', 'active', 60_000);
-      assert.equal(await metric(pair.b, 's3tgt_cluster_unprotected_takeovers_total'), 1);
+      assert.equal(await pair.b.metric('s3tgt_cluster_unprotected_takeovers_total'), 1);
       assert.match(pair.b.output, /taking the LUN over without its predecessor's journal/);
       pa.close();
     } finally {
