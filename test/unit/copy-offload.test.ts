@@ -16,7 +16,9 @@ import { FailingStore } from '../lib/failing-store';
 import { MiB, testInfo, testOptions } from '../lib/volumes';
 
 const SIZE = 16 * MiB;
-const OPTIONS = testOptions(16 * MiB);
+// A cache four times the data written: half a cache of dirty chunks starts uploads at once
+// (Flusher), which would race with the copy's own uploads of its source chunks.
+const OPTIONS = testOptions(64 * MiB);
 
 /** A LUN opened as the server opens it: through its PreservingStore, in the store's copy domain. */
 async function open(store: ObjectStore, name: string, domain: string | undefined = 'bucket'): Promise<ChunkVolume> {
