@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { mustRun, run } from '../test/harness/exec';
 import { peakRssMiB } from '../test/harness/rss';
 import { freePort, TargetProcess } from '../test/harness/target';
+import { withCpu } from './lib/cpu';
 import { qemuBench } from './lib/qemu';
 
 const TGT_IQN = 'iqn.2026-11.io.s3tgt.bench:tgt';
@@ -13,8 +14,13 @@ export interface Workload {
   readonly name: string;
   /** Figure and unit, e.g. IOPS or MB/s. */
   readonly unit: 'IOPS' | 'MB/s';
-  /** Runs against a URL and returns the figure. */
-  run(url: string): Promise<number>;
+  /** Runs against a URL and returns the figure and the bytes moved. */
+  run(url: string): Promise<Measured>;
+}
+
+export interface Measured {
+  readonly figure: number;
+  readonly bytes: number;
 }
 
 export interface ProtocolRow {
@@ -22,6 +28,9 @@ export interface ProtocolRow {
   readonly unit: string;
   readonly tgt: number;
   readonly s3tgt: number;
+  /** CPU seconds (user + system) of the server process per GiB moved (median of the runs). */
+  readonly tgtCpuPerGiB: number;
+  readonly s3tgtCpuPerGiB: number;
 }
 
 export interface ProtocolResult {
@@ -40,12 +49,12 @@ function qemuWorkload(name: string, size: number, qd: number, count: number, wri
       // A flush after the last request: the run ends when the target has written everything back.
       if (flush) args.push('--flush-interval', String(count));
       const seconds = await qemuBench(url, args);
-      return unit === 'IOPS' ? count / seconds : (count * size) / 1e6 / seconds;
+      return { figure: unit === 'IOPS' ? count / seconds : (count * size) / 1e6 / seconds, bytes: count * size };
     },
   };
 }
 
-/** libiscsi's iscsi-perf: random reads of 1..8 blocks at QD 32 for a few seconds (average IOPS). */
+/** libiscsi's iscsi-perf: random reads of 8 blocks (4 KiB: both LUNs have 512-byte blocks) at QD 32 for a few seconds (average IOPS). */
 function iscsiPerf(seconds: number): Workload {
   return {
     name: 'iscsi-perf random read, 1-8 blocks, QD32',
@@ -55,7 +64,8 @@ function iscsiPerf(seconds: number): Workload {
       const all = [...r.stdout.matchAll(/iops average (\d+)/g)];
       const last = all[all.length - 1];
       if (!last) throw new Error(`iscsi-perf failed: ${r.stdout.slice(-500)} ${r.stderr}`);
-      return Number(last[1]);
+      const iops = Number(last[1]);
+      return { figure: iops, bytes: iops * seconds * 8 * 512 };
     },
   };
 }
@@ -65,8 +75,19 @@ function median(xs: readonly number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+function row(w: Workload, tgt: Array<{ figure: number; cpuPerGiB: number }>, ours: Array<{ figure: number; cpuPerGiB: number }>): ProtocolRow {
+  return {
+    workload: w.name,
+    unit: w.unit,
+    tgt: median(tgt.map((m) => m.figure)),
+    s3tgt: median(ours.map((m) => m.figure)),
+    tgtCpuPerGiB: median(tgt.map((m) => m.cpuPerGiB)),
+    s3tgtCpuPerGiB: median(ours.map((m) => m.cpuPerGiB)),
+  };
+}
+
 /** A private tgtd on its own control port, one 1 GiB file LUN on tmpfs (LUN 1; 0 is its controller). */
-class Tgtd {
+export class Tgtd {
   private proc: ChildProcess | undefined;
   port = 0;
   private readonly control = 20 + Math.floor(Math.random() * 200);
@@ -93,6 +114,10 @@ class Tgtd {
 
   get pid(): number {
     return this.proc?.pid ?? 0;
+  }
+
+  get iqn(): string {
+    return TGT_IQN;
   }
 
   url(): string {
@@ -144,30 +169,38 @@ export async function protocolPathBench(opts: { quick: boolean }): Promise<Proto
     await fill.run(small.url(0));
     const rows: ProtocolRow[] = [];
     const reps = opts.quick ? 1 : 3;
+    // One run of `w` against a server: its figure and the server's CPU seconds per GiB moved.
+    const measure = async (w: Workload, url: string, pid: number): Promise<{ figure: number; cpuPerGiB: number }> => {
+      const { value, cpu } = await withCpu(pid, () => w.run(url));
+      return { figure: value.figure, cpuPerGiB: cpu / (value.bytes / 2 ** 30) };
+    };
     for (const w of workloads) {
       // Each side `reps` times, alternating who goes first so neither always meets a warmer
       // machine; the median of each side (single runs on 2 shared cores vary by up to 30 %).
-      const a: number[] = [];
-      const b: number[] = [];
+      const a: Array<{ figure: number; cpuPerGiB: number }> = [];
+      const b: Array<{ figure: number; cpuPerGiB: number }> = [];
       for (let r = 0; r < reps; r++) {
         if (r % 2 === 0) {
-          a.push(await w.run(tgt.url()));
-          b.push(await w.run(s3tgt.url(0)));
+          a.push(await measure(w, tgt.url(), tgt.pid));
+          b.push(await measure(w, s3tgt.url(0), s3tgt.proc?.pid ?? 0));
         } else {
-          b.push(await w.run(s3tgt.url(0)));
-          a.push(await w.run(tgt.url()));
+          b.push(await measure(w, s3tgt.url(0), s3tgt.proc?.pid ?? 0));
+          a.push(await measure(w, tgt.url(), tgt.pid));
         }
       }
-      rows.push({ workload: w.name, unit: w.unit, tgt: median(a), s3tgt: median(b) });
+      rows.push(row(w, a, b));
     }
     const perf = iscsiPerf(opts.quick ? 3 : 5);
-    const misses: number[] = [];
-    for (let r = 0; r < reps; r++) misses.push(await perf.run(small.url(0)));
+    const misses: Array<{ figure: number; cpuPerGiB: number }> = [];
+    for (let r = 0; r < reps; r++) misses.push(await measure(perf, small.url(0), small.proc?.pid ?? 0));
+    const last = rows[rows.length - 1];
     rows.push({
       workload: `${perf.name}, s3tgt cache 1/4 of the LUN`,
       unit: perf.unit,
-      tgt: rows[rows.length - 1].tgt,
-      s3tgt: median(misses),
+      tgt: last.tgt,
+      s3tgt: median(misses.map((m) => m.figure)),
+      tgtCpuPerGiB: last.tgtCpuPerGiB,
+      s3tgtCpuPerGiB: median(misses.map((m) => m.cpuPerGiB)),
     });
     return { rows, s3tgtPeakRssMiB: peakRssMiB(s3tgt.proc?.pid ?? 0), tgtPeakRssMiB: peakRssMiB(tgt.pid) };
   } finally {

@@ -6,6 +6,7 @@ import { haJournalBench } from './ha-journal';
 import { journalBench } from './journal';
 import { protocolPathBench } from './protocol-path';
 import { type S3PathResult, s3PathBench } from './s3-path';
+import { scaleBench } from './scale';
 
 /**
  * `make bench`: every benchmark in one run, side by side with its reference, printing the
@@ -16,24 +17,28 @@ async function main(): Promise<void> {
   const quick = process.env.BENCH_QUICK === '1';
   const cpu = os.cpus()[0]?.model ?? 'cpu';
   console.log(`# s3tgt benchmarks — ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (${cpu}), Node ${process.version}`);
-  const only = process.env.BENCH_ONLY ?? 'protocol,s3,journal,copy,ha';
+  const only = process.env.BENCH_ONLY ?? 'protocol,s3,journal,copy,ha,scale';
   if (only.includes('protocol')) {
     const p = await protocolPathBench({ quick });
     console.log('\n## Protocol path (1 GiB LUN in RAM: tgtd file on tmpfs; s3tgt chunk store on tmpfs with a 1 GiB cache)');
     const tgtVersion = execFileSync('tgtd', ['--version'], { encoding: 'utf8' }).trim();
-    console.log(`| workload | tgt ${tgtVersion} | s3tgt | ratio |`);
-    console.log('|---|---|---|---|');
+    console.log(`| workload | tgt ${tgtVersion} | s3tgt | ratio | CPU s/GiB tgt | CPU s/GiB s3tgt |`);
+    console.log('|---|---|---|---|---|---|');
     for (const r of p.rows) {
-      console.log(`| ${r.workload} | ${r.tgt.toFixed(0)} ${r.unit} | ${r.s3tgt.toFixed(0)} ${r.unit} | ${(r.s3tgt / r.tgt).toFixed(2)} |`);
+      console.log(
+        `| ${r.workload} | ${r.tgt.toFixed(0)} ${r.unit} | ${r.s3tgt.toFixed(0)} ${r.unit} | ${(r.s3tgt / r.tgt).toFixed(2)} | ` +
+          `${r.tgtCpuPerGiB.toFixed(2)} | ${r.s3tgtCpuPerGiB.toFixed(2)} |`,
+      );
     }
     console.log(`\nPeak RSS: s3tgt ${p.s3tgtPeakRssMiB.toFixed(0)} MiB (1 GiB chunk cache, full), tgtd ${p.tgtPeakRssMiB.toFixed(0)} MiB.`);
   }
-  if (!['s3', 'journal', 'copy', 'ha'].some((k) => only.includes(k))) return;
+  if (!['s3', 'journal', 'copy', 'ha', 'scale'].some((k) => only.includes(k))) return;
   const rgw = await Rgw.start();
   try {
     if (only.includes('journal')) await printJournalBench(rgw, quick);
     if (only.includes('copy')) await printCopyBench(rgw, quick);
     if (only.includes('ha')) await printHaJournalBench(rgw, quick);
+    if (only.includes('scale')) await printScaleBench(rgw, quick);
     if (!only.includes('s3')) return;
     const rows: S3PathResult[] = [];
     for (const latencyMs of [0, 20]) {
@@ -70,6 +75,20 @@ async function main(): Promise<void> {
   } finally {
     await rgw.stop();
   }
+}
+
+/** Issue 18's scale rows: a login storm (tgt and s3tgt), many big S3 LUNs in one process. */
+async function printScaleBench(rgw: Rgw, quick: boolean): Promise<void> {
+  const r = await scaleBench(rgw, { quick });
+  console.log(`\n## Scale (${r.sessions} sessions logging in at once; ${r.luns} S3 LUNs of ${r.lunSize} in one process on RGW)`);
+  console.log('| workload | tgt | s3tgt | goal |');
+  console.log('|---|---|---|---|');
+  const storm = (s: typeof r.tgt): string =>
+    `${s.allSeconds.toFixed(2)} s (slowest session ${s.slowestSeconds.toFixed(2)} s${s.failed ? `, ${s.failed} failed` : ''})`;
+  console.log(`| ${r.sessions} sessions: connect, login, READ CAPACITY, all at once | ${storm(r.tgt)} | ${storm(r.s3tgt)} | all within 5 s |`);
+  console.log(`| ${r.luns} LUNs of ${r.lunSize}: first start (creates them) to ready | n/a | ${r.createSeconds.toFixed(1)} s | |`);
+  console.log(`| ${r.luns} LUNs of ${r.lunSize}: restart (opens them) to ready | n/a | ${r.openSeconds.toFixed(1)} s | under 10 s |`);
+  console.log(`| ${r.luns} LUNs of ${r.lunSize}: RSS idle after the restart | n/a | ${r.idleRssMiB.toFixed(0)} MiB | under 400 MiB |`);
 }
 
 /** Issue 14's rows: writes in each cache mode, at +0 and +20 ms, with the ratios it sets goals for. */

@@ -1,5 +1,6 @@
 import { invariant } from '../util/invariant';
 import { log } from '../util/log';
+import { PagedBytes } from '../util/paged-bytes';
 import type { ChunkTags } from './chunk-tags';
 import type { LunLayout } from './layout';
 import { listAll, type ObjectStore } from './object-store';
@@ -21,12 +22,13 @@ const CODE: Readonly<Record<ChunkState, number>> = { unlisted: 0, absent: 1, sto
 const NAME: readonly ChunkState[] = ['unlisted', 'absent', 'stored', 'may-exist', 'inherited'];
 
 /**
- * The state of every chunk index of a LUN, one byte each. Only ChunkMap changes it. The
- * listing, run once in the background (opening never waits for it), fills only the indexes
- * still unlisted: everything that happened meanwhile set its state explicitly.
+ * The state of every chunk index of a LUN, one byte each, in pages that exist only where the
+ * states are mixed (PagedBytes: an empty 1 TiB LUN costs no per-chunk memory). Only ChunkMap
+ * changes it. The listing, run once in the background (opening never waits for it), fills
+ * only the indexes still unlisted: everything that happened meanwhile set its state explicitly.
  */
 export class ChunkStates {
-  private codes: Uint8Array;
+  private readonly codes: PagedBytes;
   private loading: Promise<void> | undefined;
   private loadedFlag = false;
 
@@ -39,7 +41,7 @@ export class ChunkStates {
     private readonly inheritedBelow = 0,
     private readonly tags?: ChunkTags,
   ) {
-    this.codes = new Uint8Array(count);
+    this.codes = new PagedBytes(count, CODE.unlisted);
   }
 
   get chunks(): number {
@@ -52,21 +54,18 @@ export class ChunkStates {
 
   get(i: number): ChunkState {
     invariant(i >= 0 && i < this.count, () => `chunk ${i} outside 0..${this.count - 1}`);
-    return NAME[this.codes[i]];
+    return NAME[this.codes.get(i)];
   }
 
   set(i: number, s: ChunkState): void {
     invariant(i >= 0 && i < this.count, () => `chunk ${i} outside 0..${this.count - 1}`);
-    this.codes[i] = CODE[s];
+    this.codes.set(i, CODE[s]);
   }
 
   /** A grown LUN: the new chunks are absent (the caller deleted anything stored there first). */
   grow(chunks: number): void {
     invariant(chunks >= this.count, () => `a LUN never shrinks (${this.count} -> ${chunks} chunks)`);
-    const next = new Uint8Array(chunks);
-    next.set(this.codes);
-    next.fill(CODE.absent, this.count);
-    this.codes = next;
+    this.codes.grow(chunks, CODE.absent);
     this.count = chunks;
   }
 
@@ -86,20 +85,34 @@ export class ChunkStates {
     // The LUN may grow while we list; the chunks added are known absent already.
     const n = this.count;
     // 0: no object; 1: an object; 2: a hole marker (a zero-length object: reads as zeros).
-    const seen = new Uint8Array(n);
+    const seen = new PagedBytes(n, 0);
     for await (const entry of listAll(store, layout.chunksPrefix, { lane: 'background' })) {
       const i = layout.chunkIndexOf(entry.key);
       if (i === undefined || i >= n) continue;
-      seen[i] = entry.size === 0 ? 2 : 1;
+      seen.set(i, entry.size === 0 ? 2 : 1);
       // At once: a tag learned meanwhile (a HEAD, a PUT of ours) is newer and is kept.
       this.tags?.listed(i, entry);
     }
-    for (let i = 0; i < n; i++) {
-      if (this.codes[i] === CODE.unlisted) this.codes[i] = this.listedCode(i, seen[i]);
-      // A clone's chunk it inherits has no object of its own at its key either.
-      if (seen[i] === 0) this.tags?.listed(i, undefined);
-    }
+    this.settleUnlisted(n, seen);
     this.loadedFlag = true;
+  }
+
+  /**
+   * Gives every unlisted index below `n` the state a listing says (`seen`: 0 no object, 1 an
+   * object, 2 a hole marker), a uniform run at a time; tells ChunkTags of each index with no
+   * object (a clone's chunk it inherits has none at its key either).
+   */
+  private settleUnlisted(n: number, seen: PagedBytes): void {
+    for (let i = 0; i < n; ) {
+      // [i, end): one code, one `seen` value, one side of inheritedBelow (ChunkTags: one index).
+      let end = Math.min(n, this.codes.runEnd(i), seen.runEnd(i));
+      if (i < this.inheritedBelow) end = Math.min(end, this.inheritedBelow);
+      if (this.tags) end = i + 1;
+      const s = seen.get(i);
+      if (this.codes.get(i) === CODE.unlisted) this.codes.fill(i, end, this.listedCode(i, s));
+      if (s === 0) this.tags?.listed(i, undefined);
+      i = end;
+    }
   }
 
   private inherits(i: number): boolean {
@@ -119,16 +132,25 @@ export class ChunkStates {
    * GET, a wrong "absent" would read zeros).
    */
   reconcile(present: ReadonlySet<number>): void {
-    for (const i of present) if (i < this.count && this.codes[i] !== CODE.absent) this.codes[i] = CODE.stored;
+    for (const i of present) if (i < this.count && this.codes.get(i) !== CODE.absent) this.codes.set(i, CODE.stored);
     if (this.loadedFlag) return;
-    for (let i = 0; i < this.count; i++) if (this.codes[i] === CODE.unlisted) this.codes[i] = this.listedCode(i, present.has(i) ? 1 : 0);
+    const seen = new PagedBytes(this.count, 0);
+    for (const i of present) if (i < this.count) seen.set(i, 1);
+    for (let i = 0; i < this.count; ) {
+      let end = Math.min(this.count, this.codes.runEnd(i), seen.runEnd(i));
+      if (i < this.inheritedBelow) end = Math.min(end, this.inheritedBelow);
+      if (this.codes.get(i) === CODE.unlisted) this.codes.fill(i, end, this.listedCode(i, seen.get(i)));
+      i = end;
+    }
     this.loadedFlag = true;
   }
 
   /** How many chunks are in each state (statistics, defrag, `lun info`). */
   census(): Record<ChunkState, number> {
     const c = [0, 0, 0, 0, 0];
-    for (let i = 0; i < this.count; i++) c[this.codes[i]]++;
+    this.codes.forEachRun((from, to, v) => {
+      c[v] += to - from;
+    });
     return { unlisted: c[0], absent: c[1], stored: c[2], 'may-exist': c[3], inherited: c[4] };
   }
 }
