@@ -5,6 +5,7 @@ import { copyBench } from './copy';
 import { haJournalBench } from './ha-journal';
 import { journalBench } from './journal';
 import { protocolPathBench } from './protocol-path';
+import { qosBench } from './qos';
 import { type S3PathResult, s3PathBench } from './s3-path';
 import { scaleBench } from './scale';
 
@@ -17,7 +18,7 @@ async function main(): Promise<void> {
   const quick = process.env.BENCH_QUICK === '1';
   const cpu = os.cpus()[0]?.model ?? 'cpu';
   console.log(`# s3tgt benchmarks — ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (${cpu}), Node ${process.version}`);
-  const only = process.env.BENCH_ONLY ?? 'protocol,s3,journal,copy,ha,scale';
+  const only = process.env.BENCH_ONLY ?? 'protocol,s3,journal,copy,ha,scale,qos';
   if (only.includes('protocol')) {
     const p = await protocolPathBench({ quick });
     console.log('\n## Protocol path (1 GiB LUN in RAM: tgtd file on tmpfs; s3tgt chunk store on tmpfs with a 1 GiB cache)');
@@ -32,13 +33,14 @@ async function main(): Promise<void> {
     }
     console.log(`\nPeak RSS: s3tgt ${p.s3tgtPeakRssMiB.toFixed(0)} MiB (1 GiB chunk cache, full), tgtd ${p.tgtPeakRssMiB.toFixed(0)} MiB.`);
   }
-  if (!['s3', 'journal', 'copy', 'ha', 'scale'].some((k) => only.includes(k))) return;
+  if (!['s3', 'journal', 'copy', 'ha', 'scale', 'qos'].some((k) => only.includes(k))) return;
   const rgw = await Rgw.start();
   try {
     if (only.includes('journal')) await printJournalBench(rgw, quick);
     if (only.includes('copy')) await printCopyBench(rgw, quick);
     if (only.includes('ha')) await printHaJournalBench(rgw, quick);
     if (only.includes('scale')) await printScaleBench(rgw, quick);
+    if (only.includes('qos')) await printQosBench(rgw, quick);
     if (!only.includes('s3')) return;
     const rows: S3PathResult[] = [];
     for (const latencyMs of [0, 20]) {
@@ -75,6 +77,23 @@ async function main(): Promise<void> {
   } finally {
     await rgw.stop();
   }
+}
+
+/** Issue 18's read QoS row: cold random reads, idle and while dirty data drains, at +20 ms. */
+async function printQosBench(rgw: Rgw, quick: boolean): Promise<void> {
+  const r = await qosBench(rgw, { latencyMs: 20, dirtyMiB: quick ? 256 : 2048, coldMiB: quick ? 64 : 256 });
+  console.log(
+    `\n## Read QoS (S3 LUN on RGW at +${r.latencyMs} ms; cold random 4 KiB reads at QD 8, idle and while ${r.dirtyMiB} MiB of dirty cache drains)`,
+  );
+  console.log('| reads | count | p50 | p99 | p99 / idle p99 (goal ≤ 2) | mean S3 GET |');
+  console.log('|---|---|---|---|---|---|');
+  const row = (what: string, l: typeof r.idle): void => {
+    console.log(
+      `| ${what} | ${l.reads} | ${l.p50Ms.toFixed(1)} ms | ${l.p99Ms.toFixed(1)} ms | ${(l.p99Ms / r.idle.p99Ms).toFixed(2)} | ${l.getMs?.toFixed(1)} ms |`,
+    );
+  };
+  row('idle', r.idle);
+  row(`during the drain (${r.drainSeconds.toFixed(1)} s; reads overlapped ${r.overlapSeconds.toFixed(1)} s of it)`, r.draining);
 }
 
 /** Issue 18's scale rows: a login storm (tgt and s3tgt), many big S3 LUNs in one process. */

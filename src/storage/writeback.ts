@@ -353,9 +353,13 @@ export class Writeback {
    * journal, close), spilled chunks included: each is restored (a few at a time) and uploaded.
    */
   async flushAll(first: number, last: number): Promise<void> {
+    // On the flush lane, not the foreground one: a SYNCHRONIZE CACHE of a full cache is
+    // thousands of uploads, and reads queued behind them would wait for the whole drain
+    // (s3backer's issue #132). The pool gives a freed slot to a foreground waiter first and
+    // caps the flush lane below its size, so reads keep going while the cache drains.
     const work: Promise<void>[] = [];
     for (const e of this.entries.values()) {
-      if (e.index >= first && e.index < last && (e.dirty || e.state === 'discarding')) work.push(this.durable(e, e.gen, 'foreground'));
+      if (e.index >= first && e.index < last && (e.dirty || e.state === 'discarding')) work.push(this.durable(e, e.gen, 'flush'));
     }
     await Promise.all(work);
     const spilled = [...this.spilledChunks()].filter((i) => i >= first && i < last);
@@ -363,7 +367,7 @@ export class Writeback {
       for (let i = spilled.pop(); i !== undefined; i = spilled.pop()) {
         const e = await this.entryForWrite(i);
         this.unpin(e);
-        await this.durable(e, e.gen, 'foreground');
+        await this.durable(e, e.gen, 'flush');
       }
     };
     await Promise.all(Array.from({ length: Math.min(8, spilled.length) }, next));

@@ -21,9 +21,10 @@ export class Pipeline {
     void this.pump();
   }
 
-  static async login(port: number, target: string, keys: Array<[string, string]> = []): Promise<Pipeline> {
+  /** `isid`: a second session of the same initiator needs its own (the same one reinstates the first, RFC 7143 §6.3.5). */
+  static async login(port: number, target: string, keys: Array<[string, string]> = [], isid?: Buffer): Promise<Pipeline> {
     const ini = await TestInitiator.connect(port);
-    await ini.login({ target, initiatorName: `iqn.2026-12.test:pipeline-${process.pid}`, keys });
+    await ini.login({ target, initiatorName: `iqn.2026-12.test:pipeline-${process.pid}`, keys, ...(isid ? { isid } : {}) });
     const p = new Pipeline(ini);
     // A new I_T nexus starts with a unit attention (SAM-5 §5.14: POWER ON, RESET): clear it.
     for (let k = 0; k < 4 && (await p.run(TUR)).status !== 0; k++);
