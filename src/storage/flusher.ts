@@ -4,7 +4,7 @@ import type { ChunkEntry } from './chunk-entry';
 import type { WriteGate } from './write-gate';
 
 /** Background uploads in flight at most (the I/O pool's flush lane bounds them again). */
-const FLUSH_PARALLEL = 16;
+export const FLUSH_PARALLEL = 16;
 const TICK_MS = 50;
 
 /** What the flusher sees of the Writeback: it picks entries, the Writeback changes them. */

@@ -6,7 +6,7 @@ import { ChunkBufferPool } from './chunk-buffers';
 import { ChunkEntry, type EntryState } from './chunk-entry';
 import type { ChunkMap, Fetched } from './chunk-map';
 import { StorageError } from './errors';
-import { Flusher } from './flusher';
+import { FLUSH_PARALLEL, Flusher } from './flusher';
 import type { LunJournal } from './journal/lun-journal';
 import type { Lane } from './object-store';
 import { SegmentCache } from './segment-cache';
@@ -357,11 +357,16 @@ export class Writeback {
     // thousands of uploads, and reads queued behind them would wait for the whole drain
     // (s3backer's issue #132). The pool gives a freed slot to a foreground waiter first and
     // caps the flush lane below its size, so reads keep going while the cache drains.
-    const work: Promise<void>[] = [];
+    // A few uploads at a time: each request's wait for a pool slot is bounded (the retry
+    // deadline), and a drain longer than that must not fail the uploads queued last.
+    const dirty: Array<[ChunkEntry, number]> = [];
     for (const e of this.entries.values()) {
-      if (e.index >= first && e.index < last && (e.dirty || e.state === 'discarding')) work.push(this.durable(e, e.gen, 'flush'));
+      if (e.index >= first && e.index < last && (e.dirty || e.state === 'discarding')) dirty.push([e, e.gen]);
     }
-    await Promise.all(work);
+    const uploads = async (): Promise<void> => {
+      for (let w = dirty.pop(); w !== undefined; w = dirty.pop()) await this.durable(w[0], w[1], 'flush');
+    };
+    await Promise.all(Array.from({ length: Math.min(FLUSH_PARALLEL, dirty.length) }, uploads));
     const spilled = [...this.spilledChunks()].filter((i) => i >= first && i < last);
     const next = async (): Promise<void> => {
       for (let i = spilled.pop(); i !== undefined; i = spilled.pop()) {

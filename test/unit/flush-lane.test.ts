@@ -49,4 +49,18 @@ describe('read QoS while a SYNCHRONIZE CACHE drains the cache (issue 18)', () =>
     assert.ok(readAt < flushedAt / 2, `the read finished at ${readAt.toFixed(0)} ms, the flush at ${flushedAt.toFixed(0)} ms: queued behind it`);
     await v.close();
   });
+
+  it('a SYNCHRONIZE CACHE whose drain takes longer than one request may wait for a slot succeeds: uploads are queued a few at a time, not all at once', async () => {
+    const failing = new FailingStore(new MemoryObjectStore());
+    // A request may wait 800 ms for a slot (the retry deadline in production); the drain of 32
+    // chunks at 60 ms per PUT on two flush slots takes 960 ms. Queued all at once, the last
+    // upload waits 900 ms for its slot; 16 at a time (the Flusher's parallelism), 420 ms.
+    const pool = new IoPool({ concurrency: 4, flushShare: 0.6, backgroundShare: 0.2, maxWaitMs: 800 }, systemClock);
+    const v = await open(new PooledStore(failing, pool));
+    for (let i = 0; i < 32; i++) await v.write(i * MiB, Buffer.alloc(MiB, i + 1));
+    failing.add({ fault: 'delay', ops: ['put'], delayMs: 60 });
+    await v.flush();
+    assert.equal(failing.seen('put'), 32);
+    await v.close();
+  });
 });
