@@ -57,7 +57,7 @@ function qemuWorkload(name: string, size: number, qd: number, count: number, wri
 /** libiscsi's iscsi-perf: random reads of 8 blocks (4 KiB: both LUNs have 512-byte blocks) at QD 32 for a few seconds (average IOPS). */
 function iscsiPerf(seconds: number): Workload {
   return {
-    name: 'iscsi-perf random read, 1-8 blocks, QD32',
+    name: 'iscsi-perf random read, 4 KiB (8 blocks), QD32',
     unit: 'IOPS',
     async run(url) {
       const r = await run('iscsi-perf', ['-m', '32', '-b', '8', '-r', '-t', String(seconds), url], { timeoutMs: (seconds + 30) * 1000 });
