@@ -5,13 +5,9 @@ import { s3Target } from '../test/harness/s3-target';
 import { TEST_IQN } from '../test/harness/target';
 import { read16, write16 } from '../test/lib/cdb';
 import { Pipeline } from '../test/lib/pipeline';
-import { SYNCHRONIZE_CACHE_16 } from './lib/pipeline';
+import { BURSTS, quantile, SYNCHRONIZE_CACHE_16 } from './lib/pipeline';
 
 const MiB = 1024 * 1024;
-const BURSTS: Array<[string, string]> = [
-  ['FirstBurstLength', '262144'],
-  ['MaxBurstLength', '1048576'],
-];
 
 export interface Latencies {
   readonly reads: number;
@@ -31,10 +27,6 @@ export interface QosResult {
   readonly overlapSeconds: number;
 }
 
-function pct(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
-
 /** Random 4 KiB reads over [base, base + span) at queue depth `qd` until `stop()` or `max` reads; each read's latency. */
 async function timedReads(p: Pipeline, base: number, span: number, qd: number, seed: number, stop: () => boolean, max: number): Promise<Latencies> {
   const rng = new Rng(seed);
@@ -52,7 +44,7 @@ async function timedReads(p: Pipeline, base: number, span: number, qd: number, s
   };
   await Promise.all(Array.from({ length: qd }, worker));
   const s = lat.sort((a, b) => a - b);
-  return { reads: s.length, p50Ms: pct(s, 50), p99Ms: pct(s, 99) };
+  return { reads: s.length, p50Ms: quantile(s, 0.5), p99Ms: quantile(s, 0.99) };
 }
 
 /** Sequential 256 KiB writes (one immediate-data PDU each) of [base, base + bytes) at QD 16 (no SYNCHRONIZE CACHE). */

@@ -1,6 +1,7 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Rgw } from '../test/harness/rgw';
+import { rssMiB } from '../test/harness/rss';
 import { s3Target } from '../test/harness/s3-target';
 import { TargetProcess, TEST_IQN } from '../test/harness/target';
 import { TestInitiator } from '../test/lib/initiator';
@@ -63,11 +64,6 @@ export interface ScaleResult {
   readonly openSeconds: number;
   /** Resident set 5 s after the second start, nothing connected (MiB). */
   readonly idleRssMiB: number;
-}
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
 }
 
 /** Issue 18's scale rows: a login storm against tgt and s3tgt, and one process with many big S3 LUNs. */

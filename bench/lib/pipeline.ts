@@ -5,7 +5,7 @@ import { Pipeline } from '../../test/lib/pipeline';
 export const SYNCHRONIZE_CACHE_16 = Buffer.from([0x91, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
 
 /** Bursts a load generator negotiates: a 64 KiB write goes as immediate data. */
-const BURSTS: Array<[string, string]> = [
+export const BURSTS: Array<[string, string]> = [
   ['FirstBurstLength', '262144'],
   ['MaxBurstLength', '1048576'],
 ];
@@ -86,6 +86,15 @@ export async function timedWrites(
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   p.close();
   latencies.sort((a, b) => a - b);
-  const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
-  return { iops: latencies.length / seconds, mibs: (latencies.length * size) / 1048576 / seconds, p50Ms: at(0.5), p99Ms: at(0.99) };
+  return {
+    iops: latencies.length / seconds,
+    mibs: (latencies.length * size) / 1048576 / seconds,
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
+  };
+}
+
+/** The q-quantile (0..1) of ascending `sorted`; 0 when empty. */
+export function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 }

@@ -93,24 +93,25 @@ export class ChunkStates {
       // At once: a tag learned meanwhile (a HEAD, a PUT of ours) is newer and is kept.
       this.tags?.listed(i, entry);
     }
-    this.settleUnlisted(n, seen);
+    this.settleUnlisted(n, seen, true);
     this.loadedFlag = true;
   }
 
   /**
    * Gives every unlisted index below `n` the state a listing says (`seen`: 0 no object, 1 an
-   * object, 2 a hole marker), a uniform run at a time; tells ChunkTags of each index with no
-   * object (a clone's chunk it inherits has none at its key either).
+   * object, 2 a hole marker), a uniform run at a time; with `tellTags`, tells ChunkTags of each
+   * index with no object (a clone's chunk it inherits has none at its key either).
    */
-  private settleUnlisted(n: number, seen: PagedBytes): void {
+  private settleUnlisted(n: number, seen: PagedBytes, tellTags: boolean): void {
+    const tags = tellTags ? this.tags : undefined;
     for (let i = 0; i < n; ) {
       // [i, end): one code, one `seen` value, one side of inheritedBelow (ChunkTags: one index).
       let end = Math.min(n, this.codes.runEnd(i), seen.runEnd(i));
       if (i < this.inheritedBelow) end = Math.min(end, this.inheritedBelow);
-      if (this.tags) end = i + 1;
+      if (tags) end = i + 1;
       const s = seen.get(i);
       if (this.codes.get(i) === CODE.unlisted) this.codes.fill(i, end, this.listedCode(i, s));
-      if (s === 0) this.tags?.listed(i, undefined);
+      if (s === 0) tags?.listed(i, undefined);
       i = end;
     }
   }
@@ -136,12 +137,7 @@ export class ChunkStates {
     if (this.loadedFlag) return;
     const seen = new PagedBytes(this.count, 0);
     for (const i of present) if (i < this.count) seen.set(i, 1);
-    for (let i = 0; i < this.count; ) {
-      let end = Math.min(this.count, this.codes.runEnd(i), seen.runEnd(i));
-      if (i < this.inheritedBelow) end = Math.min(end, this.inheritedBelow);
-      if (this.codes.get(i) === CODE.unlisted) this.codes.fill(i, end, this.listedCode(i, seen.get(i)));
-      i = end;
-    }
+    this.settleUnlisted(this.count, seen, false);
     this.loadedFlag = true;
   }
 

@@ -3,7 +3,7 @@ import { log } from '../util/log';
 import type { ChunkEntry } from './chunk-entry';
 import type { WriteGate } from './write-gate';
 
-/** Background uploads in flight at most (the I/O pool's flush lane bounds them again). */
+/** Uploads in flight at most, in the background and in a SYNCHRONIZE CACHE's drain (the I/O pool's flush lane bounds them again). */
 export const FLUSH_PARALLEL = 16;
 const TICK_MS = 50;
 

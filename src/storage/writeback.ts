@@ -1,5 +1,6 @@
 import type { Clock } from '../util/clock';
 import { invariant } from '../util/invariant';
+import { forEachParallel } from '../util/parallel';
 import { copyFrom, type Parts } from '../util/parts';
 import { WakeList } from '../util/wake-list';
 import { ChunkBufferPool } from './chunk-buffers';
@@ -363,19 +364,13 @@ export class Writeback {
     for (const e of this.entries.values()) {
       if (e.index >= first && e.index < last && (e.dirty || e.state === 'discarding')) dirty.push([e, e.gen]);
     }
-    const uploads = async (): Promise<void> => {
-      for (let w = dirty.pop(); w !== undefined; w = dirty.pop()) await this.durable(w[0], w[1], 'flush');
-    };
-    await Promise.all(Array.from({ length: Math.min(FLUSH_PARALLEL, dirty.length) }, uploads));
+    await forEachParallel(dirty.length, FLUSH_PARALLEL, (k) => this.durable(dirty[k][0], dirty[k][1], 'flush'));
     const spilled = [...this.spilledChunks()].filter((i) => i >= first && i < last);
-    const next = async (): Promise<void> => {
-      for (let i = spilled.pop(); i !== undefined; i = spilled.pop()) {
-        const e = await this.entryForWrite(i);
-        this.unpin(e);
-        await this.durable(e, e.gen, 'flush');
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(8, spilled.length) }, next));
+    await forEachParallel(spilled.length, 8, async (k) => {
+      const e = await this.entryForWrite(spilled[k]);
+      this.unpin(e);
+      await this.durable(e, e.gen, 'flush');
+    });
   }
 
   /**
