@@ -86,6 +86,8 @@ export class ChunkMap {
    * whether the bytes it holds are the cache's (counted views) or its own.
    */
   onWholeFetched: ((i: number, f: Fetched) => void) | undefined;
+  /** Where a whole chunk's GET puts its body: a recycled cache buffer (Writeback.takeBuffer). */
+  chunkBuffer: (() => Buffer) | undefined;
 
   constructor(
     private readonly store: ObjectStore,
@@ -209,7 +211,9 @@ export class ChunkMap {
       const clean = !this.inFlight.has(i);
       if (clean && !ask && this.isAbsent(i)) return { body: null, offset, current: true, mark };
       const whole = !range || (range.offset === 0 && range.length === this.chunkSize);
-      const fetched = await this.store.get(key, whole ? undefined : range, { lane });
+      const take = this.chunkBuffer;
+      const bodyBuffer = whole && take ? (size: number) => (size === this.chunkSize ? take() : undefined) : undefined;
+      const fetched = await this.store.get(key, whole ? undefined : range, { lane, ...(bodyBuffer ? { bodyBuffer } : {}) });
       const current = clean && this.unchanged(i, mark);
       // Conditional mode learns the object's ETag from a current read (where it knew none, or
       // to settle an uncertain PUT). Not for a chunk a clone may inherit: the CloneStore answers

@@ -56,7 +56,7 @@ export class FileObjectStore implements ObjectStore {
     return path.join(this.root, ...key.split('/'));
   }
 
-  async get(key: string, range?: { offset: number; length: number }): Promise<GetResult | null> {
+  async get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null> {
     if (range) {
       const { handle, release } = await this.handles.acquire(key);
       if (!handle) return null;
@@ -69,7 +69,7 @@ export class FileObjectStore implements ObjectStore {
     const o = await this.open(key);
     if (!o) return null;
     try {
-      return await readRange(o, { offset: 0, length: o.meta.size });
+      return await readRange(o, { offset: 0, length: o.meta.size }, opts?.bodyBuffer);
     } finally {
       await o.fh.close();
     }
@@ -291,10 +291,10 @@ export class FileObjectStore implements ObjectStore {
   }
 }
 
-async function readRange(o: Opened, range: { offset: number; length: number }): Promise<GetResult> {
+async function readRange(o: Opened, range: { offset: number; length: number }, into?: (size: number) => Buffer | undefined): Promise<GetResult> {
   const start = Math.min(range.offset, o.meta.size);
   const end = Math.min(o.meta.size, range.offset + range.length);
-  const body = Buffer.allocUnsafe(end - start);
+  const body = into?.(end - start) ?? Buffer.allocUnsafe(end - start);
   await readFully(o.fh, body, start);
   return { body, meta: o.meta };
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { StorageError } from './errors';
-import type { GetResult, ListPage, ObjectMeta, ObjectStore, PutOptions } from './object-store';
+import type { GetResult, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 interface Entry {
   readonly body: Buffer;
@@ -20,11 +20,13 @@ export class MemoryObjectStore implements ObjectStore {
    */
   constructor(private readonly etags: 'versions' | 'md5' = 'versions') {}
 
-  async get(key: string, range?: { offset: number; length: number }): Promise<GetResult | null> {
+  async get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null> {
     const e = this.objects.get(key);
     if (!e) return null;
     const body = range ? e.body.subarray(range.offset, Math.min(e.body.length, range.offset + range.length)) : e.body;
-    return { body: Buffer.from(body), meta: e.meta };
+    const into = opts?.bodyBuffer?.(body.length);
+    if (into) body.copy(into);
+    return { body: into ?? Buffer.from(body), meta: e.meta };
   }
 
   async head(key: string): Promise<ObjectMeta | null> {

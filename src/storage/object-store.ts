@@ -37,6 +37,12 @@ export interface RequestOptions {
    * against (ChunkMap). Every other store ignores it.
    */
   readonly exactKey?: boolean;
+  /**
+   * get: where to put a body of `size` bytes (a recycled chunk buffer whose pages are already
+   * mapped: a fresh 1 MiB buffer costs 256 page faults on first touch); undefined lets the
+   * store allocate. A request that fails abandons the buffer: the caller never reuses it.
+   */
+  readonly bodyBuffer?: (size: number) => Buffer | undefined;
 }
 
 export interface ObjectMeta {

@@ -140,7 +140,8 @@ export class S3ObjectStore implements ObjectStore {
         sendOptions(ro),
       );
       const expected = res.ContentLength ?? 0;
-      const body = await readBody(res.Body as AsyncIterable<Uint8Array> | undefined, expected, key, ro?.signal);
+      const into = ro?.bodyBuffer?.(expected) ?? Buffer.allocUnsafe(expected);
+      const body = await readBody(res.Body as AsyncIterable<Uint8Array> | undefined, into, key, ro?.signal);
       // Content-Range "bytes a-b/total" gives the object size for a ranged read.
       const total = res.ContentRange ? Number(res.ContentRange.split('/')[1]) : expected;
       return { body, meta: { size: Number.isFinite(total) ? total : expected, etag: etagOf(res.ETag), metadata: res.Metadata ?? {} } };
@@ -266,9 +267,9 @@ export class S3ObjectStore implements ObjectStore {
  * transient failures, which the SDK itself would not retry. The request's signal (its time
  * limit, the caller's abort) destroys a body that stalls.
  */
-async function readBody(body: AsyncIterable<Uint8Array> | undefined, expected: number, key: string, signal?: AbortSignal): Promise<Buffer> {
+async function readBody(body: AsyncIterable<Uint8Array> | undefined, out: Buffer, key: string, signal?: AbortSignal): Promise<Buffer> {
   if (!body) return Buffer.alloc(0);
-  const out = Buffer.allocUnsafe(expected);
+  const expected = out.length;
   let got = 0;
   const take = (chunk: Uint8Array): void => {
     if (got + chunk.length > expected) throw new StorageError('unavailable', `GET ${key}: body longer than Content-Length`);

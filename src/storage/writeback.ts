@@ -144,7 +144,16 @@ export class Writeback {
     e = new ChunkEntry(i, f.body, 'clean');
     e.markValid(0, this.chunkSize);
     this.entries.set(i, e);
+    // Every caller that joined this GET resumes with this very buffer in the microtasks after
+    // this one, some holding a view of it. Until they all have (the next macrotask) it counts
+    // as read: an eviction meanwhile abandons it instead of giving it back to the pool.
+    setImmediate(e.lend());
     return e;
+  }
+
+  /** A chunk buffer for a whole-chunk GET's body: recycled when an evicted entry gave one back. */
+  takeBuffer(): Buffer {
+    return this.pool.take();
   }
 
   /**
