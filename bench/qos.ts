@@ -20,9 +20,12 @@ export interface Latencies {
 export interface QosResult {
   readonly latencyMs: number;
   readonly dirtyMiB: number;
+  readonly drain: QosDrain;
+  /** Dirty cache when the reads began (MiB): the background write-back starts during the fill. */
+  readonly dirtyAtStartMiB: number;
   readonly idle: Latencies;
   readonly draining: Latencies;
-  /** How long the drain (SYNCHRONIZE CACHE of the dirty data) took, and how much of it the reads overlapped (s). */
+  /** How long the drain took from the start of the reads, and how much of it the reads overlapped (s). */
   readonly drainSeconds: number;
   readonly overlapSeconds: number;
 }
@@ -64,26 +67,35 @@ async function fill(p: Pipeline, base: number, bytes: number, byte: number): Pro
 }
 
 /**
- * Issue 18's read QoS row: cold random 4 KiB reads (QD 8) of data in S3, first with the LUN
- * idle, then while `dirtyMiB` of dirty cache drains to S3 (a SYNCHRONIZE CACHE on a second
- * session), through a proxy adding `latencyMs` to every S3 request. s3backer's users wait
- * seconds for reads behind uploads (its issue #132); the goal is p99 at most twice the idle one.
+ * What drains the dirty cache: the background write-back (flushDelay 30 s: it starts after
+ * the fill), or a SYNCHRONIZE CACHE on a second session (flushDelay 1 h: nothing is uploaded
+ * before it).
  */
-export async function qosBench(rgw: Rgw, opts: { latencyMs: number; dirtyMiB: number; coldMiB: number }): Promise<QosResult> {
-  const bucket = `qos-${opts.latencyMs}-${Date.now()}`;
+export type QosDrain = 'background' | 'sync';
+
+/**
+ * Issue 18's read QoS rows: cold random 4 KiB reads (QD 8) of data in S3, first with the LUN
+ * idle, then while `dirtyMiB` of dirty cache drains to S3, through a proxy adding `latencyMs`
+ * to every S3 request. s3backer's users wait seconds for reads behind uploads (its issue #132);
+ * the goal is p99 at most twice the idle one.
+ */
+export async function qosBench(rgw: Rgw, opts: { latencyMs: number; dirtyMiB: number; coldMiB: number; drain: QosDrain }): Promise<QosResult> {
+  const bucket = `qos-${opts.drain}-${opts.latencyMs}-${Date.now()}`;
   await rgw.createBucket(bucket);
   const proxy = new FaultProxy(rgw.port);
   await proxy.start();
   proxy.set({ latencyMs: opts.latencyMs });
   const cold = opts.coldMiB * MiB;
   const dirty = opts.dirtyMiB * MiB;
-  // The dirty data stays in RAM until the SYNCHRONIZE CACHE (flushDelay 1 h): the drain is the
-  // only upload traffic while the reads run.
+  // The cache is over twice the dirty data: at half full the flusher would upload everything
+  // (during the fill). With a SYNCHRONIZE CACHE the dirty data stays in RAM until it
+  // (flushDelay 1 h); the background write-back starts 30 s after a chunk's last write (the
+  // fill takes about 20 s here), and the reads start with its first upload. The drain is the only upload traffic meanwhile.
   const t = s3Target(rgw, {
     bucket,
     endpoint: proxy.endpoint,
     size: `${Math.ceil((2 * cold + dirty) / MiB / 1024) + 1}GiB`,
-    cache: `{ size: ${opts.dirtyMiB + 256}MiB, mode: write-back, flushDelay: 1h }`,
+    cache: `{ size: ${2 * opts.dirtyMiB + 256}MiB, mode: write-back, flushDelay: ${opts.drain === 'sync' ? '1h' : '30s'} }`,
     logLevel: 'warn',
   });
   try {
@@ -106,15 +118,24 @@ export async function qosBench(rgw: Rgw, opts: { latencyMs: number; dirtyMiB: nu
     const idle = await timedReads(p, 0, cold, 8, 1, () => false, 2_000);
     idle.getMs = meanMs(g0, await gets());
     await fill(p, 2 * cold, dirty, 0x22);
+    const filled = await t.metric('s3tgt_cache_dirty_bytes');
+    if (opts.drain === 'background') await until(t, (d) => d < filled);
+    const dirtyAtStart = await t.metric('s3tgt_cache_dirty_bytes');
     const syncer = await Pipeline.login(t.port, TEST_IQN, BURSTS, Buffer.from('400000000002', 'hex'));
     const t0 = performance.now();
     let drained = 0;
-    const sync = syncer.run(SYNCHRONIZE_CACHE_16).then((r) => {
-      drained = performance.now();
-      if (r.status !== 0) throw new Error(`SYNCHRONIZE CACHE failed with status ${r.status}`);
-    });
+    const sync =
+      opts.drain === 'sync'
+        ? syncer.run(SYNCHRONIZE_CACHE_16).then((r) => {
+            drained = performance.now();
+            if (r.status !== 0) throw new Error(`SYNCHRONIZE CACHE failed with status ${r.status}`);
+          })
+        : until(t, (d) => d === 0).then(() => {
+            drained = performance.now();
+          });
     g0 = await gets();
-    const draining = await timedReads(p, cold, cold, 8, 2, () => drained > 0, 1_000_000);
+    // As many reads as idle, over as many segments (a read keeps its segment: later reads hit more).
+    const draining = await timedReads(p, cold, cold, 8, 2, () => drained > 0, 2_000);
     draining.getMs = meanMs(g0, await gets());
     const readsEnd = performance.now();
     await sync;
@@ -123,6 +144,8 @@ export async function qosBench(rgw: Rgw, opts: { latencyMs: number; dirtyMiB: nu
     return {
       latencyMs: opts.latencyMs,
       dirtyMiB: opts.dirtyMiB,
+      drain: opts.drain,
+      dirtyAtStartMiB: dirtyAtStart / MiB,
       idle,
       draining,
       drainSeconds: (drained - t0) / 1000,
@@ -133,5 +156,14 @@ export async function qosBench(rgw: Rgw, opts: { latencyMs: number; dirtyMiB: nu
   } finally {
     await t.stop();
     await proxy.stop();
+  }
+}
+
+/** Polls the LUN's dirty bytes (every 100 ms, at most 10 min) until `ok` holds. */
+async function until(t: { metric(selector: string): Promise<number> }, ok: (dirtyBytes: number) => boolean): Promise<void> {
+  const end = performance.now() + 600_000;
+  while (!ok(await t.metric('s3tgt_cache_dirty_bytes'))) {
+    if (performance.now() > end) throw new Error('the write-back did not get there within 10 min');
+    await new Promise((r) => setTimeout(r, 100));
   }
 }

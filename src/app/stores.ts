@@ -23,8 +23,15 @@ export interface Backend {
 /** Local disk operations get the same bounds as S3 requests (a hung NFS mount, a dying disk). */
 const FILE_BOUNDS = { requestTimeoutMs: 10_000, retryDeadlineMs: DEFAULT_RETRY.deadlineMs };
 
-function backend(kind: 'file' | 's3', raw: ObjectStore, concurrency: number, bounds: typeof FILE_BOUNDS, prefix: string): Backend {
-  const { store, pool, stats } = storeStack(raw, { concurrency, ...bounds });
+function backend(
+  kind: 'file' | 's3',
+  raw: ObjectStore,
+  concurrency: number,
+  bounds: typeof FILE_BOUNDS,
+  prefix: string,
+  uploadsWhileReading?: number,
+): Backend {
+  const { store, pool, stats } = storeStack(raw, { concurrency, ...bounds, ...(uploadsWhileReading ? { uploadsWhileReading } : {}) });
   return { kind, store, pool, stats, prefix, close: () => store.close() };
 }
 
@@ -63,7 +70,7 @@ export class Backends {
         await raw.close();
         throw new Error(`S3 bucket "${c.bucket}" at ${c.endpoint ?? 'AWS'}: ${(e as Error).message}`, { cause: e });
       }
-      this.s3 = backend('s3', raw, c.concurrency, bounds, c.prefix);
+      this.s3 = backend('s3', raw, c.concurrency, bounds, c.prefix, c.uploadsWhileReading);
     }
   }
 

@@ -19,6 +19,8 @@ export interface S3Config {
   readonly prefix: string;
   readonly pathStyle: boolean;
   readonly concurrency: number;
+  /** Uploads in flight at most while reads wait on S3 (reads first; README, bench/qos.ts). */
+  readonly uploadsWhileReading: number;
   readonly requestTimeoutMs: number;
   readonly retryDeadlineMs: number;
   readonly contentMd5: boolean;
@@ -237,7 +239,18 @@ function parsePortal(r: Reader): PortalConfig {
 
 function parseS3(r: Reader): S3Config | undefined {
   if (!r.present) return undefined;
-  r.object(['endpoint', 'region', 'bucket', 'prefix', 'pathStyle', 'concurrency', 'requestTimeout', 'retryDeadline', 'contentMd5']);
+  r.object([
+    'endpoint',
+    'region',
+    'bucket',
+    'prefix',
+    'pathStyle',
+    'concurrency',
+    'uploadsWhileReading',
+    'requestTimeout',
+    'retryDeadline',
+    'contentMd5',
+  ]);
   const endpointR = r.get('endpoint');
   const endpoint = endpointR.optionalString();
   if (endpoint !== undefined && !/^https?:\/\/[^\s/]+(:\d+)?\/?$/.test(endpoint)) endpointR.fail(`expected http(s)://host[:port], got "${endpoint}"`);
@@ -248,13 +261,18 @@ function parseS3(r: Reader): S3Config | undefined {
   const prefixR = r.get('prefix');
   const prefix = prefixR.present ? prefixR.string() : '';
   if (/(^\/)|(\/\/)|\.\./.test(prefix)) prefixR.fail('the prefix must not start with "/", contain "//" or ".."');
+  const concurrency = r.get('concurrency').int(64, 3, 1024);
+  const uploadsR = r.get('uploadsWhileReading');
+  const uploadsWhileReading = uploadsR.int(2, 1, 1024);
+  if (uploadsWhileReading > concurrency) uploadsR.fail(`${uploadsWhileReading} is more than s3.concurrency (${concurrency})`);
   return {
     endpoint,
     region: r.get('region').string('us-east-1'),
     bucket,
     prefix: prefix.replace(/\/+$/, ''),
     pathStyle: r.get('pathStyle').bool(endpoint !== undefined),
-    concurrency: r.get('concurrency').int(64, 3, 1024),
+    concurrency,
+    uploadsWhileReading,
     requestTimeoutMs: r.get('requestTimeout').duration(10_000),
     retryDeadlineMs: r.get('retryDeadline').duration(15_000),
     contentMd5: r.get('contentMd5').bool(false),

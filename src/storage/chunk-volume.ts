@@ -26,6 +26,8 @@ export interface ChunkVolumeOptions {
   readonly readAheadChunks: number;
   /** How long a writer waits for cache space before failing retryably (below initiator timeouts). */
   readonly spaceTimeoutMs: number;
+  /** How long a SYNCHRONIZE CACHE's drain yields to reads (Writeback.DRAIN_READS_FIRST_MS if unset). */
+  readonly drainReadsFirstMs?: number;
 }
 
 export const DEFAULT_VOLUME_OPTIONS: ChunkVolumeOptions = {

@@ -1,6 +1,7 @@
 import { type Clock, every, type Timer } from '../util/clock';
 import { log } from '../util/log';
 import type { ChunkEntry } from './chunk-entry';
+import type { Lane } from './object-store';
 import type { WriteGate } from './write-gate';
 
 /** Uploads in flight at most, in the background and in a SYNCHRONIZE CACHE's drain (the I/O pool's flush lane bounds them again). */
@@ -11,8 +12,8 @@ const TICK_MS = 50;
 export interface FlusherHost {
   entries(): Iterable<ChunkEntry>;
   dirty(): number;
-  /** Makes the entry's current generation durable (Writeback.durable on the flush lane). */
-  durable(e: ChunkEntry): Promise<void>;
+  /** Makes the entry's current generation durable (Writeback.durable on `lane`). */
+  durable(e: ChunkEntry, lane: Lane): Promise<void>;
   /** Chunks whose latest data is only in the journal (evicted from RAM before their upload). */
   spilled(): Iterable<number>;
   /** Brings a spilled chunk back into the cache if there is room now (`spill`: or by spilling another). */
@@ -57,7 +58,11 @@ export class Flusher {
     this.timer.cancel();
   }
 
-  /** A writer found the cache full: start flushing the oldest dirty chunks now. */
+  /**
+   * A writer found the cache full: start flushing the oldest dirty chunks now. Its command
+   * waits on these uploads, so they are foreground I/O: the flush lane's reads-first limit
+   * (IoPool) would otherwise hold a blocked writer back for as long as reads go on.
+   */
   flushOldest(): void {
     if (this.gate.state !== 'open') return;
     const now = this.clock.now();
@@ -65,7 +70,7 @@ export class Flusher {
     for (const e of this.host.entries()) {
       if (started >= 8 || this.inFlight >= FLUSH_PARALLEL) break;
       if (this.flushable(e, now)) {
-        this.background(e);
+        this.background(e, 'foreground');
         started++;
       }
     }
@@ -84,7 +89,7 @@ export class Flusher {
       if (this.inFlight >= FLUSH_PARALLEL) break;
       if (!this.flushable(e, now)) continue;
       if ((journaled !== undefined || !full) && now - e.lastWrite < this.o.flushDelayMs && now - e.dirtySince < maxDirty) continue;
-      this.background(e);
+      this.background(e, 'flush');
     }
     if (journaled === undefined) return;
     const pressure = this.host.journalPressure();
@@ -97,7 +102,8 @@ export class Flusher {
       this.inFlight++;
       this.host
         .restore(i, spill)
-        .then((e) => (e ? this.host.durable(e) : undefined))
+        // A filling journal stops writers when full: its uploads are theirs (foreground).
+        .then((e) => (e ? this.host.durable(e, pressure ? 'foreground' : 'flush') : undefined))
         .catch((err: unknown) =>
           log.warn('background upload of a spilled chunk failed; will retry', { lun: this.host.name, chunk: i, error: (err as Error).message }),
         )
@@ -111,10 +117,10 @@ export class Flusher {
     return e.state === 'dirty' && e.pins === 0 && (e.failures === 0 || now >= e.retryAt);
   }
 
-  private background(e: ChunkEntry): void {
+  private background(e: ChunkEntry, lane: Lane): void {
     this.inFlight++;
     this.host
-      .durable(e)
+      .durable(e, lane)
       .catch((err: unknown) => {
         if (e.failures <= 1 || e.failures % 20 === 0) {
           log.warn('background flush failed; will retry', { lun: this.host.name, chunk: e.index, error: (err as Error).message });

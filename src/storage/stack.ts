@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from '../util/clock';
 import { GuardedStore } from './guarded-store';
 import { InstrumentedStore } from './instrumented-store';
-import { IoPool } from './io-pool';
+import { DEFAULT_IO_POOL, IoPool } from './io-pool';
 import type { ObjectStore } from './object-store';
 import { PooledStore } from './pooled-store';
 import { DEFAULT_RETRY, RetryingStore } from './retrying-store';
@@ -16,6 +16,8 @@ export interface StackOptions {
   /** How long transient failures are retried; also bounds the wait for a pool slot. */
   readonly retryDeadlineMs: number;
   readonly clock?: Clock;
+  /** Flushes in flight at most while reads wait (IoPoolOptions.flushWhileForeground); 2 if unset. */
+  readonly uploadsWhileReading?: number;
   /** The retry jitter's source (seeded in the simulation). */
   readonly random?: () => number;
 }
@@ -35,7 +37,16 @@ export interface Stack {
 export function storeStack(raw: ObjectStore, o: StackOptions): Stack {
   const clock = o.clock ?? systemClock;
   const stats = new StoreStats();
-  const pool = new IoPool({ concurrency: o.concurrency, flushShare: 0.6, backgroundShare: 0.2, maxWaitMs: o.retryDeadlineMs }, clock);
+  const pool = new IoPool(
+    {
+      concurrency: o.concurrency,
+      flushShare: 0.6,
+      backgroundShare: 0.2,
+      maxWaitMs: o.retryDeadlineMs,
+      flushWhileForeground: o.uploadsWhileReading ?? DEFAULT_IO_POOL.flushWhileForeground,
+    },
+    clock,
+  );
   const wire = new TimeLimitedStore(raw, clock, o.requestTimeoutMs);
   const store = new RetryingStore(
     new PooledStore(new GuardedStore(new InstrumentedStore(wire, stats)), pool),

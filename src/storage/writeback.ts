@@ -21,7 +21,17 @@ export interface WritebackOptions {
   readonly flushDelayMs: number;
   /** How long a writer waits for cache space before failing retryably (below initiator timeouts). */
   readonly spaceTimeoutMs: number;
+  /** How long a SYNCHRONIZE CACHE's drain yields to reads; DRAIN_READS_FIRST_MS if unset. */
+  readonly drainReadsFirstMs?: number;
 }
+
+/**
+ * How long a SYNCHRONIZE CACHE's uploads yield to reads (the I/O pool's flush lane keeps to a
+ * few slots while reads wait); the rest of the drain then goes as foreground I/O. The
+ * initiator waits for the whole drain, and Linux aborts a command after 30 s by default
+ * (/sys/block/sdX/device/timeout): reads first, but not at the cost of that timeout.
+ */
+export const DRAIN_READS_FIRST_MS = 10_000;
 
 /**
  * The chunk cache and its way to the store: entries (chunk-entry.ts) with their state machine,
@@ -59,7 +69,7 @@ export class Writeback {
       {
         entries: () => this.entries.values(),
         dirty: () => this.dirtyCount,
-        durable: (e) => this.durable(e, e.gen, 'flush'),
+        durable: (e, lane) => this.durable(e, e.gen, lane),
         spilled: () => this.spilledChunks(),
         restore: (i, spill) => this.restoreInBackground(i, spill),
         journaled: () => this.journal?.uploadDelayMs,
@@ -366,19 +376,22 @@ export class Writeback {
     // On the flush lane, not the foreground one: a SYNCHRONIZE CACHE of a full cache is
     // thousands of uploads, and reads queued behind them would wait for the whole drain
     // (s3backer's issue #132). The pool gives a freed slot to a foreground waiter first and
-    // caps the flush lane below its size, so reads keep going while the cache drains.
+    // caps the flush lane below its size, so reads keep going while the cache drains; while
+    // reads wait it keeps the flush lane to a few uploads, for DRAIN_READS_FIRST_MS at most.
     // A few uploads at a time: each request's wait for a pool slot is bounded (the retry
     // deadline), and a drain longer than that must not fail the uploads queued last.
     const dirty: Array<[ChunkEntry, number]> = [];
     for (const e of this.entries.values()) {
       if (e.index >= first && e.index < last && (e.dirty || e.state === 'discarding')) dirty.push([e, e.gen]);
     }
-    await forEachParallel(dirty.length, FLUSH_PARALLEL, (k) => this.durable(dirty[k][0], dirty[k][1], 'flush'));
+    const yieldUntil = this.clock.now() + (this.options.drainReadsFirstMs ?? DRAIN_READS_FIRST_MS);
+    const lane = (): Lane => (this.clock.now() < yieldUntil ? 'flush' : 'foreground');
+    await forEachParallel(dirty.length, FLUSH_PARALLEL, (k) => this.durable(dirty[k][0], dirty[k][1], lane()));
     const spilled = [...this.spilledChunks()].filter((i) => i >= first && i < last);
     await forEachParallel(spilled.length, 8, async (k) => {
       const e = await this.entryForWrite(spilled[k]);
       this.unpin(e);
-      await this.durable(e, e.gen, 'flush');
+      await this.durable(e, e.gen, lane());
     });
   }
 

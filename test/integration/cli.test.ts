@@ -40,6 +40,11 @@ describe('configuration errors name the file, line and key; check-config and ser
       expect: /bucket\.yaml:1:1: s3: required key "bucket" is missing/,
     },
     {
+      name: 'more uploads while reading than the S3 concurrency',
+      yaml: 's3:\n  bucket: bkt\n  concurrency: 8\n  uploadsWhileReading: 16\ntargets:\n  - iqn: iqn.2026-11.io.s3tgt:x\n    luns:\n      - { lun: 0, name: a, size: 1GiB, store: s3 }\n',
+      expect: /concurrency\.yaml:4:\d+: s3\.uploadsWhileReading: 16 is more than s3\.concurrency \(8\)/,
+    },
+    {
       name: 'a LUN in journal mode without a journal',
       yaml: 'targets:\n  - iqn: iqn.2026-11.io.s3tgt:x\n    luns:\n      - lun: 0\n        name: a\n        size: 1GiB\n        cache: { mode: journal }\n',
       expect: /journal\.yaml:7:\d+: targets\[0\]\.luns\[0\]\.cache\.mode: this LUN uses the journal: the server needs a "journal:" section/,
