@@ -22,6 +22,26 @@ async function open(store: ObjectStore): Promise<ChunkVolume> {
   return new ChunkVolume(data, layout, { ...testInfo(SIZE), name: 'qos' }, testOptions(128 * MiB), { gate: WriteGate.unleased(systemClock, 'qos') });
 }
 
+/** Uploads of `ms` each on the pool's flush lane, counting the most in flight at once. */
+class FlushLane {
+  private running = 0;
+  peak = 0;
+
+  constructor(
+    private readonly pool: IoPool,
+    private readonly ms: number,
+  ) {}
+
+  upload(): Promise<void> {
+    return this.pool.run('flush', async () => {
+      this.running++;
+      this.peak = Math.max(this.peak, this.running);
+      await sleep(this.ms);
+      this.running--;
+    });
+  }
+}
+
 describe('read QoS while a SYNCHRONIZE CACHE drains the cache (issue 18)', () => {
   it('a read miss is not queued behind the uploads of a whole-cache flush: it finishes while the flush still runs', async () => {
     const failing = new FailingStore(new MemoryObjectStore());
@@ -67,28 +87,21 @@ describe('read QoS while a SYNCHRONIZE CACHE drains the cache (issue 18)', () =>
 
   it('while a read waits, flushes start at most flushWhileForeground at a time; the rest start once reads have been quiet for the hold time', async () => {
     const pool = new IoPool({ concurrency: 16, flushShare: 0.6, backgroundShare: 0.2, maxWaitMs: 5_000, flushWhileForeground: 2 }, systemClock);
-    let running = 0;
-    let peak = 0;
-    const upload = (): Promise<void> =>
-      pool.run('flush', async () => {
-        running++;
-        peak = Math.max(peak, running);
-        await sleep(100);
-        running--;
-      });
+    const lane = new FlushLane(pool, 100);
+    const upload = (): Promise<void> => lane.upload();
     let endRead = (): void => undefined;
     const read = pool.run('foreground', () => new Promise<void>((r) => (endRead = r)));
     const t0 = performance.now();
     const uploads = Array.from({ length: 24 }, upload);
     await sleep(150);
-    assert.equal(peak, 2, 'flushes in flight beside a waiting read');
+    assert.equal(lane.peak, 2, 'flushes in flight beside a waiting read');
     endRead();
     await read;
     const readEnded = performance.now();
     // Two at a time until the hold ends (about 6 more), then the lane's 9 at a time.
     await Promise.all(uploads);
     const took = performance.now() - t0;
-    assert.ok(peak > 2, `after the reads, still only ${peak} flushes at a time`);
+    assert.ok(lane.peak > 2, `after the reads, still only ${lane.peak} flushes at a time`);
     const after = took - (readEnded - t0);
     assert.ok(after < FOREGROUND_HOLD_MS + 600, `the last flush ended ${after.toFixed(0)} ms after the read (two at a time: over 1 s)`);
   });
@@ -119,24 +132,17 @@ describe('read QoS while a SYNCHRONIZE CACHE drains the cache (issue 18)', () =>
 
   it('without reads, flushes take every slot of their lane; a flush queued during the hold starts when it ends, with nothing else running', async () => {
     const pool = new IoPool({ concurrency: 16, flushShare: 0.6, backgroundShare: 0.2, maxWaitMs: 5_000, flushWhileForeground: 2 }, systemClock);
-    let running = 0;
-    let peak = 0;
-    const upload = (): Promise<void> =>
-      pool.run('flush', async () => {
-        running++;
-        peak = Math.max(peak, running);
-        await sleep(20);
-        running--;
-      });
+    const lane = new FlushLane(pool, 20);
+    const upload = (): Promise<void> => lane.upload();
     await Promise.all(Array.from({ length: 8 }, upload));
-    assert.equal(peak, 8);
+    assert.equal(lane.peak, 8);
     // A read ends; three uploads come during its hold: two start, the third waits for the hold.
     await pool.run('foreground', () => sleep(5));
-    peak = 0;
+    lane.peak = 0;
     const t0 = performance.now();
     await Promise.all(Array.from({ length: 3 }, upload));
     const took = performance.now() - t0;
-    assert.equal(peak, 2);
+    assert.equal(lane.peak, 2);
     assert.ok(took < FOREGROUND_HOLD_MS + 150, `the held flush waited ${took.toFixed(0)} ms`);
   });
 
