@@ -90,7 +90,8 @@ export async function qosBench(rgw: Rgw, opts: { latencyMs: number; dirtyMiB: nu
   // The cache is over twice the dirty data: at half full the flusher would upload everything
   // (during the fill). With a SYNCHRONIZE CACHE the dirty data stays in RAM until it
   // (flushDelay 1 h); the background write-back starts 30 s after a chunk's last write (the
-  // fill takes about 20 s here), and the reads start with its first upload. The drain is the only upload traffic meanwhile.
+  // fill takes about 20 s here), and the reads start with its first upload. The drain is the
+  // only upload traffic meanwhile.
   const t = s3Target(rgw, {
     bucket,
     endpoint: proxy.endpoint,

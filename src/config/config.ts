@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { validCidr } from '../iscsi/acl';
+import { DEFAULT_UPLOADS_WHILE_READING } from '../storage/io-pool';
 import { validLunName } from '../storage/layout';
 import { type ClusterConfig, parseCluster } from './cluster';
 import { ConfigError } from './errors';
@@ -263,7 +264,7 @@ function parseS3(r: Reader): S3Config | undefined {
   if (/(^\/)|(\/\/)|\.\./.test(prefix)) prefixR.fail('the prefix must not start with "/", contain "//" or ".."');
   const concurrency = r.get('concurrency').int(64, 3, 1024);
   const uploadsR = r.get('uploadsWhileReading');
-  const uploadsWhileReading = uploadsR.int(2, 1, 1024);
+  const uploadsWhileReading = uploadsR.int(DEFAULT_UPLOADS_WHILE_READING, 1, 1024);
   if (uploadsWhileReading > concurrency) uploadsR.fail(`${uploadsWhileReading} is more than s3.concurrency (${concurrency})`);
   return {
     endpoint,

@@ -86,8 +86,8 @@ export class ChunkMap {
    * whether the bytes it holds are the cache's (counted views) or its own.
    */
   onWholeFetched: ((i: number, f: Fetched) => void) | undefined;
-  /** Where a whole chunk's GET puts its body: a recycled cache buffer (Writeback.takeBuffer). */
-  chunkBuffer: (() => Buffer) | undefined;
+  /** Where a whole chunk's GET puts its body (RequestOptions.bodyBuffer): a recycled cache buffer. */
+  bodyBuffer: ((size: number) => Buffer | undefined) | undefined;
 
   constructor(
     private readonly store: ObjectStore,
@@ -211,8 +211,7 @@ export class ChunkMap {
       const clean = !this.inFlight.has(i);
       if (clean && !ask && this.isAbsent(i)) return { body: null, offset, current: true, mark };
       const whole = !range || (range.offset === 0 && range.length === this.chunkSize);
-      const take = this.chunkBuffer;
-      const bodyBuffer = whole && take ? (size: number) => (size === this.chunkSize ? take() : undefined) : undefined;
+      const bodyBuffer = whole ? this.bodyBuffer : undefined;
       const fetched = await this.store.get(key, whole ? undefined : range, { lane, ...(bodyBuffer ? { bodyBuffer } : {}) });
       const current = clean && this.unchanged(i, mark);
       // Conditional mode learns the object's ETag from a current read (where it knew none, or

@@ -115,7 +115,7 @@ export class ChunkVolume implements Volume {
     const capacity = Math.max(4, Math.floor(options.cacheBytes / info.chunkSize));
     this.wb = new Writeback(this.map, info.chunkSize, { capacity, ...options }, clock, this.gate, this.stats);
     this.map.onWholeFetched = (i, f) => void this.wb.adopt(i, f);
-    this.map.chunkBuffer = () => this.wb.takeBuffer();
+    this.map.bodyBuffer = (size) => (size === info.chunkSize ? this.wb.takeBuffer() : undefined);
     this.reader = new ChunkReader(this.map, this.wb, this.stats, info.chunkSize, options.readAheadChunks);
     this.resizer = new VolumeResizer(store, this.gated, layout, this.map, info);
     // Opening never waits for the listing (ESXi's login timeout is 5 s).

@@ -18,7 +18,16 @@ export interface IoPoolOptions {
   readonly flushWhileForeground?: number;
 }
 
-export const DEFAULT_IO_POOL: IoPoolOptions = { concurrency: 64, flushShare: 0.6, backgroundShare: 0.2, maxWaitMs: 15_000, flushWhileForeground: 2 };
+/** Uploads in flight at most while reads wait (`s3.uploadsWhileReading`): see IoPool.cap. */
+export const DEFAULT_UPLOADS_WHILE_READING = 2;
+
+export const DEFAULT_IO_POOL: IoPoolOptions = {
+  concurrency: 64,
+  flushShare: 0.6,
+  backgroundShare: 0.2,
+  maxWaitMs: 15_000,
+  flushWhileForeground: DEFAULT_UPLOADS_WHILE_READING,
+};
 
 /**
  * How long after the last foreground request the flush lane stays at its reads-first limit:
@@ -165,8 +174,13 @@ export class IoPool {
   private cap(lane: QueuedLane): number {
     const limit = this.options.flushWhileForeground;
     if (lane !== 'flush' || limit === undefined) return this.caps[lane];
-    const reading = this.inFlight.foreground > 0 || this.queues.foreground.length > 0 || this.clock.now() - this.foregroundEnded < FOREGROUND_HOLD_MS;
+    const reading = this.foregroundBusy() || this.clock.now() - this.foregroundEnded < FOREGROUND_HOLD_MS;
     return reading ? Math.min(limit, this.caps.flush) : this.caps.flush;
+  }
+
+  /** A foreground request runs or waits for a slot. */
+  private foregroundBusy(): boolean {
+    return this.inFlight.foreground > 0 || this.queues.foreground.length > 0;
   }
 
   private start(lane: QueuedLane): void {
@@ -201,7 +215,7 @@ export class IoPool {
     const head = this.queues.flush[0];
     if (!head || !this.heldByReads()) return;
     let at = head.since + FLUSH_MAX_HOLD_MS;
-    if (this.inFlight.foreground === 0 && this.queues.foreground.length === 0) at = Math.min(at, this.foregroundEnded + FOREGROUND_HOLD_MS);
+    if (!this.foregroundBusy()) at = Math.min(at, this.foregroundEnded + FOREGROUND_HOLD_MS);
     if (this.wakeTimer && this.wakeAt <= at) return;
     this.wakeTimer?.cancel();
     this.wakeAt = at;

@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from '../util/clock';
 import { GuardedStore } from './guarded-store';
 import { InstrumentedStore } from './instrumented-store';
-import { DEFAULT_IO_POOL, IoPool } from './io-pool';
+import { DEFAULT_UPLOADS_WHILE_READING, IoPool } from './io-pool';
 import type { ObjectStore } from './object-store';
 import { PooledStore } from './pooled-store';
 import { DEFAULT_RETRY, RetryingStore } from './retrying-store';
@@ -43,7 +43,7 @@ export function storeStack(raw: ObjectStore, o: StackOptions): Stack {
       flushShare: 0.6,
       backgroundShare: 0.2,
       maxWaitMs: o.retryDeadlineMs,
-      flushWhileForeground: o.uploadsWhileReading ?? DEFAULT_IO_POOL.flushWhileForeground,
+      flushWhileForeground: o.uploadsWhileReading ?? DEFAULT_UPLOADS_WHILE_READING,
     },
     clock,
   );
