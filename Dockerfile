@@ -24,5 +24,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
   CMD node -e "fetch('http://127.0.0.1:9470/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # SIGTERM: graceful stop (logout requests, flush, lease release); give it time to flush.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "dist/src/cli/main.js"]
+# --no-memory-reducer: src/app/node-flags.ts (V8 options serve needs).
+ENTRYPOINT ["node", "--no-memory-reducer", "dist/src/cli/main.js"]
 CMD ["serve", "--config", "/etc/s3tgt/s3tgt.yaml"]

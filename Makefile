@@ -78,7 +78,7 @@ test-node-versions: build deps-apt deps-node-versions
 	done
 
 start: build
-	$(NODE) dist/src/cli/main.js serve --config config/s3tgt.yaml
+	$(NODE) --no-memory-reducer dist/src/cli/main.js serve --config config/s3tgt.yaml
 
 clean:
 	rm -rf dist $(TOOLS)

@@ -5,7 +5,10 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { SERVE_V8_FLAGS } from '../../src/app/node-flags';
+
 export const TEST_IQN = 'iqn.2026-11.io.s3tgt:test';
+
 const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
 
 export async function freePort(): Promise<number> {
@@ -125,7 +128,8 @@ ${this.opts.moreTargetsYaml ?? ''}
 `,
     );
     this.output = '';
-    const proc = spawn(this.opts.node ?? process.execPath, [MAIN, 'serve', '--config', this.configFile], {
+    // Started as the README and the `s3tgt` script start it (src/app/node-flags.ts).
+    const proc = spawn(this.opts.node ?? process.execPath, [...SERVE_V8_FLAGS, MAIN, 'serve', '--config', this.configFile], {
       env: { ...process.env, ...this.opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type ExecResult, run } from '../harness/exec';
 import { Rgw } from '../harness/rgw';
 import { listObjects } from '../harness/s3-target';
+import { freePort } from '../harness/target';
 
 const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
 const MiB = 1024 * 1024;
@@ -89,6 +91,58 @@ describe('configuration errors name the file, line and key; check-config and ser
     const r = await cli(['check-config', path.resolve(__dirname, '../../../config/s3tgt.yaml')]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /OK/);
+  });
+});
+
+describe('serve runs with the V8 options it needs (issue 18)', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-flags-'));
+  const file = path.join(dir, 'serve.yaml');
+
+  /** Starts `cmd args`, collects its output until a LUN is ready (or 20 s), then stops it with SIGTERM. */
+  async function serveOnce(cmd: string, args: readonly string[]): Promise<string> {
+    const port = await freePort();
+    writeFileSync(
+      file,
+      `portals: ["127.0.0.1:${port}"]\nmetrics: { listen: false }\ndataDir: ${dir}/data\nlog: { level: info, format: text }\ntargets:\n  - iqn: iqn.2026-11.io.s3tgt:x\n    luns:\n      - { lun: 0, name: a, size: 64MiB }\n`,
+    );
+    const p = spawn(cmd, [...args, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const exited = new Promise<void>((r) => p.once('exit', () => r()));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 20_000);
+      const see = (d: Buffer): void => {
+        out += d.toString();
+        if (out.includes('LUN ready')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      p.stdout.on('data', see);
+      p.stderr.on('data', see);
+      exited.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    p.kill('SIGTERM');
+    const killer = setTimeout(() => p.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(killer);
+    return out;
+  }
+
+  it('the s3tgt script starts node with them: no warning', async () => {
+    assert.match(readFileSync(MAIN, 'utf8').split('\n')[0], /^#!\/usr\/bin\/env -S node .*--no-memory-reducer/);
+    chmodSync(MAIN, 0o755);
+    const out = await serveOnce(MAIN, []);
+    assert.match(out, /LUN ready/);
+    assert.doesNotMatch(out, /SERVE_V8_FLAGS_MISSING/);
+  });
+
+  it('started without them, serve says which and how to start it', async () => {
+    const out = await serveOnce(process.execPath, [MAIN]);
+    assert.match(out, /LUN ready/);
+    assert.match(out, /SERVE_V8_FLAGS_MISSING.*--no-memory-reducer/s);
   });
 });
 
