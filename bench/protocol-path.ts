@@ -8,7 +8,7 @@ import { withCpu } from './lib/cpu';
 import { qemuBench } from './lib/qemu';
 
 const TGT_IQN = 'iqn.2026-11.io.s3tgt.bench:tgt';
-const LUN_MIB = 1024;
+export const LUN_MIB = 1024;
 
 export interface Workload {
   readonly name: string;
@@ -40,7 +40,7 @@ export interface ProtocolResult {
 }
 
 /** qemu-img bench: `count` requests of `size` at queue depth `qd`; IOPS or MB/s. */
-function qemuWorkload(name: string, size: number, qd: number, count: number, write: boolean, unit: 'IOPS' | 'MB/s', flush = false): Workload {
+export function qemuWorkload(name: string, size: number, qd: number, count: number, write: boolean, unit: 'IOPS' | 'MB/s', flush = false): Workload {
   return {
     name,
     unit,
@@ -55,7 +55,7 @@ function qemuWorkload(name: string, size: number, qd: number, count: number, wri
 }
 
 /** libiscsi's iscsi-perf: random reads of 8 blocks (4 KiB: both LUNs have 512-byte blocks) at QD 32 for a few seconds (average IOPS). */
-function iscsiPerf(seconds: number): Workload {
+export function iscsiPerf(seconds: number): Workload {
   return {
     name: 'iscsi-perf random read, 4 KiB (8 blocks), QD32',
     unit: 'IOPS',
@@ -70,7 +70,7 @@ function iscsiPerf(seconds: number): Workload {
   };
 }
 
-function median(xs: readonly number[]): number {
+export function median(xs: readonly number[]): number {
   const s = [...xs].sort((x, y) => x - y);
   return s[Math.floor(s.length / 2)];
 }
@@ -92,7 +92,11 @@ export class Tgtd {
   port = 0;
   private readonly control = 20 + Math.floor(Math.random() * 200);
 
-  constructor(private readonly image: string) {}
+  /** `luns` file LUNs: LUN 1 on `image`, LUN n > 1 on `image.n`. */
+  constructor(
+    private readonly image: string,
+    private readonly luns = 1,
+  ) {}
 
   private adm(args: string[]): Promise<string> {
     return mustRun('tgtadm', ['-C', String(this.control), '--lld', 'iscsi', ...args]);
@@ -100,7 +104,7 @@ export class Tgtd {
 
   async start(): Promise<void> {
     this.port = await freePort();
-    await mustRun('truncate', ['-s', `${LUN_MIB}M`, this.image]);
+    for (let n = 1; n <= this.luns; n++) await mustRun('truncate', ['-s', `${LUN_MIB}M`, this.imageOf(n)]);
     this.proc = spawn('tgtd', ['-f', '-C', String(this.control), '--iscsi', `portal=127.0.0.1:${this.port}`], { stdio: 'ignore' });
     for (let i = 0; i < 100; i++) {
       const r = await run('tgtadm', ['-C', String(this.control), '--lld', 'iscsi', '--mode', 'target', '--op', 'show']);
@@ -108,7 +112,9 @@ export class Tgtd {
       await new Promise((res) => setTimeout(res, 100));
     }
     await this.adm(['--mode', 'target', '--op', 'new', '--tid', '1', '--targetname', TGT_IQN]);
-    await this.adm(['--mode', 'logicalunit', '--op', 'new', '--tid', '1', '--lun', '1', '--backing-store', this.image]);
+    for (let n = 1; n <= this.luns; n++) {
+      await this.adm(['--mode', 'logicalunit', '--op', 'new', '--tid', '1', '--lun', String(n), '--backing-store', this.imageOf(n)]);
+    }
     await this.adm(['--mode', 'target', '--op', 'bind', '--tid', '1', '--initiator-address', 'ALL']);
   }
 
@@ -120,8 +126,12 @@ export class Tgtd {
     return TGT_IQN;
   }
 
-  url(): string {
-    return `iscsi://127.0.0.1:${this.port}/${TGT_IQN}/1`;
+  private imageOf(n: number): string {
+    return n === 1 ? this.image : `${this.image}.${n}`;
+  }
+
+  url(lun = 1): string {
+    return `iscsi://127.0.0.1:${this.port}/${TGT_IQN}/${lun}`;
   }
 
   async stop(): Promise<void> {

@@ -4,6 +4,7 @@ import { Rgw } from '../test/harness/rgw';
 import { copyBench } from './copy';
 import { haJournalBench } from './ha-journal';
 import { journalBench } from './journal';
+import { multicoreBench } from './multicore';
 import { protocolPathBench } from './protocol-path';
 import { qosBench } from './qos';
 import { type S3PathResult, s3PathBench } from './s3-path';
@@ -18,7 +19,7 @@ async function main(): Promise<void> {
   const quick = process.env.BENCH_QUICK === '1';
   const cpu = os.cpus()[0]?.model ?? 'cpu';
   console.log(`# s3tgt benchmarks — ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (${cpu}), Node ${process.version}`);
-  const only = process.env.BENCH_ONLY ?? 'protocol,s3,journal,copy,ha,scale,qos';
+  const only = process.env.BENCH_ONLY ?? 'protocol,multicore,s3,journal,copy,ha,scale,qos';
   if (only.includes('protocol')) {
     const p = await protocolPathBench({ quick });
     console.log('\n## Protocol path (1 GiB LUN in RAM: tgtd file on tmpfs; s3tgt chunk store on tmpfs with a 1 GiB cache)');
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
     }
     console.log(`\nPeak RSS: s3tgt ${p.s3tgtPeakRssMiB.toFixed(0)} MiB (1 GiB chunk cache, full), tgtd ${p.tgtPeakRssMiB.toFixed(0)} MiB.`);
   }
+  if (only.includes('multicore')) await printMulticoreBench(quick);
   if (!['s3', 'journal', 'copy', 'ha', 'scale', 'qos'].some((k) => only.includes(k))) return;
   const rgw = await Rgw.start();
   try {
@@ -76,6 +78,41 @@ async function main(): Promise<void> {
     console.log(`Peak RSS of s3tgt (256 MiB chunk cache): ${rows.map((r) => `${r.peakRssMiB.toFixed(0)} MiB at +${r.latencyMs} ms`).join(', ')}.`);
   } finally {
     await rgw.stop();
+  }
+}
+
+/**
+ * Issue 18's multi-core rows, and the model they give for more cores: a node's CPU per GiB as
+ * two nodes measured it, with the initiators on other machines and one node per core.
+ */
+async function printMulticoreBench(quick: boolean): Promise<void> {
+  const rows = await multicoreBench({ quick });
+  console.log(
+    '\n## Multi-core (two 1 GiB LUNs in RAM, one client per LUN at once; s3tgt: one process, or a two-node cluster with one LUN active on each)',
+  );
+  console.log(
+    '| workload | tgt | s3tgt, 1 process | s3tgt, 2 nodes | 2 nodes / 1 process | 2 nodes / tgt | cores used: tgt, 1, 2 | CPU s/GiB: tgt, 1, 2 |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    const f = (c: { figure: number }): string => `${c.figure.toFixed(0)} ${r.unit}`;
+    console.log(
+      `| ${r.workload} | ${f(r.tgt)} | ${f(r.one)} | ${f(r.two)} | ${(r.two.figure / r.one.figure).toFixed(2)} | ${(r.two.figure / r.tgt.figure).toFixed(2)} | ` +
+        `${r.tgt.cores.toFixed(2)}, ${r.one.cores.toFixed(2)}, ${r.two.cores.toFixed(2)} | ${r.tgt.cpuPerGiB.toFixed(2)}, ${r.one.cpuPerGiB.toFixed(2)}, ${r.two.cpuPerGiB.toFixed(2)} |`,
+    );
+  }
+  // A node's CPU per GiB: the two-node figure (processes and clients crowd two cores: an upper
+  // bound) and the one-process figure (the cost when a node has its core to itself).
+  console.log(
+    '\nModel (s3tgt nodes only, one per core, LUNs spread evenly, initiators elsewhere; a node costs the CPU per GiB measured above, 2 nodes .. 1 process):',
+  );
+  console.log('| workload | per core | 16 cores | 32 cores |');
+  console.log('|---|---|---|---|');
+  for (const r of rows) {
+    const fmt = (gib: number): string =>
+      r.unit === 'IOPS' ? `${((gib * 2 ** 30) / 4096 / 1000).toFixed(0)}k` : `${((gib * 2 ** 30) / 1e6).toFixed(0)}`;
+    const range = (cores: number): string => `${fmt(cores / r.two.cpuPerGiB)}-${fmt(cores / r.one.cpuPerGiB)} ${r.unit}`;
+    console.log(`| ${r.workload} | ${range(1)} | ${range(16)} | ${range(32)} |`);
   }
 }
 
