@@ -104,14 +104,15 @@ async function printMulticoreBench(quick: boolean): Promise<void> {
   // A node's CPU per GiB: the two-node figure (processes and clients crowd two cores: an upper
   // bound) and the one-process figure (the cost when a node has its core to itself).
   console.log(
-    '\nModel (s3tgt nodes only, one per core, LUNs spread evenly, initiators elsewhere; a node costs the CPU per GiB measured above, 2 nodes .. 1 process):',
+    '\nModel (s3tgt nodes only, one per core, LUNs spread evenly, initiators elsewhere; a node costs the CPU per GiB measured above, the 2-node or the 1-process figure):',
   );
   console.log('| workload | per core | 16 cores | 32 cores |');
   console.log('|---|---|---|---|');
   for (const r of rows) {
     const fmt = (gib: number): string =>
       r.unit === 'IOPS' ? `${((gib * 2 ** 30) / 4096 / 1000).toFixed(0)}k` : `${((gib * 2 ** 30) / 1e6).toFixed(0)}`;
-    const range = (cores: number): string => `${fmt(cores / r.two.cpuPerGiB)}-${fmt(cores / r.one.cpuPerGiB)} ${r.unit}`;
+    const [lo, hi] = [r.two.cpuPerGiB, r.one.cpuPerGiB].sort((x, y) => y - x); // the dearer node first
+    const range = (cores: number): string => `${fmt(cores / lo)}-${fmt(cores / hi)} ${r.unit}`;
     console.log(`| ${r.workload} | ${range(1)} | ${range(16)} | ${range(32)} |`);
   }
 }
