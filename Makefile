@@ -23,7 +23,7 @@ INTEGRATION_TESTS = $(shell find dist/test/store dist/test/integration dist/test
 TEST_FLAGS := --test-reporter=spec --test-timeout=600000
 export S3TGT_LOG_LEVEL ?= error
 
-.PHONY: build deps deps-apt deps-npm deps-node-versions lint test test-unit test-integration test-node-versions bench clean start fuzz-long sim sim-long
+.PHONY: build deps deps-apt deps-npm deps-node-versions lint test test-unit test-integration test-node-versions bench profile clean start fuzz-long sim sim-long
 
 build: deps-npm
 	npx tsc -p .
@@ -99,3 +99,8 @@ fuzz-long: build
 bench: build
 	$(MAKE) deps-apt EXTRA_APT="$(APT_BENCH_PACKAGES)"
 	$(NODE) dist/bench/run.js
+
+# Where one protocol-path workload spends the server's time (bench/README.md, "Profiling"):
+# make profile PROFILE=write-4k (read-4k, write-256k, read-256k, miss-4k); .cpuprofile in profiles/.
+profile: build
+	$(NODE) dist/bench/profile.js $(or $(PROFILE),write-4k)

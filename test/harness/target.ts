@@ -59,6 +59,8 @@ export interface TargetOptions {
   readonly dataDir?: string;
   readonly env?: NodeJS.ProcessEnv;
   readonly node?: string;
+  /** More options for node, before the script (e.g. --cpu-prof: bench/profile.ts). */
+  readonly nodeArgs?: readonly string[];
   /** Log level of the target process (default debug: the output helps when a test fails). */
   readonly logLevel?: string;
   /** The whole configuration, instead of the one built here (a cluster node's: harness/cluster.ts). */
@@ -129,10 +131,14 @@ ${this.opts.moreTargetsYaml ?? ''}
     );
     this.output = '';
     // Started as the README and the `s3tgt` script start it (src/app/node-flags.ts).
-    const proc = spawn(this.opts.node ?? process.execPath, [...SERVE_V8_FLAGS, MAIN, 'serve', '--config', this.configFile], {
-      env: { ...process.env, ...this.opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = spawn(
+      this.opts.node ?? process.execPath,
+      [...SERVE_V8_FLAGS, ...(this.opts.nodeArgs ?? []), MAIN, 'serve', '--config', this.configFile],
+      {
+        env: { ...process.env, ...this.opts.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     this.proc = proc;
     proc.stdout?.on('data', (d: Buffer) => {
       this.output += d.toString();
