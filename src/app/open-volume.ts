@@ -13,7 +13,7 @@ import { SnapshotCatalog } from '../storage/snapshots/catalog';
 import { lunDataStore, lunReadStore, type PreservingStore } from '../storage/snapshots/preserving-store';
 import { SnapshotResolver, SnapshotView } from '../storage/snapshots/snapshot-view';
 import type { VolumeInfo } from '../storage/volume';
-import { createVolume, readVolumeInfo } from '../storage/volume-meta';
+import { createVolume, readVolumeInfo, segmentSizeFor } from '../storage/volume-meta';
 import { WriteGate } from '../storage/write-gate';
 import { systemClock } from '../util/clock';
 import { log } from '../util/log';
@@ -148,7 +148,7 @@ async function volumeInfo(store: ObjectStore, layout: LunLayout, lun: LunConfig)
   let info = await readVolumeInfo(store, layout);
   if (!info) {
     try {
-      info = await createVolume(store, layout, lun.sizeBytes, lun.blockSize);
+      info = await createVolume(store, layout, lun.sizeBytes, lun.blockSize, segmentSizeFor(lun.store));
     } catch (e) {
       // Someone else created it between our read and our create: use theirs.
       if (!(e instanceof StorageError && e.kind === 'precondition')) throw e;

@@ -6,7 +6,7 @@ import type { ObjectStore } from '../storage/object-store';
 import { SnapshotCatalog } from '../storage/snapshots/catalog';
 import { lunReadStore } from '../storage/snapshots/preserving-store';
 import { SnapshotResolver, SnapshotView } from '../storage/snapshots/snapshot-view';
-import { createVolume } from '../storage/volume-meta';
+import { createVolume, segmentSizeFor } from '../storage/volume-meta';
 import { forEachParallel } from '../util/parallel';
 import { ProgressBar } from '../util/progress';
 import { CliError } from './errors';
@@ -44,7 +44,7 @@ export async function importImage(config: Config, name: string, file: string): P
   try {
     const size = (await fh.stat()).size;
     return await withLun(config, name, 'import', async (l) => {
-      const info = l.info ?? (await createVolume(l.store, l.layout, l.lun.sizeBytes, l.lun.blockSize));
+      const info = l.info ?? (await createVolume(l.store, l.layout, l.lun.sizeBytes, l.lun.blockSize, segmentSizeFor(l.lun.store)));
       if (size > info.sizeBytes)
         throw new CliError('CLI_ERR_USAGE', `${file} is ${formatSize(size)}, larger than LUN "${name}" (${formatSize(info.sizeBytes)})`);
       if (size % info.logicalBlockSize !== 0)

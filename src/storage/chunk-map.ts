@@ -5,7 +5,7 @@ import { forEachParallel } from '../util/parallel';
 import { type ChunkState, ChunkStates } from './chunk-states';
 import { type ChunkTag, ChunkTags, WRITER_META_KEY } from './chunk-tags';
 import { isStorageError, StorageError } from './errors';
-import { CRC_META_KEY, segmentCrcs, verifySegments } from './integrity';
+import { CRC_META_KEY, SEGMENT_SIZE, segmentCrcs, verifySegments } from './integrity';
 import type { LunLayout } from './layout';
 import type { Lane, ObjectMeta, ObjectStore } from './object-store';
 import { HOLE_METADATA } from './snapshots/holes';
@@ -100,6 +100,8 @@ export class ChunkMap {
     private readonly inheritedBelow = 0,
     /** Conditional chunk writes (see the class): a cluster's fencing by ETag. */
     conditional = false,
+    /** The LUN's checksum segment (volume.json, integrity.ts). */
+    readonly segmentSize = SEGMENT_SIZE,
   ) {
     // The writer id signs this map's PUTs (WRITER_META_KEY): 48 random bits per opening.
     this.tags = conditional ? new ChunkTags(chunks, randomBytes(6).toString('hex')) : undefined;
@@ -234,7 +236,7 @@ export class ChunkMap {
         throw new StorageError('data', `${key}: object is ${got.meta.size} bytes, expected ${this.chunkSize}`);
       }
       try {
-        verifySegments(key, got.body, offset, got.meta.metadata[CRC_META_KEY]);
+        verifySegments(key, got.body, offset, got.meta.metadata[CRC_META_KEY], this.chunkSize);
       } catch (e) {
         if (isStorageError(e, 'data')) this.stats.checksumErrors++;
         throw e;
@@ -289,7 +291,7 @@ export class ChunkMap {
       }
       const opts = this.gate.options(lane, `PUT ${key}`);
       this.states.set(i, 'may-exist');
-      await this.store.put(key, content, { ...opts, metadata: { [CRC_META_KEY]: segmentCrcs(content) } });
+      await this.store.put(key, content, { ...opts, metadata: { [CRC_META_KEY]: segmentCrcs(content, this.segmentSize) } });
       this.states.set(i, 'stored');
       this.stats.chunksUploaded++;
       this.stats.bytesUploaded += content.length;
@@ -373,7 +375,7 @@ export class ChunkMap {
     const tags = this.tags as ChunkTags;
     const key = this.layout.chunkKey(i);
     const hole = body.length === 0;
-    const metadata = hole ? HOLE_METADATA : { [CRC_META_KEY]: segmentCrcs(body) };
+    const metadata = hole ? HOLE_METADATA : { [CRC_META_KEY]: segmentCrcs(body, this.segmentSize) };
     for (let attempt = 1; ; attempt++) {
       if (attempt > MAX_CONFLICTS) throw new StorageError('unavailable', `PUT ${key}: met ${MAX_CONFLICTS} writes landing late; try again`);
       if (tags.needsHead(i)) {

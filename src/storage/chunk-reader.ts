@@ -141,7 +141,7 @@ export class ChunkReader {
     const f =
       p.length >= cs / 2
         ? await this.map.fetchWhole(p.index, 'foreground')
-        : await this.map.fetchRange(p.index, segmentAligned(p.inner, p.length, cs), 'foreground');
+        : await this.map.fetchRange(p.index, segmentAligned(p.inner, p.length, cs, this.map.segmentSize), 'foreground');
     if (!f.body) out.fill(0, p.pos, p.pos + p.length);
     else f.body.copy(out, p.pos, p.inner - f.offset, p.inner - f.offset + p.length);
     if (f.body && f.body.length < cs) this.wb.adopt(p.index, f);

@@ -5,6 +5,7 @@ import { type ChunkEntry, SECTOR } from './chunk-entry';
 import { ChunkMap } from './chunk-map';
 import { ChunkReader, NO_RELEASE, pieces } from './chunk-reader';
 import { isStorageError, StorageError } from './errors';
+import { SEGMENT_SIZE } from './integrity';
 import type { LunJournal } from './journal/lun-journal';
 import type { LunLayout } from './layout';
 import type { ObjectStore } from './object-store';
@@ -111,6 +112,7 @@ export class ChunkVolume implements Volume {
       this.stats,
       inherited,
       env.conditionalWrites ?? false,
+      info.segmentSize ?? SEGMENT_SIZE,
     );
     const capacity = Math.max(4, Math.floor(options.cacheBytes / info.chunkSize));
     this.wb = new Writeback(this.map, info.chunkSize, { capacity, ...options }, clock, this.gate, this.stats);

@@ -1,7 +1,5 @@
-import { SEGMENT_SIZE } from './integrity';
-
 /**
- * What small reads fetched: 64 KiB checksum segments of chunks that have no cache entry, so a
+ * What small reads fetched: checksum segments (integrity.ts) of chunks that have no cache entry, so a
  * second small read of the same segment costs no GET. It lives in the cache's free room only
  * (the Writeback gives it up first when it needs a slot): a segment never evicts a chunk. It
  * holds only what the store has; the Writeback drops a chunk's segments before anything
@@ -13,8 +11,11 @@ export class SegmentCache {
   private readonly segments = new Map<number, Buffer>();
   readonly perChunk: number;
 
-  constructor(chunkSize: number) {
-    this.perChunk = chunkSize / SEGMENT_SIZE;
+  constructor(
+    chunkSize: number,
+    private readonly segmentSize: number,
+  ) {
+    this.perChunk = chunkSize / segmentSize;
   }
 
   get size(): number {
@@ -28,27 +29,27 @@ export class SegmentCache {
 
   /** Copies [inner, inner + length) of chunk i into `out` at `pos` when every segment is here. */
   read(i: number, inner: number, length: number, out: Buffer, pos: number): boolean {
-    const first = Math.floor(inner / SEGMENT_SIZE);
-    const last = Math.floor((inner + length - 1) / SEGMENT_SIZE);
+    const first = Math.floor(inner / this.segmentSize);
+    const last = Math.floor((inner + length - 1) / this.segmentSize);
     for (let s = first; s <= last; s++) if (!this.segments.has(i * this.perChunk + s)) return false;
     for (let s = first; s <= last; s++) {
       const key = i * this.perChunk + s;
       const seg = this.segments.get(key) as Buffer;
       this.segments.delete(key);
       this.segments.set(key, seg);
-      const from = Math.max(inner, s * SEGMENT_SIZE);
-      const to = Math.min(inner + length, (s + 1) * SEGMENT_SIZE);
-      seg.copy(out, pos + from - inner, from - s * SEGMENT_SIZE, to - s * SEGMENT_SIZE);
+      const from = Math.max(inner, s * this.segmentSize);
+      const to = Math.min(inner + length, (s + 1) * this.segmentSize);
+      seg.copy(out, pos + from - inner, from - s * this.segmentSize, to - s * this.segmentSize);
     }
     return true;
   }
 
   /** Keeps the whole segments of `body` (chunk bytes from segment-aligned `offset`). */
   keep(i: number, offset: number, body: Buffer): void {
-    for (let at = 0; at + SEGMENT_SIZE <= body.length; at += SEGMENT_SIZE) {
-      const key = i * this.perChunk + (offset + at) / SEGMENT_SIZE;
+    for (let at = 0; at + this.segmentSize <= body.length; at += this.segmentSize) {
+      const key = i * this.perChunk + (offset + at) / this.segmentSize;
       this.segments.delete(key);
-      this.segments.set(key, body.subarray(at, at + SEGMENT_SIZE));
+      this.segments.set(key, body.subarray(at, at + this.segmentSize));
     }
   }
 

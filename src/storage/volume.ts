@@ -6,6 +6,8 @@ export interface VolumeInfo {
   readonly sizeBytes: number;
   readonly logicalBlockSize: 512 | 4096;
   readonly chunkSize: number;
+  /** The checksum segment of its chunks (integrity.ts); absent: SEGMENT_SIZE (64 KiB). */
+  readonly segmentSize?: number;
   /** Per-LUN UUID: the source of the VPD 83h designators, stable across restarts. */
   readonly uuid: string;
   readonly created: string;

@@ -63,7 +63,7 @@ export class Writeback {
   ) {
     this.pool = new ChunkBufferPool(chunkSize, Math.min(16, options.capacity));
     this.spaceWaiters = new WakeList(clock);
-    this.segments = new SegmentCache(chunkSize);
+    this.segments = new SegmentCache(chunkSize, map.segmentSize);
     this.zero = Buffer.alloc(chunkSize);
     this.flusher = new Flusher(
       {

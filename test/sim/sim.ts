@@ -1,6 +1,7 @@
 import type { ChunkVolumeOptions } from '../../src/storage/chunk-volume';
 import { defrag } from '../../src/storage/defrag';
 import { isStorageError } from '../../src/storage/errors';
+import { FINE_SEGMENT_SIZE, SEGMENT_SIZE } from '../../src/storage/integrity';
 import { Rng } from '../fuzz/rng';
 import type { FaultRule } from '../lib/failing-store';
 import { Model, SECTOR } from './model';
@@ -45,8 +46,9 @@ const MAX_SIZE = 24 * MiB;
  */
 export async function simulate(o: SimOptions): Promise<SimReport> {
   const rng = new Rng(o.seed);
-  // Even seeds write chunks conditionally, as a cluster does (If-Match, hole markers, 412s).
-  const w = new World(rng, o.seed % 2 === 0);
+  // Even seeds write chunks conditionally, as a cluster does (If-Match, hole markers, 412s);
+  // seeds 2 and 3 mod 4 checksum 4 KiB segments, as on the local chunk store.
+  const w = new World(rng, o.seed % 2 === 0, o.seed % 4 >= 2 ? FINE_SEGMENT_SIZE : SEGMENT_SIZE);
   let size = (3 + rng.int(8)) * MiB;
   const model = new Model(size);
   const options: ChunkVolumeOptions = {

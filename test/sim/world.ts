@@ -1,4 +1,5 @@
 import { ChunkVolume, type ChunkVolumeOptions } from '../../src/storage/chunk-volume';
+import { SEGMENT_SIZE } from '../../src/storage/integrity';
 import { LunLayout } from '../../src/storage/layout';
 import { Lease, LeaseError, type LeaseTiming } from '../../src/storage/lease';
 import { type HostIdentity, parseLeaseRecord } from '../../src/storage/lease-record';
@@ -46,6 +47,8 @@ export class World {
   constructor(
     readonly rng: Rng,
     readonly conditional = false,
+    /** The LUN's checksum segment (volume.json). */
+    readonly segmentSize = SEGMENT_SIZE,
   ) {}
 
   identity(pid: number): HostIdentity {
@@ -103,7 +106,7 @@ export class World {
     }
     p.lease = lease;
     const gated = lease.gate.bind(p.store);
-    const info = (await this.run(readVolumeInfo(p.store, LAYOUT))) ?? (await this.run(createVolume(gated, LAYOUT, sizeBytes, 512)));
+    const info = (await this.run(readVolumeInfo(p.store, LAYOUT))) ?? (await this.run(createVolume(gated, LAYOUT, sizeBytes, 512, this.segmentSize)));
     p.volume = new ChunkVolume(p.store, LAYOUT, info, options, { clock: p.clock, gate: lease.gate, conditionalWrites: this.conditional });
   }
 

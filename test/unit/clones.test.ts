@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ChunkVolume } from '../../src/storage/chunk-volume';
 import { isStorageError } from '../../src/storage/errors';
+import { SEGMENT_SIZE } from '../../src/storage/integrity';
 import { LunLayout } from '../../src/storage/layout';
 import { MemoryObjectStore } from '../../src/storage/memory-store';
 import type { ObjectStore } from '../../src/storage/object-store';
@@ -62,7 +63,7 @@ async function writeChunks(store: ObjectStore, layout: LunLayout, chunks: Record
 
 /** A parent of 6 chunks [1,2,3,4,0,0], snapshot "base", then chunk 1 overwritten with 9 (preserved). */
 async function parentWithSnapshot(store: ObjectStore): Promise<void> {
-  await createVolume(gated(store), P, SIZE, 512);
+  await createVolume(gated(store), P, SIZE, 512, SEGMENT_SIZE);
   await writeChunks(store, P, { 0: 1, 1: 2, 2: 3, 3: 4 });
   const info = await readVolumeInfo(store, P);
   assert.ok(info);

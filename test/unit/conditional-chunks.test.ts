@@ -5,6 +5,7 @@ import { WRITER_META_KEY } from '../../src/storage/chunk-tags';
 import { ChunkVolume, type VolumeEnv } from '../../src/storage/chunk-volume';
 import { isStorageError, StorageError } from '../../src/storage/errors';
 import { FileObjectStore } from '../../src/storage/file-store';
+import { SEGMENT_SIZE } from '../../src/storage/integrity';
 import type { LunLayout } from '../../src/storage/layout';
 import { MemoryObjectStore } from '../../src/storage/memory-store';
 import { type GetResult, listAll, type ObjectMeta, type ObjectStore, type PutOptions } from '../../src/storage/object-store';
@@ -406,7 +407,7 @@ describe('conditional chunk writes (issue 17: fencing by ETag)', () => {
     const gated = WriteGate.unleased(systemClock, 't').bind(store);
     const P = layout.sibling('parent');
     const C = layout.sibling('clone');
-    await createVolume(gated, P, 4 * MiB, 512);
+    await createVolume(gated, P, 4 * MiB, 512, SEGMENT_SIZE);
     const pv = server(await lunDataStore(store, P, await readVolumeInfo(store, P)), {}, testInfo(4 * MiB), P);
     for (const c of [0, 1, 2]) await pv.write(c * MiB, Buffer.alloc(MiB, c + 1), { fua: true });
     await pv.close();

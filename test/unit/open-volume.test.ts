@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { openLun } from '../../src/app/open-volume';
 import type { LunConfig } from '../../src/config/config';
+import { SEGMENT_SIZE } from '../../src/storage/integrity';
 import { LunLayout } from '../../src/storage/layout';
 import { MemoryObjectStore } from '../../src/storage/memory-store';
 import { createVolume, readVolumeInfo } from '../../src/storage/volume-meta';
@@ -12,7 +13,7 @@ describe('opening a LUN to serve it (issue 13, defect 9)', () => {
   it('reads volume.json after taking the lease: a resize by the lease holder before it is served', async () => {
     const store = new MemoryObjectStore();
     const layout = new LunLayout('luns', 'disk0');
-    const info = await createVolume(store, layout, 64 * MiB, 512);
+    const info = await createVolume(store, layout, 64 * MiB, 512, SEGMENT_SIZE);
     // `s3tgt lun resize` holds the lease (another host), grows the LUN, then releases the lease.
     const holder = { holder: 'cli', purpose: 'resize', host: 'admin-host', pid: 7, acquiredAt: 'now', renewedAt: 'now', ttlMs: 600, generation: 0 };
     await store.put(layout.leaseKey, Buffer.from(JSON.stringify(holder)));

@@ -1,6 +1,7 @@
 import { log } from '../../util/log';
 import { forEachParallel } from '../../util/parallel';
 import { StorageError } from '../errors';
+import { SEGMENT_SIZE } from '../integrity';
 import type { LunLayout } from '../layout';
 import { listAll, type ObjectStore } from '../object-store';
 import { StoredRecord } from '../record';
@@ -50,7 +51,7 @@ export async function createClone(store: ObjectStore, parent: LunLayout, snapsho
     await store.delete(marker);
     throw cloneError(`snapshot "${snapshotName}" of LUN "${parent.name}" is being deleted`);
   }
-  const info = await createVolume(store, clone, s.sizeBytes, parentInfo.logicalBlockSize, {
+  const info = await createVolume(store, clone, s.sizeBytes, parentInfo.logicalBlockSize, parentInfo.segmentSize ?? SEGMENT_SIZE, {
     lun: parent.name,
     snapshot: s.name,
     snapshotId: s.id,
