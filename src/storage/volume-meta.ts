@@ -45,6 +45,9 @@ export async function createVolume(
   parent?: CloneParent,
 ): Promise<VolumeInfo> {
   checkSize(sizeBytes);
+  if (segmentSize !== SEGMENT_SIZE && segmentSize !== FINE_SEGMENT_SIZE) {
+    throw new StorageError('invalid', `checksum segment ${segmentSize} must be ${FINE_SEGMENT_SIZE} or ${SEGMENT_SIZE}`);
+  }
   const base: VolumeInfo = {
     name: layout.name,
     sizeBytes,

@@ -53,6 +53,10 @@ describe('checksum segments of 4 KiB on the local chunk store (issue 18: a 4 KiB
     assert.equal(cj.segmentSize, undefined);
   });
 
+  it('a LUN is created with one of the two grains only', async () => {
+    await assert.rejects(createVolume(new MemoryObjectStore(), LAYOUT, 8 * MiB, 512, 8192), /checksum segment 8192 must be 4096 or 65536/);
+  });
+
   it('a format-2 volume.json without segmentSize, or a format-1 one with it, is refused by name', async () => {
     const store = new MemoryObjectStore();
     const base = {
