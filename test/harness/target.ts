@@ -191,6 +191,19 @@ ${this.opts.moreTargetsYaml ?? ''}
     return code;
   }
 
+  /**
+   * Waits (bounded) until the portal accepts connections: it is bound before the LUNs open,
+   * so this holds while S3 is down; a process that exits meanwhile fails it.
+   */
+  async listening(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await accepts(this.port))) {
+      if (!this.alive) throw new Error(`s3tgt exited before its portal listened:\n${this.output}`);
+      if (Date.now() > deadline) throw new Error(`s3tgt's portal did not listen within ${timeoutMs} ms:\n${this.output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   get alive(): boolean {
     return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
   }

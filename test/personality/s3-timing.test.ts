@@ -218,6 +218,9 @@ describe('Windows and ESXi behaviours that depend on S3 timing (RGW through the 
     assert.equal(await t.stop(), 0);
     proxy.set({ outage: true });
     await t.spawn();
+    // The portal is bound first (a loaded machine may take more than a second to get there:
+    // a fixed 500 ms wait failed a CI run with ECONNREFUSED); then the process stays up.
+    await t.listening();
     await sleep(500);
     assert.ok(t.alive, `s3tgt exited during the outage:\n${t.output}`);
     const p = await Peer.connect(t.port, esxi('esx-boot', { qualifier: 7 }));
