@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -11,15 +11,42 @@ export const TEST_IQN = 'iqn.2026-11.io.s3tgt:test';
 
 const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** The low end of the kernel's ephemeral port range (where outgoing connections take ports). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 12_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/** Ports this process handed out: two allocations made before either binds never collide. */
+const handedOut = new Set<number>();
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.once('error', reject);
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+/**
+ * A loopback port for a server a test starts later. It is picked below the ephemeral range:
+ * a port the kernel handed out for "port 0" can be taken, before the server binds it, by an
+ * outgoing connection (a CI run failed so with EADDRINUSE), while ports below that range are
+ * never used for outgoing connections.
+ */
+export async function freePort(): Promise<number> {
+  const low = ephemeralLow();
+  for (let i = 0; i < 200; i++) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    if (handedOut.has(port) || !(await bindable(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free loopback port between 10000 and ${low} after 200 tries`);
 }
 
 function accepts(port: number): Promise<boolean> {
