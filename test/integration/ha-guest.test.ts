@@ -256,7 +256,9 @@ describe('HA: Linux dm-multipath over both nodes of a pair: lun move and back, k
 
     // Node a back as standby after the kill: iscsid logs in again after its own retries (2 to
     // more than 50 s here). Then the same holds; a dead path keeps the priority it had when it
-    // died, so one I/O may reach the path when it is reinstated.
+    // died, so I/O may reach the path when it is reinstated: once, or twice when multipathd
+    // reinstates it again at its next check (1 s) before the priority is refreshed (seen once
+    // in a CI run, 2026-12-04: failures at 48.9 and 49.9 s). Flapping fails it at every check.
     const aBack = onGuest(aStandbyAt);
     const back = events('reinstate').find((t) => t > aBack);
     const lastIo = probes[probes.length - 1]?.t1 ?? 0;
@@ -264,7 +266,7 @@ describe('HA: Linux dm-multipath over both nodes of a pair: lun move and back, k
     if (back !== undefined && lastIo - back >= 5) {
       const after = aFailures.filter((t) => t > back);
       assert.ok(
-        after.length <= 1,
+        after.length <= 2,
         `node a's path failed ${after.length} times after it came back as standby (${after.join(', ')}): flapping\n${report}`,
       );
       const [, aChecker, aPrio] = (paths?.get('a') ?? '').split('/');
