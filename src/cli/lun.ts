@@ -2,14 +2,13 @@ import { Backends } from '../app/stores';
 import type { Config } from '../config/config';
 import { formatSize } from '../config/units';
 import { StorageError } from '../storage/errors';
-import { SEGMENT_SIZE } from '../storage/integrity';
 import { type LeaseRecord, readLease } from '../storage/lease';
 import { listAll } from '../storage/object-store';
 import { type Snapshot, SnapshotCatalog } from '../storage/snapshots/catalog';
 import { forgetClone } from '../storage/snapshots/clones';
 import { listSnapshots } from '../storage/snapshots/operations';
 import type { VolumeInfo } from '../storage/volume';
-import { createVolume, readVolumeInfo, segmentSizeFor } from '../storage/volume-meta';
+import { createVolume, readVolumeInfo, segmentSizeFor, segmentSizeOf } from '../storage/volume-meta';
 import { adminPost } from './admin-client';
 import { CliError } from './errors';
 import { findLun, withLun } from './offline';
@@ -112,7 +111,7 @@ export function formatInfo(r: LunStatus): string {
       `size:          ${formatSize(v.sizeBytes)} (${v.sizeBytes} bytes, ${v.sizeBytes / v.logicalBlockSize} blocks of ${v.logicalBlockSize})`,
       `uuid:          ${v.uuid}`,
       `created:       ${v.created}`,
-      `checksums:     CRC32C per ${formatSize(v.segmentSize ?? SEGMENT_SIZE)} segment`,
+      `checksums:     CRC32C per ${formatSize(segmentSizeOf(v))} segment`,
     );
     if (r.chunks !== undefined) {
       const pct = ((r.chunks * v.chunkSize * 100) / v.sizeBytes).toFixed(1);

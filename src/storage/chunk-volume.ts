@@ -5,12 +5,12 @@ import { type ChunkEntry, SECTOR } from './chunk-entry';
 import { ChunkMap } from './chunk-map';
 import { ChunkReader, NO_RELEASE, pieces } from './chunk-reader';
 import { isStorageError, StorageError } from './errors';
-import { SEGMENT_SIZE } from './integrity';
 import type { LunJournal } from './journal/lun-journal';
 import type { LunLayout } from './layout';
 import type { ObjectStore } from './object-store';
 import { RangeLock } from './range-lock';
 import type { AllocationExtent, ByteRange, CacheMode, CopyRemainder, ReadView, Volume, VolumeInfo, WriteOptions } from './volume';
+import { segmentSizeOf } from './volume-meta';
 import { VolumeResizer } from './volume-resize';
 import { VolumeStats } from './volume-stats';
 import { WriteGate } from './write-gate';
@@ -112,7 +112,7 @@ export class ChunkVolume implements Volume {
       this.stats,
       inherited,
       env.conditionalWrites ?? false,
-      info.segmentSize ?? SEGMENT_SIZE,
+      segmentSizeOf(info),
     );
     const capacity = Math.max(4, Math.floor(options.cacheBytes / info.chunkSize));
     this.wb = new Writeback(this.map, info.chunkSize, { capacity, ...options }, clock, this.gate, this.stats);

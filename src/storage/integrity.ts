@@ -42,7 +42,7 @@ export function verifySegments(key: string, body: Buffer, offset: number, crcs: 
   if (!Number.isInteger(count) || !Number.isInteger(grain) || grain % 512 !== 0) {
     throw new StorageError('data', `${key}: corrupt checksum metadata (${crcs.length} characters)`);
   }
-  if (offset % grain !== 0 || ((offset + body.length) % grain !== 0 && offset + body.length !== chunkSize)) {
+  if (offset % grain !== 0 || body.length % grain !== 0) {
     throw new StorageError('data', `${key}: bytes ${offset}+${body.length} are not whole ${grain}-byte checksum segments of this object`);
   }
   for (let off = 0; off < body.length; off += grain) {

@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { abortReason, type Clock } from '../util/clock';
+import { abortReason, type Clock, reasonError } from '../util/clock';
 import { StorageError } from './errors';
 import type { CopyOptions, GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
@@ -9,7 +9,7 @@ import type { CopyOptions, GetResult, ListEntry, ListPage, ObjectMeta, ObjectSto
  * listener bookkeeping was about 7 % of the CPU of a 4 KiB read that misses the cache. An
  * abort before the first use is remembered, so a signal read late is already aborted.
  */
-export class AttemptSignal {
+class AttemptSignal {
   private ctl: AbortController | undefined;
   private why: unknown;
   private done = false;
@@ -80,14 +80,9 @@ function attemptWithin<T>(clock: Clock, ms: number, what: string, caller: AbortS
     caller?.addEventListener('abort', onAbort, { once: true });
     fn(attempt).then(
       (v) => settle(() => resolve(v)),
-      (e: unknown) => settle(() => reject(attempt.aborted ? attemptReason(attempt) : e)),
+      (e: unknown) => settle(() => reject(attempt.aborted ? reasonError(attempt.reason) : e)),
     );
   });
-}
-
-function attemptReason(a: AttemptSignal): Error {
-  const r = a.reason;
-  return r instanceof Error ? r : new Error(String(r ?? 'aborted'));
 }
 
 /** `opts` with a `signal` that is the attempt's, made when the store first reads it. */

@@ -21,8 +21,13 @@ interface VolumeJson extends VolumeInfo {
  */
 const FINE_FORMAT_VERSION = 2;
 
+/** A LUN's checksum segment: volume.json's `segmentSize`, 64 KiB when absent (format 1). */
+export function segmentSizeOf(info: VolumeInfo): number {
+  return info.segmentSize ?? SEGMENT_SIZE;
+}
+
 function formatOf(info: VolumeInfo): number {
-  return (info.segmentSize ?? SEGMENT_SIZE) === SEGMENT_SIZE ? FORMAT_VERSION : FINE_FORMAT_VERSION;
+  return segmentSizeOf(info) === SEGMENT_SIZE ? FORMAT_VERSION : FINE_FORMAT_VERSION;
 }
 
 /** The checksum segment of a new LUN on a store of this kind (integrity.ts says why). */

@@ -46,7 +46,11 @@ export function every(clock: Clock, ms: number, fn: () => void): Timer {
 
 /** The reason an aborted signal carries, as an Error. */
 export function abortReason(signal: AbortSignal): Error {
-  const r: unknown = signal.reason;
+  return reasonError(signal.reason);
+}
+
+/** An abort reason as an Error (a reason may be any value). */
+export function reasonError(r: unknown): Error {
   return r instanceof Error ? r : new Error(String(r ?? 'aborted'));
 }
 

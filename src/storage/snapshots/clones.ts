@@ -1,12 +1,11 @@
 import { log } from '../../util/log';
 import { forEachParallel } from '../../util/parallel';
 import { StorageError } from '../errors';
-import { SEGMENT_SIZE } from '../integrity';
 import type { LunLayout } from '../layout';
 import { listAll, type ObjectStore } from '../object-store';
 import { StoredRecord } from '../record';
 import type { VolumeInfo } from '../volume';
-import { createVolume, readVolumeInfo, writeVolumeIndependent } from '../volume-meta';
+import { createVolume, readVolumeInfo, segmentSizeOf, writeVolumeIndependent } from '../volume-meta';
 import { type Snapshot, SnapshotCatalog } from './catalog';
 import { openParentView } from './clone-store';
 
@@ -51,7 +50,7 @@ export async function createClone(store: ObjectStore, parent: LunLayout, snapsho
     await store.delete(marker);
     throw cloneError(`snapshot "${snapshotName}" of LUN "${parent.name}" is being deleted`);
   }
-  const info = await createVolume(store, clone, s.sizeBytes, parentInfo.logicalBlockSize, parentInfo.segmentSize ?? SEGMENT_SIZE, {
+  const info = await createVolume(store, clone, s.sizeBytes, parentInfo.logicalBlockSize, segmentSizeOf(parentInfo), {
     lun: parent.name,
     snapshot: s.name,
     snapshotId: s.id,
