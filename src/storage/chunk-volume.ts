@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from '../util/clock';
 import { invariant } from '../util/invariant';
+import { log } from '../util/log';
 import { type Parts, partsLength, sliceParts } from '../util/parts';
 import { type ChunkEntry, SECTOR } from './chunk-entry';
 import { ChunkMap } from './chunk-map';
@@ -61,6 +62,14 @@ export interface VolumeEnv {
 }
 
 const noop = (): void => undefined;
+
+/**
+ * The final flush's attempts and how long each waits for a lapsed lease to be renewed: the
+ * renewal loop tries every `lease.renewInterval` (3 s by default), each renewal bounded by
+ * the retry deadline.
+ */
+const CLOSE_FLUSH_ATTEMPTS = 3;
+const CLOSE_REOPEN_WAIT_MS = 10_000;
 export type ScrubResult = 'mapped' | 'zero' | 'corrupt' | 'busy' | 'hole';
 
 /**
@@ -518,6 +527,24 @@ export class ChunkVolume implements Volume {
    * Flushes every dirty chunk, then shuts the gate: nothing writes to the store after. A volume
    * that lost its lease says so (a fenced error), whether or not it had data left to write.
    */
+  /**
+   * The final flush, again when the lease lapsed during it (an S3 outage that ended just
+   * before a stop: the lease was valid when the stop began and lapsed while an upload ran):
+   * the lease's renewal loop still runs and opens the gate once a renewal lands.
+   */
+  private async flushAllForClose(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.wb.flushAll(0, this.map.chunks);
+        return;
+      } catch (e) {
+        if (this.gate.state !== 'suspended' || attempt === CLOSE_FLUSH_ATTEMPTS) throw e;
+        log.warn('the lease lapsed during the final flush; flushing again once it is renewed', { lun: this.layout.name });
+        if (!(await this.gate.reopened(CLOSE_REOPEN_WAIT_MS))) throw e;
+      }
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -527,7 +554,7 @@ export class ChunkVolume implements Volume {
       if (this.gate.state === 'fenced') {
         throw new StorageError('fenced', `${this.layout.name}: ${this.gate.reason?.message}; ${dirty} dirty chunks were not written`);
       }
-      await this.wb.flushAll(0, this.map.chunks);
+      await this.flushAllForClose();
       // Everything is in S3: a restart must not replay this LUN's records (our lease is
       // released next, and a replay without a lease to vouch for them would refuse).
       await this.journal?.checkpoint();

@@ -30,6 +30,8 @@ export class WriteGate implements WriteGuard {
   private validUntil: number;
   private expiry: Timer | undefined;
   private reasonValue: StorageError | undefined;
+  /** Who waits for a suspended gate to open again (see `reopened`). */
+  private readonly reopenWaiters = new Set<(open: boolean) => void>();
 
   /**
    * @param validUntil clock time until which mutations may start: the lease's first validity,
@@ -110,8 +112,31 @@ export class WriteGate implements WriteGuard {
       this.reasonValue = undefined;
       this.controller = listenable(new AbortController());
       log.warn('LUN lease valid again: store writes resume', { lun: this.name });
+      this.settleReopenWaiters(true);
     }
     this.arm();
+  }
+
+  /**
+   * Waits at most `ms` for a suspended gate to open again (the lease's renewal loop extends it
+   * once a renewal lands): true once open, false when it is fenced or closed meanwhile, or
+   * still suspended at the end.
+   */
+  reopened(ms: number): Promise<boolean> {
+    if (this.stateValue !== 'suspended') return Promise.resolve(this.stateValue === 'open');
+    return new Promise<boolean>((resolve) => {
+      const done = (open: boolean): void => {
+        timer.cancel();
+        this.reopenWaiters.delete(done);
+        resolve(open);
+      };
+      const timer = this.clock.after(ms, () => done(false), true);
+      this.reopenWaiters.add(done);
+    });
+  }
+
+  private settleReopenWaiters(open: boolean): void {
+    for (const done of [...this.reopenWaiters]) done(open);
   }
 
   /** Writes stop until `extend` (a failed renewal found the lease's validity over). */
@@ -144,6 +169,7 @@ export class WriteGate implements WriteGuard {
     this.expiry?.cancel();
     this.expiry = undefined;
     this.controller.abort(reason);
+    if (state !== 'suspended') this.settleReopenWaiters(false);
   }
 
   private arm(): void {

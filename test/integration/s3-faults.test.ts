@@ -98,4 +98,31 @@ describe('S3 failures: retries, outages, no data loss (issue 4 acceptance)', () 
     assert.ok((await d.response(d.command(Buffer.from([0x28, 0, 0, 0, 0x40, 0x00, 0, 0, 8, 0]), { read: 4096 }))).data.equals(w));
     d.close();
   });
+
+  it('a lease that lapses during the final flush (S3 back just before a stop) is renewed and the flush finishes', async () => {
+    // Seen in CI: SIGTERM came as an outage ended, the lease was still valid when the stop
+    // began and lapsed while the last upload ran; the stop then gave up on the dirty chunk.
+    const c = await TestInitiator.connect(target.port);
+    await c.login({ target: TEST_IQN });
+    await c.response(c.command(Buffer.from([0, 0, 0, 0, 0, 0])));
+    // Renewals fail from now on; the write's upload is held at the proxy past the lease's validity.
+    proxy.rule({ action: 'error', match: /^PUT \/faults\/luns\/disk0\/lease\.json/ });
+    proxy.rule({ action: 'delay-request', match: /^PUT \/faults\/luns\/disk0\/chunks\//, delayMs: 8000 });
+    const w = Buffer.alloc(4096, 0x6d);
+    const wcdb = Buffer.from([0x2a, 0, 0, 0, 0x60, 0x00, 0, 0, 8, 0]); // WRITE(10) LBA 0x6000, 8 blocks
+    assert.equal((await c.response(c.command(wcdb, { write: w }))).status, 0);
+    c.close();
+    await new Promise((r) => setTimeout(r, 300));
+    const stopping = target.stop();
+    for (let i = 0; i < 100 && !target.output.includes('store writes suspended'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(target.output.includes('store writes suspended'), 'the lease lapsed during the stop');
+    proxy.clearRules(); // S3 answers again
+    assert.equal(await stopping, 0, `the stop renews the lease and finishes the flush:\n${target.output.slice(-4000)}`);
+    await target.start();
+    const d = await TestInitiator.connect(target.port);
+    await d.login({ target: TEST_IQN });
+    await d.response(d.command(Buffer.from([0, 0, 0, 0, 0, 0])));
+    assert.ok((await d.response(d.command(Buffer.from([0x28, 0, 0, 0, 0x60, 0x00, 0, 0, 8, 0]), { read: 4096 }))).data.equals(w));
+    d.close();
+  });
 });

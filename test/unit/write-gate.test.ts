@@ -61,6 +61,28 @@ describe('the write gate (issue 13, defects 3 and 4)', () => {
     await assert.rejects(b.v.close(), (e: unknown) => isStorageError(e, 'fenced') && /1 dirty chunks were not written/.test(e.message));
   });
 
+  it('a close whose final flush meets a lapsed lease flushes again once the lease is renewed, and not before; fenced meanwhile, it fails', async () => {
+    const { mem, gate, v } = await stored();
+    await v.write(5 * MiB, Buffer.alloc(4096, 7)); // acknowledged, in the cache only
+    gate.suspend('renewals fail (an S3 outage that just ended)');
+    const closing = v.close();
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(await mem.head(layout.chunkKey(5)), null, 'nothing written while the lease is lapsed');
+    gate.extend(1_000); // a renewal landed
+    await closing;
+    assert.equal((await mem.get(layout.chunkKey(5)))?.body.readUInt8(0), 7, 'the dirty chunk is in the store');
+    assert.equal(gate.state, 'closed');
+
+    const other = await stored();
+    await other.v.write(5 * MiB, Buffer.alloc(4096, 8));
+    other.gate.suspend('renewals fail');
+    const failing = other.v.close();
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    other.gate.fence('another server took the lease');
+    await assert.rejects(failing, suspended);
+    assert.equal(await other.mem.head(layout.chunkKey(5)), null);
+  });
+
   it('a FUA write in flight when the gate suspends fails retryably (02/04/01), not as fenced (02/04/03), through the whole stack (defect 4)', async () => {
     const mem = new MemoryObjectStore();
     const failing = new FailingStore(mem).add({ fault: 'delay', ops: ['put'], delayMs: 300 });
