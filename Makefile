@@ -101,6 +101,6 @@ bench: build
 	$(NODE) dist/bench/run.js
 
 # Where one protocol-path workload spends the server's time (bench/README.md, "Profiling"):
-# make profile PROFILE=write-4k (read-4k, write-256k, read-256k, miss-4k); .cpuprofile in profiles/.
+# make profile PROFILE=write-4k (read-4k, write-256k, read-256k, miss-4k, s3-read-1m); .cpuprofile in profiles/.
 profile: build
 	$(NODE) dist/bench/profile.js $(or $(PROFILE),write-4k)

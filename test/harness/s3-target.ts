@@ -18,12 +18,15 @@ export interface S3TargetOptions {
   readonly lease?: string;
   /** More LUNs of the test target (YAML list items, indented like LUN 0). */
   readonly moreLunsYaml?: string;
+  /** Extra arguments to node (e.g. the CPU profiler's). */
+  readonly nodeArgs?: readonly string[];
 }
 
 /** An s3tgt process serving LUN 0 ("disk0", 1 GiB by default) from an RGW bucket. */
 export function s3Target(rgw: Rgw, o: S3TargetOptions): TargetProcess {
   return new TargetProcess({
     env: rgw.env(),
+    ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}),
     ...(o.logLevel ? { logLevel: o.logLevel } : {}),
     extraYaml: `s3:
   endpoint: ${o.endpoint ?? rgw.endpoint}
