@@ -36,17 +36,24 @@ export function copyFrom(src: Buffer | Parts, from: number, dst: Buffer, at: num
     src.copy(dst, at, from, from + length);
     return;
   }
+  // Without sliceParts' views: this runs for every write.
   let out = at;
-  for (const p of sliceParts(src, from, length)) {
-    p.copy(dst, out);
-    out += p.length;
-  }
+  eachSlice(src, from, length, (p, start, end) => {
+    p.copy(dst, out, start, end);
+    out += end - start;
+  });
 }
 
 /** `length` bytes from position `from` of `src`, as views (no copy). */
 export function sliceParts(src: Buffer | Parts, from: number, length: number): Buffer[] {
   if (Buffer.isBuffer(src)) return [src.subarray(from, from + length)];
   const out: Buffer[] = [];
+  eachSlice(src, from, length, (p, start, end) => out.push(p.subarray(start, end)));
+  return out;
+}
+
+/** Calls `fn` with each part of `src` that bytes [from, from + length) touch, and the range of it they cover. */
+function eachSlice(src: Parts, from: number, length: number, fn: (p: Buffer, start: number, end: number) => void): void {
   let skip = from;
   let left = length;
   for (const p of src) {
@@ -56,9 +63,8 @@ export function sliceParts(src: Buffer | Parts, from: number, length: number): B
       continue;
     }
     const n = Math.min(p.length - skip, left);
-    out.push(p.subarray(skip, skip + n));
+    fn(p, skip, skip + n);
     left -= n;
     skip = 0;
   }
-  return out;
 }
