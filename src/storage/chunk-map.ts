@@ -85,9 +85,12 @@ export class ChunkMap {
    * decides there whether to keep the buffer (Writeback.adopt), so every reader then knows
    * whether the bytes it holds are the cache's (counted views) or its own.
    */
-  onWholeFetched: ((i: number, f: Fetched) => void) | undefined;
-  /** Where a whole chunk's GET puts its body (RequestOptions.bodyBuffer): a recycled cache buffer. */
-  bodyBuffer: ((size: number) => Buffer | undefined) | undefined;
+  onWholeFetched: ((i: number, f: Fetched, stream: boolean) => void) | undefined;
+  /**
+   * Where a whole chunk's GET puts its body (RequestOptions.bodyBuffer): a recycled cache
+   * buffer. `stream`: the GET serves a sequential reader (see Writeback's streamed chunks).
+   */
+  bodyBuffer: ((size: number, stream: boolean) => Buffer | undefined) | undefined;
 
   constructor(
     private readonly store: ObjectStore,
@@ -169,15 +172,16 @@ export class ChunkMap {
   /**
    * GETs a chunk whole, shared: a caller that arrives while a GET of the chunk runs joins it,
    * unless a mutation was registered since that GET was asked for (its result could be older
-   * than data this caller must see): then it sends its own.
+   * than data this caller must see): then it sends its own. `stream`: for a sequential reader
+   * (read-ahead, or a reader in a sequential run).
    */
-  fetchWhole(i: number, lane: Lane): Promise<Fetched> {
+  fetchWhole(i: number, lane: Lane, stream = false): Promise<Fetched> {
     const running = this.shared.get(i);
     if (running && this.unchanged(i, running.created)) return running.promise;
     const created = this.mark(i);
-    const promise = this.fetchOnce(i, undefined, lane)
+    const promise = this.fetchOnce(i, undefined, lane, false, stream)
       .then((f) => {
-        this.onWholeFetched?.(i, f);
+        this.onWholeFetched?.(i, f, stream);
         return f;
       })
       .finally(() => {
@@ -202,7 +206,7 @@ export class ChunkMap {
     return f.current && this.unchanged(i, f.mark);
   }
 
-  private async fetchOnce(i: number, range: ByteRange | undefined, lane: Lane, ask = false): Promise<Fetched> {
+  private async fetchOnce(i: number, range: ByteRange | undefined, lane: Lane, ask = false, stream = false): Promise<Fetched> {
     const key = this.layout.chunkKey(i);
     const offset = range?.offset ?? 0;
     this.fetching++;
@@ -213,7 +217,8 @@ export class ChunkMap {
       const clean = !this.inFlight.has(i);
       if (clean && !ask && this.isAbsent(i)) return { body: null, offset, current: true, mark };
       const whole = !range || (range.offset === 0 && range.length === this.chunkSize);
-      const bodyBuffer = whole ? this.bodyBuffer : undefined;
+      const source = whole ? this.bodyBuffer : undefined;
+      const bodyBuffer = source ? (size: number) => source(size, stream) : undefined;
       const fetched = await this.store.get(key, whole ? undefined : range, { lane, ...(bodyBuffer ? { bodyBuffer } : {}) });
       const current = clean && this.unchanged(i, mark);
       // Conditional mode learns the object's ETag from a current read (where it knew none, or

@@ -51,7 +51,7 @@ export class ChunkReader {
    * A read inside one chunk, without a copy where it can: a view of the cached chunk (counted
    * as a reader, so a write meanwhile copies the chunk first) or of the chunk just fetched.
    */
-  async withinChunk(p: Piece): Promise<ReadView> {
+  async withinChunk(p: Piece, sequential = false): Promise<ReadView> {
     const e = this.wb.get(p.index);
     if (!e && this.wb.spilled(p.index)) {
       const out = Buffer.allocUnsafe(p.length);
@@ -60,41 +60,44 @@ export class ChunkReader {
     }
     if (e?.covers(p.inner, p.length)) {
       this.wb.touch(e);
+      this.wb.readBy(e, sequential);
       this.stats.cacheHits++;
       return { data: e.buf.subarray(p.inner, p.inner + p.length), release: e.lend() };
     }
     if (!e && !this.map.isAbsent(p.index) && p.length >= this.chunkSize / 2) {
       this.stats.cacheMisses++;
-      const f = await this.map.fetchWhole(p.index, 'foreground');
+      const f = await this.map.fetchWhole(p.index, 'foreground', sequential);
       if (!f.body) return { data: Buffer.alloc(p.length), release: NO_RELEASE };
       // The cache kept this very buffer or not (decided once, see ChunkMap.onWholeFetched).
       const cached = this.wb.get(p.index);
-      const release = cached?.buf === f.body ? cached.lend() : NO_RELEASE;
-      return { data: f.body.subarray(p.inner, p.inner + p.length), release };
+      if (cached?.buf !== f.body) return { data: f.body.subarray(p.inner, p.inner + p.length), release: NO_RELEASE };
+      this.wb.readBy(cached, sequential);
+      return { data: f.body.subarray(p.inner, p.inner + p.length), release: cached.lend() };
     }
     const out = Buffer.allocUnsafe(p.length);
-    const t = this.piece(p, out);
+    const t = this.piece(p, out, sequential);
     if (t) await t;
     return { data: out, release: NO_RELEASE };
   }
 
-  /** Reads `out.length` bytes from `offset` into `out`. */
-  async into(offset: number, out: Buffer): Promise<void> {
+  /** Reads `out.length` bytes from `offset` into `out` (`sequential`: for a reader in a sequential run). */
+  async into(offset: number, out: Buffer, sequential = false): Promise<void> {
     const tasks: Promise<void>[] = [];
     for (const p of pieces(offset, out.length, this.chunkSize)) {
-      const t = this.piece(p, out);
+      const t = this.piece(p, out, sequential);
       if (t) tasks.push(t);
     }
     if (tasks.length > 0) await Promise.all(tasks);
   }
 
   /** Serves one chunk's part of a read; returns a promise only when it must wait. */
-  private piece(p: Piece, out: Buffer): Promise<void> | undefined {
+  private piece(p: Piece, out: Buffer, sequential: boolean): Promise<void> | undefined {
     const e = this.wb.get(p.index);
     if (!e && this.wb.spilled(p.index)) return this.restored(p, out);
     if (e?.covers(p.inner, p.length)) {
       e.buf.copy(out, p.pos, p.inner, p.inner + p.length);
       this.wb.touch(e);
+      this.wb.readBy(e, sequential);
       this.stats.cacheHits++;
       return undefined;
     }
@@ -107,7 +110,7 @@ export class ChunkReader {
       this.stats.cacheHits++;
       return undefined;
     }
-    return e && e.state !== 'clean' ? this.filled(e, p, out) : this.stored(p, out);
+    return e && e.state !== 'clean' ? this.filled(e, p, out) : this.stored(p, out, sequential);
   }
 
   /** A chunk whose latest data is only in the journal: read back into the cache, then served. */
@@ -135,26 +138,33 @@ export class ChunkReader {
   }
 
   /** From the store: the whole chunk (shared GET), or a ranged GET widened to checksum segments, kept in the cache. */
-  private async stored(p: Piece, out: Buffer): Promise<void> {
+  private async stored(p: Piece, out: Buffer, sequential = false): Promise<void> {
     this.stats.cacheMisses++;
     const cs = this.chunkSize;
     const f =
       p.length >= cs / 2
-        ? await this.map.fetchWhole(p.index, 'foreground')
+        ? await this.map.fetchWhole(p.index, 'foreground', sequential)
         : await this.map.fetchRange(p.index, segmentAligned(p.inner, p.length, cs, this.map.segmentSize), 'foreground');
     if (!f.body) out.fill(0, p.pos, p.pos + p.length);
     else f.body.copy(out, p.pos, p.inner - f.offset, p.inner - f.offset + p.length);
     if (f.body && f.body.length < cs) this.wb.adopt(p.index, f);
+    const cached = this.wb.get(p.index);
+    if (f.body && cached?.buf === f.body) this.wb.readBy(cached, sequential);
   }
 
-  /** After each read: a third read in a row that starts where the last ended starts read-ahead. */
-  noteSequential(offset: number, length: number): void {
+  /**
+   * At each read, in issue order: a third read in a row that starts where the last ended is
+   * sequential (returns true), and starts read-ahead.
+   */
+  noteSequential(offset: number, length: number): boolean {
     this.sequentialStreak = offset === this.sequentialEnd ? this.sequentialStreak + 1 : 0;
     this.sequentialEnd = offset + length;
-    if (this.sequentialStreak >= 2 && this.readAheadChunks > 0) {
+    if (this.sequentialStreak < 2) return false;
+    if (this.readAheadChunks > 0) {
       const next = Math.floor((offset + length) / this.chunkSize);
       this.prefetch(next, Math.min(this.map.chunks, next + this.readAheadChunks));
     }
+    return true;
   }
 
   /** Fetches chunks [from, to) in the background; evicts clean chunks (LRU), never waits for dirty ones. */
@@ -162,7 +172,7 @@ export class ChunkReader {
     for (let i = from; i < to; i++) {
       if (this.wb.get(i) || this.map.isAbsent(i)) continue;
       if (this.wb.dirtyEntries >= this.wb.capacity - 1) return;
-      this.map.fetchWhole(i, 'background').then(() => {
+      this.map.fetchWhole(i, 'background', true).then(() => {
         this.stats.readAheadChunks++;
       }, noop);
     }

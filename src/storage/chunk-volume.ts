@@ -125,8 +125,8 @@ export class ChunkVolume implements Volume {
     );
     const capacity = Math.max(4, Math.floor(options.cacheBytes / info.chunkSize));
     this.wb = new Writeback(this.map, info.chunkSize, { capacity, ...options }, clock, this.gate, this.stats);
-    this.map.onWholeFetched = (i, f) => void this.wb.adopt(i, f);
-    this.map.bodyBuffer = (size) => (size === info.chunkSize ? this.wb.takeBuffer() : undefined);
+    this.map.onWholeFetched = (i, f, stream) => void this.wb.adopt(i, f, stream);
+    this.map.bodyBuffer = (size, stream) => (size === info.chunkSize ? this.wb.takeBuffer(stream) : undefined);
     this.reader = new ChunkReader(this.map, this.wb, this.stats, info.chunkSize, options.readAheadChunks);
     this.resizer = new VolumeResizer(store, this.gated, layout, this.map, info);
     // Opening never waits for the listing (ESXi's login timeout is 5 s).
@@ -198,15 +198,16 @@ export class ChunkVolume implements Volume {
     this.checkReadable();
     return this.locks.with(offset, length, 'shared', async () => {
       const cs = this.info.chunkSize;
+      // In issue order: a queue of sequential reads completes in any order.
+      const sequential = this.reader.noteSequential(offset, length);
       let view: ReadView;
       if (length > 0 && Math.floor(offset / cs) === Math.floor((offset + length - 1) / cs)) {
-        view = await this.reader.withinChunk({ index: Math.floor(offset / cs), inner: offset % cs, length, pos: 0 });
+        view = await this.reader.withinChunk({ index: Math.floor(offset / cs), inner: offset % cs, length, pos: 0 }, sequential);
       } else {
         const out = Buffer.allocUnsafe(length);
-        await this.reader.into(offset, out);
+        await this.reader.into(offset, out, sequential);
         view = { data: out, release: NO_RELEASE };
       }
-      this.reader.noteSequential(offset, length);
       this.stats.bytesRead += length;
       return view;
     });

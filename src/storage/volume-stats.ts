@@ -13,6 +13,8 @@ export class VolumeStats {
   holeReads = 0;
   baseFetches = 0;
   readAheadChunks = 0;
+  /** Chunks a sequential reader had read, evicted for the next chunk of its stream (Writeback's STREAMED_CHUNKS). */
+  streamedEvictions = 0;
   chunksUploaded = 0;
   bytesUploaded = 0;
   /** Chunks deallocated: deleted, or (conditional writes) replaced by a hole marker. */

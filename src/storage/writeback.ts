@@ -28,10 +28,22 @@ export interface WritebackOptions {
 /**
  * How long a SYNCHRONIZE CACHE's uploads yield to reads (the I/O pool's flush lane keeps to a
  * few slots while reads wait); the rest of the drain then goes as foreground I/O. The
- * initiator waits for the whole drain, and Linux aborts a command after 30 s by default
- * (/sys/block/sdX/device/timeout): reads first, but not at the cost of that timeout.
+ * initiator waits for the whole drain: Linux gives SYNCHRONIZE CACHE twice the device's
+ * timeout (sd.c, SD_FLUSH_TIMEOUT_MULTIPLIER: 60 s by default), Windows' disk class 60 s
+ * (TimeOutValue). A full 2 GiB cache takes 37-48 s to drain into RGW here at full speed
+ * (bench/qos.ts), so reads first, but only for a sixth of that timeout.
  */
 export const DRAIN_READS_FIRST_MS = 10_000;
+
+/**
+ * Chunks a sequential reader brought in (read-ahead, or whole-chunk misses of a sequential
+ * run) that the cache keeps at most once they have been read: beyond it, the next one
+ * reuses the buffer of the oldest read one. A backup or a restore streaming a disk then
+ * does not push the working set out of the cache (LRU alone would), and it streams through
+ * recycled buffers instead of touching fresh memory (a page fault per 4 KiB: a quarter of
+ * the CPU of a cold sequential read from RGW here, bench/profile.ts s3-read-1m).
+ */
+export const STREAMED_CHUNKS = 64;
 
 /**
  * The chunk cache and its way to the store: entries (chunk-entry.ts) with their state machine,
@@ -52,6 +64,12 @@ export class Writeback {
   private journal: LunJournal | undefined;
   /** Chunks a discard is deleting: the flusher does not bring them back from the journal meanwhile. */
   private readonly discarding = new Set<number>();
+  /**
+   * Clean entries a sequential reader brought in, oldest first, and whether one has read each
+   * (see STREAMED_CHUNKS). A write, or a read outside a sequential run, makes one an ordinary
+   * cached chunk.
+   */
+  private readonly streamed = new Map<ChunkEntry, boolean>();
 
   constructor(
     private readonly map: ChunkMap,
@@ -134,7 +152,7 @@ export class Writeback {
    * becomes more valid sectors of a clean entry, or segments in the free room (never at the
    * cost of a chunk). Returns the entry holding the bytes, if any.
    */
-  adopt(i: number, f: Fetched): ChunkEntry | undefined {
+  adopt(i: number, f: Fetched, stream = false): ChunkEntry | undefined {
     if (!f.body || !this.map.stillCurrent(i, f) || this.spilled(i)) return undefined;
     const whole = f.offset === 0 && f.body.length === this.chunkSize;
     let e = this.entries.get(i);
@@ -149,11 +167,13 @@ export class Writeback {
       }
       return undefined;
     }
+    if (stream) this.trimStream(); // when the GET did not read into a buffer from takeBuffer
     if (!this.room()) return undefined;
     this.segments.drop(i);
     e = new ChunkEntry(i, f.body, 'clean');
     e.markValid(0, this.chunkSize);
     this.entries.set(i, e);
+    if (stream) this.streamed.set(e, false);
     // Every caller that joined this GET resumes with this very buffer in the microtasks after
     // this one, some holding a view of it. Until they all have (the next macrotask) it counts
     // as read: an eviction meanwhile abandons it instead of giving it back to the pool.
@@ -161,9 +181,39 @@ export class Writeback {
     return e;
   }
 
-  /** A chunk buffer for a whole-chunk GET's body: recycled when an evicted entry gave one back. */
-  takeBuffer(): Buffer {
+  /**
+   * A chunk buffer for a whole-chunk GET's body: recycled when an evicted entry gave one back.
+   * For a sequential reader, with STREAMED_CHUNKS of its chunks cached, the oldest one read
+   * (idle, no view lent) gives its buffer up first.
+   */
+  takeBuffer(stream = false): Buffer {
+    if (stream) this.trimStream();
     return this.pool.take();
+  }
+
+  /**
+   * With STREAMED_CHUNKS streamed chunks cached, evicts the oldest one read (its buffer goes
+   * back to the pool once no view of it is lent: its Data-In was sent long ago).
+   */
+  private trimStream(): void {
+    if (this.streamed.size < Math.min(STREAMED_CHUNKS, this.options.capacity / 2)) return;
+    for (const [e, read] of this.streamed) {
+      if (read && e.state === 'clean' && e.pins === 0) {
+        this.end(e, 'evicted');
+        this.stats.streamedEvictions++;
+        return;
+      }
+    }
+  }
+
+  /**
+   * A reader got bytes of entry `e`: one in a sequential run marks a streamed chunk read (its
+   * buffer may go to the next chunk of the stream); any other keeps it as an ordinary chunk.
+   */
+  readBy(e: ChunkEntry, sequential: boolean): void {
+    if (!this.streamed.has(e)) return;
+    if (sequential) this.streamed.set(e, true);
+    else this.streamed.delete(e);
   }
 
   /**
@@ -295,6 +345,7 @@ export class Writeback {
       e.readers = 0;
     }
     copyFrom(data, from, e.buf, inner, len);
+    this.streamed.delete(e);
     e.markValid(inner, len);
     e.gen++;
     if (journalSeq === undefined) e.unjournaled = true;
@@ -562,6 +613,7 @@ export class Writeback {
     }
     if (state === 'evicted') {
       this.entries.delete(e.index);
+      this.streamed.delete(e);
       if (e.dirty) {
         // Only a completed discard (which superseded it) or a spill to the journal (which
         // holds it) evicts unflushed data.
