@@ -70,9 +70,9 @@ export class ChunkReader {
       if (!f.body) return { data: Buffer.alloc(p.length), release: NO_RELEASE };
       // The cache kept this very buffer or not (decided once, see ChunkMap.onWholeFetched).
       const cached = this.wb.get(p.index);
-      if (cached?.buf !== f.body) return { data: f.body.subarray(p.inner, p.inner + p.length), release: NO_RELEASE };
-      this.wb.readBy(cached, sequential);
-      return { data: f.body.subarray(p.inner, p.inner + p.length), release: cached.lend() };
+      const kept = cached?.buf === f.body ? cached : undefined;
+      if (kept) this.wb.readBy(kept, sequential);
+      return { data: f.body.subarray(p.inner, p.inner + p.length), release: kept ? kept.lend() : NO_RELEASE };
     }
     const out = Buffer.allocUnsafe(p.length);
     const t = this.piece(p, out, sequential);
@@ -118,7 +118,7 @@ export class ChunkReader {
     const e = await this.wb.entryForWrite(p.index);
     try {
       // Uploaded meanwhile (clean): the sectors it lacks are the store's.
-      if (e.state === 'clean' && !e.covers(p.inner, p.length)) return await this.stored(p, out);
+      if (e.state === 'clean' && !e.covers(p.inner, p.length)) return await this.stored(p, out, false);
       if (!e.covers(p.inner, p.length)) await this.wb.fill(e, 'foreground', { offset: p.inner, length: p.length });
       e.buf.copy(out, p.pos, p.inner, p.inner + p.length);
     } finally {
@@ -138,7 +138,7 @@ export class ChunkReader {
   }
 
   /** From the store: the whole chunk (shared GET), or a ranged GET widened to checksum segments, kept in the cache. */
-  private async stored(p: Piece, out: Buffer, sequential = false): Promise<void> {
+  private async stored(p: Piece, out: Buffer, sequential: boolean): Promise<void> {
     this.stats.cacheMisses++;
     const cs = this.chunkSize;
     const f =
@@ -148,8 +148,8 @@ export class ChunkReader {
     if (!f.body) out.fill(0, p.pos, p.pos + p.length);
     else f.body.copy(out, p.pos, p.inner - f.offset, p.inner - f.offset + p.length);
     if (f.body && f.body.length < cs) this.wb.adopt(p.index, f);
-    const cached = this.wb.get(p.index);
-    if (f.body && cached?.buf === f.body) this.wb.readBy(cached, sequential);
+    const cached = f.body?.length === cs ? this.wb.get(p.index) : undefined;
+    if (cached?.buf === f.body) this.wb.readBy(cached, sequential);
   }
 
   /**

@@ -70,6 +70,7 @@ const noop = (): void => undefined;
  */
 const CLOSE_FLUSH_ATTEMPTS = 3;
 const CLOSE_REOPEN_WAIT_MS = 10_000;
+
 export type ScrubResult = 'mapped' | 'zero' | 'corrupt' | 'busy' | 'hole';
 
 /**
@@ -525,10 +526,6 @@ export class ChunkVolume implements Volume {
   }
 
   /**
-   * Flushes every dirty chunk, then shuts the gate: nothing writes to the store after. A volume
-   * that lost its lease says so (a fenced error), whether or not it had data left to write.
-   */
-  /**
    * The final flush, again when the lease lapsed during it (an S3 outage that ended just
    * before a stop: the lease was valid when the stop began and lapsed while an upload ran):
    * the lease's renewal loop still runs and opens the gate once a renewal lands.
@@ -546,6 +543,10 @@ export class ChunkVolume implements Volume {
     }
   }
 
+  /**
+   * Flushes every dirty chunk, then shuts the gate: nothing writes to the store after. A volume
+   * that lost its lease says so (a fenced error), whether or not it had data left to write.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

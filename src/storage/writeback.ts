@@ -69,7 +69,7 @@ export class Writeback {
    * (see STREAMED_CHUNKS). A write, or a read outside a sequential run, makes one an ordinary
    * cached chunk.
    */
-  private readonly streamed = new Map<ChunkEntry, boolean>();
+  private readonly streamed = new Map<ChunkEntry, 'unread' | 'read'>();
 
   constructor(
     private readonly map: ChunkMap,
@@ -173,7 +173,7 @@ export class Writeback {
     e = new ChunkEntry(i, f.body, 'clean');
     e.markValid(0, this.chunkSize);
     this.entries.set(i, e);
-    if (stream) this.streamed.set(e, false);
+    if (stream) this.streamed.set(e, 'unread');
     // Every caller that joined this GET resumes with this very buffer in the microtasks after
     // this one, some holding a view of it. Until they all have (the next macrotask) it counts
     // as read: an eviction meanwhile abandons it instead of giving it back to the pool.
@@ -184,7 +184,7 @@ export class Writeback {
   /**
    * A chunk buffer for a whole-chunk GET's body: recycled when an evicted entry gave one back.
    * For a sequential reader, with STREAMED_CHUNKS of its chunks cached, the oldest one read
-   * (idle, no view lent) gives its buffer up first.
+   * is evicted first, so its buffer is the one recycled.
    */
   takeBuffer(stream = false): Buffer {
     if (stream) this.trimStream();
@@ -197,8 +197,8 @@ export class Writeback {
    */
   private trimStream(): void {
     if (this.streamed.size < Math.min(STREAMED_CHUNKS, this.options.capacity / 2)) return;
-    for (const [e, read] of this.streamed) {
-      if (read && e.state === 'clean' && e.pins === 0) {
+    for (const [e, use] of this.streamed) {
+      if (use === 'read' && e.state === 'clean' && e.pins === 0) {
         this.end(e, 'evicted');
         this.stats.streamedEvictions++;
         return;
@@ -212,7 +212,7 @@ export class Writeback {
    */
   readBy(e: ChunkEntry, sequential: boolean): void {
     if (!this.streamed.has(e)) return;
-    if (sequential) this.streamed.set(e, true);
+    if (sequential) this.streamed.set(e, 'read');
     else this.streamed.delete(e);
   }
 
