@@ -1,12 +1,16 @@
 import type { LunConfig } from '../config/config';
 import { ChunkVolume } from '../storage/chunk-volume';
+import { ChunkCodec } from '../storage/codec/chunk-codec';
+import { CodecStore } from '../storage/codec/codec-store';
+import { checkKeys } from '../storage/codec/encryption-record';
+import { KeyRing } from '../storage/codec/keys';
 import { StorageError } from '../storage/errors';
 import type { Journal } from '../storage/journal/journal';
 import { LunJournal } from '../storage/journal/lun-journal';
 import type { JournalRecord } from '../storage/journal/record';
 import { type ReplayResult, replayInto } from '../storage/journal/replay';
 import { replayDecision } from '../storage/journal/replay-policy';
-import type { LunLayout } from '../storage/layout';
+import { CHUNK_SIZE, type LunLayout } from '../storage/layout';
 import { Lease, type LeaseRecord, type LeaseTiming } from '../storage/lease';
 import type { ObjectStore } from '../storage/object-store';
 import { SnapshotCatalog } from '../storage/snapshots/catalog';
@@ -64,6 +68,8 @@ export async function openLun(
 ): Promise<OpenLun> {
   const conditionalWrites = cluster !== undefined;
   const replica = cluster?.replica;
+  const codec = lunCodec(lun);
+  const data = codec.active ? new CodecStore(store, codec, CHUNK_SIZE) : store;
   // The journal's records are keyed by the LUN's UUID, read before the lease (read only) so
   // that the takeover's PUT can vouch for the holders they were written under.
   const early = journal ? await readVolumeInfo(store, layout) : null;
@@ -76,14 +82,15 @@ export async function openLun(
   let volume: ChunkVolume | undefined;
   let preserving: PreservingStore | undefined;
   try {
-    const info = await volumeInfo(lease.gate.bind(store), layout, lun);
+    const { info, isNew } = await volumeInfo(lease.gate.bind(store), layout, lun);
+    await checkKeys(lease.gate.bind(store), layout, info.uuid, codec, isNew);
     const fromReplica = replica ? await replica.records(info.uuid) : [];
     // A LUN that no longer journals replays through its cache, flushing once at the end; so does
     // a takeover's replay of its predecessor's records.
     const replaying = (journal !== undefined && !lun.journal && journal.recoveredFor(info.uuid).length > 0) || fromReplica.length > 0;
     // A LUN with snapshots writes through the store that preserves each chunk before its first
     // overwrite; which chunks are preserved already is listed in the background.
-    preserving = await lunDataStore(store, layout, info);
+    preserving = await lunDataStore(data, layout, info);
     void preserving
       .loadPreserved()
       .catch((e: unknown) =>
@@ -100,9 +107,11 @@ export async function openLun(
         flushDelayMs: lun.flushDelayMs,
         readAheadChunks: 8,
         spaceTimeoutMs: 20_000,
+        wholeChunkReads: codec.active,
       },
-      // LUNs of one bucket copy chunks to each other server-side (EXTENDED COPY, ODX).
-      conditionalWrites ? { gate: lease.gate, conditionalWrites } : { gate: lease.gate, copyDomain: store.description },
+      // LUNs of one bucket copy chunks to each other server-side (EXTENDED COPY, ODX); not
+      // encoded ones, whose objects are bound to their LUN and index (chunk-codec.ts).
+      conditionalWrites || codec.active ? { gate: lease.gate, conditionalWrites } : { gate: lease.gate, copyDomain: store.description },
     );
     // The store holds the LUN's size; a larger configured size grows it, a smaller one is
     // ignored with a warning (LUNs never shrink: the data past the new end would be lost).
@@ -144,11 +153,13 @@ export async function openLun(
  * from the configuration is refused: serving another geometry would corrupt the initiator's
  * view of the disk.
  */
-async function volumeInfo(store: ObjectStore, layout: LunLayout, lun: LunConfig): Promise<VolumeInfo> {
+async function volumeInfo(store: ObjectStore, layout: LunLayout, lun: LunConfig): Promise<{ info: VolumeInfo; isNew: boolean }> {
   let info = await readVolumeInfo(store, layout);
+  let isNew = false;
   if (!info) {
     try {
       info = await createVolume(store, layout, lun.sizeBytes, lun.blockSize, segmentSizeFor(lun.store));
+      isNew = true;
     } catch (e) {
       // Someone else created it between our read and our create: use theirs.
       if (!(e instanceof StorageError && e.kind === 'precondition')) throw e;
@@ -162,7 +173,13 @@ async function volumeInfo(store: ObjectStore, layout: LunLayout, lun: LunConfig)
       `LUN ${layout.name} has ${info.logicalBlockSize}-byte blocks in the store, ${lun.blockSize} in the configuration`,
     );
   }
-  return info;
+  return { info, isNew };
+}
+
+/** A LUN's chunk encoding as configured (compression, encryption; both off by default). */
+export function lunCodec(lun: LunConfig): ChunkCodec {
+  const e = lun.encryption;
+  return new ChunkCodec({ compression: lun.compression ?? 'off', ...(e ? { keys: new KeyRing(e.current, e.previous) } : {}) });
 }
 
 /**
@@ -175,6 +192,9 @@ export async function openSnapshotLun(store: ObjectStore, layout: LunLayout, lun
   if (!of) throw new StorageError('internal', `${lun.name} is not a snapshot LUN`);
   const info = await readVolumeInfo(store, layout);
   if (!info) throw new StorageError('invalid', `LUN ${lun.name}: LUN "${of.lun}" does not exist in the store`, { code: 'STORE_ERR_SNAPSHOT' });
+  const codec = lunCodec(lun);
+  await checkKeys(store, layout, info.uuid, codec, false, true);
+  const data = codec.active ? new CodecStore(store, codec, CHUNK_SIZE) : store;
   const catalog = await SnapshotCatalog.load(store, layout);
   const s = catalog.find(of.snapshot);
   if (!s)
@@ -182,7 +202,7 @@ export async function openSnapshotLun(store: ObjectStore, layout: LunLayout, lun
   if (info.logicalBlockSize !== lun.blockSize) {
     throw new StorageError('invalid', `LUN ${lun.name}: "${of.lun}" has ${info.logicalBlockSize}-byte blocks, ${lun.blockSize} in the configuration`);
   }
-  const view = new SnapshotView(await lunReadStore(store, layout, info), layout, await SnapshotResolver.load(store, layout, catalog, s), true);
+  const view = new SnapshotView(await lunReadStore(data, layout, info), layout, await SnapshotResolver.load(store, layout, catalog, s), true);
   return new ChunkVolume(
     view,
     layout,
@@ -194,6 +214,7 @@ export async function openSnapshotLun(store: ObjectStore, layout: LunLayout, lun
       flushDelayMs: lun.flushDelayMs,
       readAheadChunks: 8,
       spaceTimeoutMs: 20_000,
+      wholeChunkReads: codec.active,
     },
     { gate: WriteGate.unleased(systemClock, lun.name) },
   );

@@ -13,6 +13,7 @@ import { JournalStats } from '../storage/journal/journal-stats';
 import { uuidHex } from '../storage/journal/record';
 import type { Lease } from '../storage/lease';
 import { systemIdentity } from '../storage/lease-record';
+import { type LunCosts, monthlyCost } from '../storage/lun-costs';
 import { SnapshotCatalog } from '../storage/snapshots/catalog';
 import type { PreservingStore } from '../storage/snapshots/preserving-store';
 import { systemClock } from '../util/clock';
@@ -44,6 +45,9 @@ export interface ServedLun {
   readonly replaySeconds: number;
   /** Snapshots the LUN has (from its catalog at open, updated by the admin endpoint). */
   snapshots: number;
+  /** Its requests to the object store and their bytes, counted since `costsSince` (Date.now()). */
+  readonly costs: LunCosts;
+  readonly costsSince: number;
 }
 
 /**
@@ -178,6 +182,8 @@ export class Service {
       list.map(async ({ target, lun }) => {
         if (this.config.cluster && !lun.snapshotOf) return this.openClusterLun(target, lun);
         const { backend, layout } = this.backends.for(lun);
+        const costs = backend.stats.costsOf(layout.root);
+        const costsSince = Date.now();
         const o = lun.snapshotOf
           ? { volume: await openSnapshotLun(backend.store, layout, lun), lease: undefined, preserving: undefined, replay: undefined }
           : await openLun(backend.store, layout, lun, this.config.lease, this.journal);
@@ -206,6 +212,8 @@ export class Service {
           preserving: o.preserving,
           replaySeconds: o.replay?.seconds ?? 0,
           snapshots: o.preserving ? (await SnapshotCatalog.load(backend.store, layout)).snapshots.length : 0,
+          costs,
+          costsSince,
         });
         log.info('LUN ready', { target, lun: lun.lun, name: lun.name, size: volume.info.sizeBytes, store: backend.store.description });
       }),
@@ -222,6 +230,7 @@ export class Service {
     const cluster = this.config.cluster;
     if (!cluster) throw new Error('not a cluster');
     const { backend, layout } = this.backends.for(lun);
+    const costsSince = Date.now();
     const groups = cluster.nodes.map((n) => ({ id: n.tpg, node: n.name }));
     const local = groups.find((g) => g.node === cluster.self.name);
     if (!local) throw new Error(`node ${cluster.self.name} is not in the cluster`);
@@ -264,6 +273,8 @@ export class Service {
           preserving: o.preserving,
           replaySeconds: o.replay?.seconds ?? 0,
           snapshots: 0,
+          costs: backend.stats.costsOf(layout.root),
+          costsSince,
         });
       },
       onInactive: () => this.luns.delete(lun.name),
@@ -308,6 +319,12 @@ export class Service {
           snapshotPreservedChunks: s.preserving?.preservedCount ?? 0,
           snapshotPreservedBytes: s.preserving?.preservedBytes ?? 0,
           snapshots: s.snapshots,
+          costs: s.costs,
+          allocatedBytes: s.volume.allocatedBytes,
+          monthlyCost:
+            s.config.store === 's3' && this.config.s3
+              ? monthlyCost(this.config.s3.prices, s.volume.allocatedBytes, s.costs, (Date.now() - s.costsSince) / 1000)
+              : undefined,
         })),
       journal: () => {
         const j = this.journal;

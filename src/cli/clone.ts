@@ -1,6 +1,6 @@
 import type { Config } from '../config/config';
 import { StorageError } from '../storage/errors';
-import { createClone, hydrateClone } from '../storage/snapshots/clones';
+import { createClone, HYDRATE_ENCRYPTED, hydrateClone } from '../storage/snapshots/clones';
 import type { VolumeInfo } from '../storage/volume';
 import { adminPost } from './admin-client';
 import { CliError } from './errors';
@@ -53,6 +53,7 @@ export async function lunHydrate(config: Config, name: string): Promise<{ copied
     throw new CliError(r.status === 400 || r.status === 409 ? 'CLI_ERR_USAGE' : 'CLI_ERR_IO', r.body.error ?? `HTTP ${r.status}`);
   return withLun(config, name, 'hydrate', async (l) => {
     if (!l.info) throw new CliError('CLI_ERR_NO_LUN', `LUN "${name}" does not exist in the store`);
+    if (l.codec.encrypted) throw new CliError('CLI_ERR_USAGE', HYDRATE_ENCRYPTED(name));
     return hydrateClone(l.store, l.layout, l.info).catch(asUsage);
   });
 }

@@ -91,7 +91,11 @@ export async function exportImage(config: Config, name: string, file: string, sn
       const catalog = await SnapshotCatalog.load(l.store, l.layout);
       const s = catalog.find(snapshot);
       if (!s) throw new CliError('CLI_ERR_USAGE', `LUN "${name}" has no snapshot named "${snapshot}"`);
-      view = new SnapshotView(await lunReadStore(l.store, l.layout, l.info), l.layout, await SnapshotResolver.load(l.store, l.layout, catalog, s));
+      view = new SnapshotView(
+        await lunReadStore(l.chunkStore, l.layout, l.info),
+        l.layout,
+        await SnapshotResolver.load(l.store, l.layout, catalog, s),
+      );
       info = { ...info, sizeBytes: s.sizeBytes };
     }
     const volume: ChunkVolume = l.volume(info, { cacheBytes: 32 * MiB, ...(view ? { view } : {}) });

@@ -1,7 +1,11 @@
+import { lunCodec } from '../app/open-volume';
 import { Backends } from '../app/stores';
 import type { Config, LunConfig } from '../config/config';
 import { ChunkVolume } from '../storage/chunk-volume';
-import type { LunLayout } from '../storage/layout';
+import type { ChunkCodec } from '../storage/codec/chunk-codec';
+import { CodecStore } from '../storage/codec/codec-store';
+import { checkKeys } from '../storage/codec/encryption-record';
+import { CHUNK_SIZE, type LunLayout } from '../storage/layout';
 import { Lease } from '../storage/lease';
 import type { ObjectStore } from '../storage/object-store';
 import { lunDataStore } from '../storage/snapshots/preserving-store';
@@ -14,6 +18,10 @@ export interface OfflineLun {
   readonly lun: LunConfig;
   /** The LUN's store; every mutation made through it passes the lease's write gate. */
   readonly store: ObjectStore;
+  /** The store its chunks are read through: `store`, decoding them where the LUN encodes them. */
+  readonly chunkStore: ObjectStore;
+  /** How the LUN encodes its chunks (compression, encryption). */
+  readonly codec: ChunkCodec;
   readonly layout: LunLayout;
   /** volume.json, or null when the LUN was never created. */
   readonly info: VolumeInfo | null;
@@ -51,14 +59,21 @@ export async function withLun<T>(config: Config, name: string, purpose: string, 
     try {
       // Read under the lease: nobody changes it while we work.
       const info = await readVolumeInfo(backend.store, layout);
+      const codec = lunCodec(lun);
+      const coded = codec.active ? new CodecStore(backend.store, codec, CHUNK_SIZE) : undefined;
+      if (info) await checkKeys(lease.gate.bind(backend.store), layout, info.uuid, codec, false);
       // A LUN with snapshots: every chunk the command overwrites is preserved first.
-      const data = await lunDataStore(backend.store, layout, info);
+      const data = await lunDataStore(coded ?? backend.store, layout, info);
       const value = await fn({
         lun,
         store: lease.gate.bind(backend.store),
+        chunkStore: lease.gate.bind(coded ?? backend.store),
+        codec,
         layout,
         info,
         volume(i, opts) {
+          // A LUN created by this command (import) seals its chunks with its new UUID.
+          coded?.vouch(layout.root, i.uuid);
           volume = new ChunkVolume(
             opts?.view ?? data,
             layout,
@@ -70,6 +85,7 @@ export async function withLun<T>(config: Config, name: string, purpose: string, 
               flushDelayMs: 0,
               readAheadChunks: 0,
               spaceTimeoutMs: 60_000,
+              wholeChunkReads: codec.active,
             },
             { gate: lease.gate },
           );

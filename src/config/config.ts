@@ -2,9 +2,12 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { validCidr } from '../iscsi/acl';
+import type { Compression } from '../storage/codec/compression';
 import { DEFAULT_UPLOADS_WHILE_READING } from '../storage/io-pool';
 import { validLunName } from '../storage/layout';
+import type { PriceTable } from '../storage/lun-costs';
 import { type ClusterConfig, parseCluster } from './cluster';
+import { type EncryptionConfig, parseCompression, parseEncryption, parsePrices } from './data-at-rest';
 import { ConfigError } from './errors';
 import { Locator, Reader } from './reader';
 
@@ -25,6 +28,8 @@ export interface S3Config {
   readonly requestTimeoutMs: number;
   readonly retryDeadlineMs: number;
   readonly contentMd5: boolean;
+  /** What the bucket's provider charges: the LUNs' estimated monthly cost (metrics, `lun info`). */
+  readonly prices: PriceTable;
 }
 
 export interface LunConfig {
@@ -47,6 +52,10 @@ export interface LunConfig {
   readonly snapshotOf?: { readonly lun: string; readonly snapshot: string };
   /** In a cluster: the node that takes the LUN when both are up (spreads LUNs over nodes). */
   readonly preferred?: string;
+  /** How chunks are compressed before they are stored (docs/data-at-rest.md); absent: off. */
+  readonly compression?: Compression;
+  /** Client-side encryption of every chunk; absent: chunks are stored in clear. */
+  readonly encryption?: EncryptionConfig;
 }
 
 /** The server's local journal (docs/journal.md). */
@@ -158,7 +167,7 @@ export function parseConfig(text: string, file: string): Config {
     .get('targets')
     .required()
     .array()
-    .map((t) => parseTarget(t, defaultChap));
+    .map((t) => parseTarget(t, defaultChap, baseDir));
   const disc = root.get('discovery');
   if (disc.present) disc.object(['chap']);
   if (targets.length === 0) root.get('targets').fail('at least one target is required');
@@ -251,6 +260,7 @@ function parseS3(r: Reader): S3Config | undefined {
     'requestTimeout',
     'retryDeadline',
     'contentMd5',
+    'prices',
   ]);
   const endpointR = r.get('endpoint');
   const endpoint = endpointR.optionalString();
@@ -277,6 +287,7 @@ function parseS3(r: Reader): S3Config | undefined {
     requestTimeoutMs: r.get('requestTimeout').duration(10_000),
     retryDeadlineMs: r.get('retryDeadline').duration(15_000),
     contentMd5: r.get('contentMd5').bool(false),
+    prices: parsePrices(r.get('prices')),
   };
 }
 
@@ -408,12 +419,16 @@ function parseAcl(r: Reader): AclConfig {
   return { initiators, networks };
 }
 
-function parseTarget(r: Reader, defaultChap: ChapConfig | undefined): TargetConfig {
+function parseTarget(r: Reader, defaultChap: ChapConfig | undefined, baseDir: string): TargetConfig {
   r.object(['iqn', 'alias', 'portalGroupTag', 'chap', 'acl', 'luns']);
   const iqnR = r.get('iqn');
   const iqn = iqnR.string();
   if (!IQN_RE.test(iqn)) iqnR.fail(`"${iqn}" is not an iSCSI name (iqn.YYYY-MM.reverse.domain[:id], lower case)`);
-  const luns = r.get('luns').required().array().map(parseLun);
+  const luns = r
+    .get('luns')
+    .required()
+    .array()
+    .map((l) => parseLun(l, baseDir));
   const seen = new Set<number>();
   luns.forEach((l, i) => {
     if (seen.has(l.lun)) r.get('luns').at(i).fail(`LUN ${l.lun} is defined twice`);
@@ -431,8 +446,8 @@ function parseTarget(r: Reader, defaultChap: ChapConfig | undefined): TargetConf
   };
 }
 
-function parseLun(r: Reader): LunConfig {
-  r.object(['lun', 'name', 'store', 'size', 'blockSize', 'cache', 'readOnly', 'snapshot', 'preferred']);
+function parseLun(r: Reader, baseDir: string): LunConfig {
+  r.object(['lun', 'name', 'store', 'size', 'blockSize', 'cache', 'readOnly', 'snapshot', 'preferred', 'compression', 'encryption']);
   const nameR = r.get('name');
   const name = nameR.string();
   if (!validLunName(name)) nameR.fail(`"${name}" is not a valid LUN name (letters, digits, . _ -; up to 63)`);
@@ -458,6 +473,7 @@ function parseLun(r: Reader): LunConfig {
   const mode = cache.present ? cache.get('mode').oneOf(['write-back', 'write-through', 'journal'] as const, 'write-back') : 'write-back';
   const journalR = cache.present && cache.get('journal').present ? cache.get('journal') : undefined;
   if (mode === 'journal' && journalR?.bool(true) === false) journalR.fail('cache.mode journal uses the journal; drop "journal: false"');
+  const encryption = parseEncryption(r.get('encryption'), baseDir);
   return {
     lun: r.get('lun').int(undefined, 0, 16383),
     name,
@@ -471,6 +487,8 @@ function parseLun(r: Reader): LunConfig {
     readOnly: snapshotOf !== undefined || r.get('readOnly').bool(false),
     ...(snapshotOf ? { snapshotOf } : {}),
     ...(r.get('preferred').present ? { preferred: r.get('preferred').string() } : {}),
+    compression: parseCompression(r.get('compression')),
+    ...(encryption ? { encryption } : {}),
   };
 }
 

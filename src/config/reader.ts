@@ -113,6 +113,14 @@ export class Reader {
     return n;
   }
 
+  /** A price in dollars: a number, zero or more. */
+  price(def: number): number {
+    if (!this.present) return def;
+    if (typeof this.value !== 'number' || !Number.isFinite(this.value) || this.value < 0)
+      this.fail('expected a price in dollars (a number, 0 or more)');
+    return this.value as number;
+  }
+
   bool(def: boolean): boolean {
     if (!this.present) return def;
     if (typeof this.value !== 'boolean') this.fail('expected true or false');

@@ -4,6 +4,7 @@ import type { CommandStats } from '../scsi/command-stats';
 import type { IoPoolStats } from '../storage/io-pool';
 import type { JournalStats } from '../storage/journal/journal-stats';
 import type { ReplicationStats } from '../storage/journal/replication/stats';
+import { type LunCosts, S3_REQUESTS } from '../storage/lun-costs';
 import type { StoreStats } from '../storage/store-stats';
 import type { VolumeStats } from '../storage/volume-stats';
 import type { LatencyHistogram } from '../util/histogram';
@@ -67,6 +68,12 @@ export interface LunSource {
   readonly snapshotPreservedBytes: number;
   /** Snapshots the LUN has. */
   readonly snapshots: number;
+  /** Its object store requests by billed class, and their bytes. */
+  readonly costs: LunCosts;
+  /** Chunks allocated in the store times the chunk size (ChunkMap's states). */
+  readonly allocatedBytes: number;
+  /** A month at this size and request rate, from the price table (S3 LUNs only). */
+  readonly monthlyCost: { readonly storage: number; readonly requests: number } | undefined;
 }
 
 export interface BackendSource {
@@ -351,6 +358,48 @@ export function buildRegistry(src: MetricsSources): Registry {
     'Spilled chunks read back from the journal',
     LUN,
     lun((l) => l.volume.journalRestores),
+  );
+
+  // What each LUN costs in its object store (docs/data-at-rest.md)
+  pulledCounter(
+    r,
+    's3tgt_lun_store_requests_total',
+    'Object store requests of the LUN by billed class (PUT, GET, HEAD, LIST, COPY, DELETE)',
+    [...LUN, 'request'],
+    () => lunRows((l) => S3_REQUESTS.map((request): Row<number> => [{ request }, l.costs.requests[request]])),
+  );
+  pulledCounter(
+    r,
+    's3tgt_lun_store_received_bytes_total',
+    'Bytes the LUN received from the object store (as stored: compressed, sealed)',
+    LUN,
+    lun((l) => l.costs.bytesIn),
+  );
+  pulledCounter(
+    r,
+    's3tgt_lun_store_sent_bytes_total',
+    'Bytes the LUN sent to the object store (as stored: compressed, sealed)',
+    LUN,
+    lun((l) => l.costs.bytesOut),
+  );
+  pulledGauge(
+    r,
+    's3tgt_lun_allocated_bytes',
+    'Chunks the LUN has in the store, times 1 MiB',
+    LUN,
+    lun((l) => l.allocatedBytes),
+  );
+  pulledGauge(
+    r,
+    's3tgt_lun_estimated_monthly_cost_dollars',
+    'A month of the LUN at its size and request rate, from s3.prices',
+    [...LUN, 'component'],
+    () =>
+      lunRows((l) =>
+        l.monthlyCost
+          ? [[{ component: 'storage' }, l.monthlyCost.storage] as Row<number>, [{ component: 'requests' }, l.monthlyCost.requests] as Row<number>]
+          : [],
+      ),
   );
 
   // Backends: object store requests and the bounded pool

@@ -219,7 +219,11 @@ export class ChunkMap {
       const whole = !range || (range.offset === 0 && range.length === this.chunkSize);
       const source = whole ? this.bodyBuffer : undefined;
       const bodyBuffer = source ? (size: number) => source(size, stream) : undefined;
-      const fetched = await this.store.get(key, whole ? undefined : range, { lane, ...(bodyBuffer ? { bodyBuffer } : {}) });
+      const fetched = await this.store.get(key, whole ? undefined : range, { lane, ...(bodyBuffer ? { bodyBuffer } : {}) }).catch((e: unknown) => {
+        // What the store found wrong with the object (an encoded chunk that does not decode).
+        if (isStorageError(e, 'data')) this.stats.checksumErrors++;
+        throw e;
+      });
       const current = clean && this.unchanged(i, mark);
       // Conditional mode learns the object's ETag from a current read (where it knew none, or
       // to settle an uncertain PUT). Not for a chunk a clone may inherit: the CloneStore answers

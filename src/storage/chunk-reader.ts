@@ -45,6 +45,8 @@ export class ChunkReader {
     private readonly stats: VolumeStats,
     private readonly chunkSize: number,
     private readonly readAheadChunks: number,
+    /** ChunkVolumeOptions.wholeChunkReads */
+    private readonly wholeChunkReads = false,
   ) {}
 
   /**
@@ -142,7 +144,7 @@ export class ChunkReader {
     this.stats.cacheMisses++;
     const cs = this.chunkSize;
     const f =
-      p.length >= cs / 2
+      p.length >= cs / 2 || this.wholeChunkReads
         ? await this.map.fetchWhole(p.index, 'foreground', sequential)
         : await this.map.fetchRange(p.index, segmentAligned(p.inner, p.length, cs, this.map.segmentSize), 'foreground');
     if (!f.body) out.fill(0, p.pos, p.pos + p.length);

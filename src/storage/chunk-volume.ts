@@ -30,6 +30,11 @@ export interface ChunkVolumeOptions {
   readonly spaceTimeoutMs: number;
   /** How long a SYNCHRONIZE CACHE's drain yields to reads (Writeback.DRAIN_READS_FIRST_MS if unset). */
   readonly drainReadsFirstMs?: number;
+  /**
+   * Every miss reads its whole chunk: the chunks are encoded (compressed, or sealed under one
+   * GCM tag), so a ranged GET would fetch the whole object anyway; the cache keeps all of it.
+   */
+  readonly wholeChunkReads?: boolean;
 }
 
 export const DEFAULT_VOLUME_OPTIONS: ChunkVolumeOptions = {
@@ -128,7 +133,7 @@ export class ChunkVolume implements Volume {
     this.wb = new Writeback(this.map, info.chunkSize, { capacity, ...options }, clock, this.gate, this.stats);
     this.map.onWholeFetched = (i, f, stream) => void this.wb.adopt(i, f, stream);
     this.map.bodyBuffer = (size, stream) => (size === info.chunkSize ? this.wb.takeBuffer(stream) : undefined);
-    this.reader = new ChunkReader(this.map, this.wb, this.stats, info.chunkSize, options.readAheadChunks);
+    this.reader = new ChunkReader(this.map, this.wb, this.stats, info.chunkSize, options.readAheadChunks, options.wholeChunkReads ?? false);
     this.resizer = new VolumeResizer(store, this.gated, layout, this.map, info);
     // Opening never waits for the listing (ESXi's login timeout is 5 s).
     this.map.load().catch(noop);
@@ -136,6 +141,12 @@ export class ChunkVolume implements Volume {
 
   get info(): VolumeInfo {
     return this.resizer.current;
+  }
+
+  /** Bytes of the chunks the store holds or may hold (their states; a clone's inherited ones are its parent's). */
+  get allocatedBytes(): number {
+    const c = this.map.census();
+    return (c.stored + c['may-exist']) * this.info.chunkSize;
   }
   get readOnly(): boolean {
     return this.options.readOnly;

@@ -46,6 +46,8 @@ export type StorageErrorCode =
    * the LUN's lease (retryable; docs/ha.md, "Journal replication").
    */
   | 'STORE_ERR_REPLICATION'
+  /** A LUN's encryption keys do not match what its chunks were sealed with (records/encryption.json). */
+  | 'STORE_ERR_KEY'
   | 'STORE_ERR_FENCED'
   | 'STORE_ERR_INTERNAL';
 

@@ -5,7 +5,8 @@ export type StoreOp = 'get' | 'head' | 'put' | 'copy' | 'delete' | 'deleteMany' 
 
 /** Where request outcomes go (the metrics module implements it with prom-client). */
 export interface StoreObserver {
-  request(op: StoreOp, outcome: string, seconds: number, bytes: number): void;
+  /** `key`: the object (a copy's destination, a batch's first key, a listing's prefix). */
+  request(op: StoreOp, outcome: string, seconds: number, bytes: number, key?: string): void;
 }
 
 /** Decorator: every request's operation, outcome (ok or the error kind), latency and bytes. */
@@ -19,14 +20,14 @@ export class InstrumentedStore implements ObjectStore {
     this.description = inner.description;
   }
 
-  private async observe<T>(op: StoreOp, fn: () => Promise<T>, bytesOf: (r: T) => number): Promise<T> {
+  private async observe<T>(op: StoreOp, key: string | undefined, fn: () => Promise<T>, bytesOf: (r: T) => number): Promise<T> {
     const t0 = process.hrtime.bigint();
     try {
       const r = await fn();
-      this.observer.request(op, 'ok', Number(process.hrtime.bigint() - t0) / 1e9, bytesOf(r));
+      this.observer.request(op, 'ok', Number(process.hrtime.bigint() - t0) / 1e9, bytesOf(r), key);
       return r;
     } catch (e) {
-      this.observer.request(op, e instanceof StorageError ? e.kind : 'internal', Number(process.hrtime.bigint() - t0) / 1e9, 0);
+      this.observer.request(op, e instanceof StorageError ? e.kind : 'internal', Number(process.hrtime.bigint() - t0) / 1e9, 0, key);
       throw e;
     }
   }
@@ -34,6 +35,7 @@ export class InstrumentedStore implements ObjectStore {
   get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null> {
     return this.observe(
       'get',
+      key,
       () => this.inner.get(key, range, opts),
       (r) => r?.body.length ?? 0,
     );
@@ -42,6 +44,7 @@ export class InstrumentedStore implements ObjectStore {
   head(key: string, opts?: RequestOptions): Promise<ObjectMeta | null> {
     return this.observe(
       'head',
+      key,
       () => this.inner.head(key, opts),
       () => 0,
     );
@@ -50,6 +53,7 @@ export class InstrumentedStore implements ObjectStore {
   put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }> {
     return this.observe(
       'put',
+      key,
       () => this.inner.put(key, body, opts),
       () => body.length,
     );
@@ -59,6 +63,7 @@ export class InstrumentedStore implements ObjectStore {
   copy(from: string, to: string, opts?: CopyOptions): Promise<{ etag: string } | null> {
     return this.observe(
       'copy',
+      to,
       () => this.inner.copy(from, to, opts),
       () => 0,
     );
@@ -67,6 +72,7 @@ export class InstrumentedStore implements ObjectStore {
   delete(key: string, opts?: RequestOptions): Promise<void> {
     return this.observe(
       'delete',
+      key,
       () => this.inner.delete(key, opts),
       () => 0,
     );
@@ -75,6 +81,7 @@ export class InstrumentedStore implements ObjectStore {
   deleteMany(keys: readonly string[], opts?: RequestOptions): Promise<void> {
     return this.observe(
       'deleteMany',
+      keys[0],
       () => this.inner.deleteMany(keys, opts),
       () => 0,
     );
@@ -83,6 +90,7 @@ export class InstrumentedStore implements ObjectStore {
   listPage(prefix: string, token: string | undefined, opts?: RequestOptions): Promise<ListPage> {
     return this.observe(
       'list',
+      prefix,
       () => this.inner.listPage(prefix, token, opts),
       () => 0,
     );

@@ -1,6 +1,7 @@
 import { HistogramMap } from '../util/histogram';
 import type { StorageError } from './errors';
 import type { StoreObserver, StoreOp } from './instrumented-store';
+import { LunCosts } from './lun-costs';
 import type { RetryObserver } from './retrying-store';
 
 /** Request counters of one backend, read by the metrics module (pull). */
@@ -13,12 +14,35 @@ export class StoreStats implements StoreObserver, RetryObserver {
   /** Latency per op, seconds. */
   readonly latency = new HistogramMap<StoreOp>();
 
-  request(op: StoreOp, outcome: string, seconds: number, bytes: number): void {
+  /** LUN root (layout.root) -> its traffic; keys under no registered root count only above. */
+  private readonly luns = new Map<string, LunCosts>();
+
+  /** The traffic of the LUN whose keys are under `root/` (counted from now on). */
+  costsOf(root: string): LunCosts {
+    let c = this.luns.get(root);
+    if (!c) {
+      c = new LunCosts();
+      this.luns.set(root, c);
+    }
+    return c;
+  }
+
+  request(op: StoreOp, outcome: string, seconds: number, bytes: number, key?: string): void {
+    if (key !== undefined && this.luns.size > 0) this.lunOf(key)?.add(op, bytes);
     const k = `${op} ${outcome}`;
     this.requests.set(k, (this.requests.get(k) ?? 0) + 1);
     if (op === 'get') this.bytesIn += bytes;
     if (op === 'put') this.bytesOut += bytes;
     this.latency.observe(op, seconds);
+  }
+
+  /** The LUN a key belongs to: the registered root that is a whole-segment prefix of it. */
+  private lunOf(key: string): LunCosts | undefined {
+    for (let at = key.indexOf('/'); at > 0; at = key.indexOf('/', at + 1)) {
+      const c = this.luns.get(key.slice(0, at));
+      if (c) return c;
+    }
+    return undefined;
   }
 
   retried(op: string, _error: StorageError): void {

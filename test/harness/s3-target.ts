@@ -16,6 +16,8 @@ export interface S3TargetOptions {
    * within ttl + ttl/4 (7.5 s) instead of the 25 s of the production default.
    */
   readonly lease?: string;
+  /** More keys of LUN 0 (YAML, one per line, indented like its `size`). */
+  readonly lun0Yaml?: string;
   /** More LUNs of the test target (YAML list items, indented like LUN 0). */
   readonly moreLunsYaml?: string;
   /** Extra arguments to node (e.g. the CPU profiler's). */
@@ -40,6 +42,7 @@ ${o.extraYaml ?? ''}`,
         size: ${o.size ?? '1GiB'}
         store: s3
         cache: ${o.cache ?? '{ size: 64MiB, flushDelay: 50ms }'}
+${o.lun0Yaml ?? ''}
 ${o.moreLunsYaml ?? ''}`,
   });
 }

@@ -7,6 +7,7 @@ import { buildRegistry } from '../../src/metrics/registry';
 import { CommandStats } from '../../src/scsi/command-stats';
 import { StorageError } from '../../src/storage/errors';
 import { JournalStats } from '../../src/storage/journal/journal-stats';
+import { EXAMPLE_PRICES, monthlyCost } from '../../src/storage/lun-costs';
 import { StoreStats } from '../../src/storage/store-stats';
 import { VolumeStats } from '../../src/storage/volume-stats';
 
@@ -15,6 +16,7 @@ describe('Prometheus exposition', () => {
   const commands = new CommandStats();
   const volume = new VolumeStats();
   const store = new StoreStats();
+  const costs = store.costsOf('p/x0');
   const journal = new JournalStats();
   const registry = buildRegistry({
     journal: () => ({ usedBytes: 3 << 20, capacityBytes: 1 << 30, backlogBytes: 8192, oldestRecordMs: 1500, stats: journal }),
@@ -44,6 +46,9 @@ describe('Prometheus exposition', () => {
         snapshotPreservedChunks: 7,
         snapshotPreservedBytes: 7 << 20,
         snapshots: 2,
+        costs,
+        allocatedBytes: 3 << 20,
+        monthlyCost: monthlyCost(EXAMPLE_PRICES, 2e9, costs, 3600),
       },
     ],
     backends: () => [
@@ -62,6 +67,11 @@ describe('Prometheus exposition', () => {
     commands.record('READ(10)', 'good', 0.002);
     commands.record('READ(10)', 'check-condition', 70);
     store.request('put', 'ok', 0.02, 1 << 20);
+    // Attributed by key to the LUN whose root it is under; another LUN's or a bare key is not.
+    store.request('put', 'ok', 0.02, 1000, 'p/x0/chunks/0000000000000001');
+    store.request('get', 'unavailable', 0.02, 0, 'p/x0/volume.json');
+    store.request('deleteMany', 'ok', 0.02, 0, 'p/x0/chunks/0000000000000002');
+    store.request('put', 'ok', 0.02, 1000, 'p/x00/chunks/0000000000000001');
     store.retried('put', new StorageError('unavailable', 'slow down'));
     volume.flushLatency.observe(0.5);
     journal.onCommit({ records: 3, bytes: 12552, fsyncMs: 2 });
@@ -85,10 +95,18 @@ describe('Prometheus exposition', () => {
     line(new RegExp(`^s3tgt_scsi_command_seconds_count\\{${L},command="READ\\(10\\)"\\} 3$`, 'm'));
     line(new RegExp(`^s3tgt_cache_dirty_bytes\\{${L}\\} 4096$`, 'm'));
     line(new RegExp(`^s3tgt_flush_seconds_count\\{${L}\\} 1$`, 'm'));
-    line(/^s3tgt_store_requests_total\{backend="s3",op="put",outcome="ok"\} 1$/m);
-    line(/^s3tgt_store_request_seconds_bucket\{backend="s3",op="put",le="0.025"\} 1$/m);
+    line(/^s3tgt_store_requests_total\{backend="s3",op="put",outcome="ok"\} 3$/m);
+    line(/^s3tgt_store_request_seconds_bucket\{backend="s3",op="put",le="0.025"\} 3$/m);
     line(/^s3tgt_store_retries_total\{backend="s3",op="put"\} 1$/m);
-    line(/^s3tgt_store_sent_bytes_total\{backend="s3"\} 1048576$/m);
+    line(/^s3tgt_store_sent_bytes_total\{backend="s3"\} 1050576$/m);
+    line(new RegExp(`^s3tgt_lun_store_requests_total\\{${L},request="PUT"\\} 1$`, 'm'));
+    line(new RegExp(`^s3tgt_lun_store_requests_total\\{${L},request="GET"\\} 1$`, 'm'));
+    line(new RegExp(`^s3tgt_lun_store_requests_total\\{${L},request="DELETE"\\} 1$`, 'm'));
+    line(new RegExp(`^s3tgt_lun_store_sent_bytes_total\\{${L}\\} 1000$`, 'm'));
+    line(new RegExp(`^s3tgt_lun_allocated_bytes\\{${L}\\} ${3 << 20}$`, 'm'));
+    // 2 GB at $0.023; one PUT in an hour is 720 a month at $0.005 per 1000, one GET 720 at $0.0004.
+    line(new RegExp(`^s3tgt_lun_estimated_monthly_cost_dollars\\{${L},component="storage"\\} 0.046$`, 'm'));
+    line(new RegExp(`^s3tgt_lun_estimated_monthly_cost_dollars\\{${L},component="requests"\\} 0.003888`, 'm'));
     line(/^s3tgt_pool_queued\{backend="s3",lane="flush"\} 5$/m);
     line(/^s3tgt_process_resident_memory_bytes \d+/m);
     line(/^s3tgt_journal_backlog_bytes 8192$/m);

@@ -98,6 +98,13 @@ export interface LiveClone {
 }
 
 /**
+ * Why an encrypted clone is not hydrated: the copied objects stay sealed by the parent's UUID,
+ * which the clone no longer names once independent (docs/data-at-rest.md, "Limits").
+ */
+export const HYDRATE_ENCRYPTED = (name: string): string =>
+  `LUN ${name} is encrypted: hydrating an encrypted clone is not supported yet (its copied chunks stay sealed by the parent)`;
+
+/**
  * Makes a served clone independent while it is written (the serving process runs it in the
  * background of the admin request): each chunk it still inherits is copied into it under the
  * chunk's lock, then volume.json stops naming the parent and the parent's marker goes. The

@@ -1,4 +1,5 @@
 import { log } from '../../util/log';
+import { CodecStore } from '../codec/codec-store';
 import { StorageError } from '../errors';
 import { CHUNK_SIZE, type LunLayout } from '../layout';
 import {
@@ -28,6 +29,8 @@ export async function lunDataStore(store: ObjectStore, layout: LunLayout, info: 
 
 /** The store a LUN's chunks read from: the store itself, or for a clone its CloneStore. */
 export async function lunReadStore(store: ObjectStore, layout: LunLayout, info: VolumeInfo | null, depth = 0): Promise<ObjectStore> {
+  // An encoded LUN's chunks are sealed by it, or by the parents a clone reads through.
+  if (info && store instanceof CodecStore) store.vouch(layout.root, info.uuid);
   const parent = info?.parent;
   if (!parent) return store;
   // Clones of clones chain; a chain this long is a loop in the volume.json files, not a design.

@@ -1,0 +1,71 @@
+import { StorageError } from '../errors';
+import type { LunLayout } from '../layout';
+import type { ObjectStore } from '../object-store';
+import { StoredRecord } from '../record';
+import type { ChunkCodec } from './chunk-codec';
+import { KEY_ID_RE, keyVerifier } from './keys';
+
+/** `records/encryption.json`: the keys a LUN's chunks were sealed with, as verifiers (keys.ts). */
+export const ENCRYPTION_RECORD = 'encryption';
+
+interface EncryptionJson {
+  readonly version: 1;
+  /** key id -> verifier */
+  readonly keys: Readonly<Record<string, string>>;
+  /** The LUN held chunks in clear when encryption was turned on: they stay readable. */
+  readonly plaintext: boolean;
+}
+
+const keyError = (message: string): StorageError => new StorageError('invalid', message, { code: 'STORE_ERR_KEY' });
+
+/**
+ * Checks the LUN's configured keys against its record before anything is read or written, and
+ * records the current key on its first use. Refused, with a message naming the key: a key whose
+ * verifier differs (a wrong key would make every chunk a MEDIUM ERROR, or with a recorded
+ * plaintext LUN silently mix), a recorded key that is not configured, encryption configured
+ * off for a LUN that has a record. `isNew`: the LUN was created just now (no chunk in clear can
+ * exist). `store` carries the write gate where the record may be written; `readOnly` only checks.
+ */
+export async function checkKeys(
+  store: ObjectStore,
+  layout: LunLayout,
+  uuid: string,
+  codec: ChunkCodec,
+  isNew: boolean,
+  readOnly = false,
+): Promise<void> {
+  const key = layout.recordKey(ENCRYPTION_RECORD);
+  const got = await store.get(key);
+  const rec = got ? parse(got.body, key) : undefined;
+  const ring = codec.settings.keys;
+  if (!ring) {
+    if (rec) throw keyError(`LUN ${layout.name} is encrypted (keys ${Object.keys(rec.keys).join(', ')} in ${key}): configure its "encryption"`);
+    return;
+  }
+  const recorded = rec?.keys ?? {};
+  for (const [id, verifier] of Object.entries(recorded)) {
+    const k = ring.find(id);
+    if (!k) throw keyError(`LUN ${layout.name} has chunks sealed with key "${id}": give it under encryption.previous`);
+    if (keyVerifier(k, uuid) !== verifier) throw keyError(`LUN ${layout.name}: key "${id}" is not the key its chunks were sealed with`);
+  }
+  codec.plainAllowed = rec ? rec.plaintext : !isNew;
+  if (recorded[ring.current.id] !== undefined || readOnly) return;
+  const next: EncryptionJson = {
+    version: 1,
+    keys: { ...recorded, [ring.current.id]: keyVerifier(ring.current, uuid) },
+    plaintext: codec.plainAllowed,
+  };
+  await store.put(key, Buffer.from(`${JSON.stringify(next, null, 2)}\n`), got ? { ifMatch: got.meta.etag } : { ifNoneMatch: '*' });
+}
+
+function parse(body: Buffer, key: string): EncryptionJson {
+  const r = StoredRecord.parse(body, key);
+  r.get('version').oneOf([1]);
+  const keysR = r.get('keys');
+  const keys: Record<string, string> = {};
+  for (const id of keysR.keys()) {
+    if (!KEY_ID_RE.test(id)) keysR.fail(`"${id}" is not a key id`);
+    keys[id] = keysR.get(id).hex();
+  }
+  return { version: 1, keys, plaintext: r.get('plaintext').bool() };
+}
