@@ -23,7 +23,7 @@ INTEGRATION_TESTS = $(shell find dist/test/store dist/test/integration dist/test
 TEST_FLAGS := --test-reporter=spec --test-timeout=600000
 export S3TGT_LOG_LEVEL ?= error
 
-.PHONY: build deps deps-apt deps-npm deps-node-versions lint test test-unit test-integration test-node-versions bench profile clean start fuzz-long sim sim-long
+.PHONY: build deps deps-apt deps-npm deps-node-versions lint test test-unit test-integration test-codec test-node-versions bench profile clean start fuzz-long sim sim-long
 
 build: deps-npm
 	npx tsc -p .
@@ -54,7 +54,7 @@ $(NODE24):
 lint: deps-npm
 	npx biome check src test bench
 
-test: deps build lint test-unit test-integration test-node-versions
+test: deps build lint test-unit test-integration test-codec test-node-versions
 	@echo "make test: all suites passed"
 
 test-unit: build
@@ -62,6 +62,13 @@ test-unit: build
 
 test-integration: build deps-apt
 	$(NODE) --test $(TEST_FLAGS) --test-concurrency=1 $(INTEGRATION_TESTS)
+
+# The conformance suite, the kernel initiator and the S3 fault suite again with every LUN
+# compressed and encrypted (issue 19; test/harness/target.ts codecVariant): zstd, and LZ4.
+test-codec: build deps-apt
+	S3TGT_TEST_CODEC=zstd $(NODE) --test $(TEST_FLAGS) --test-concurrency=1 --test-name-pattern='^iscsi-test-cu -t ALL \(SPC|LUN in RGW' \
+	  dist/test/integration/conformance.test.js dist/test/integration/guest.test.js
+	S3TGT_TEST_CODEC=lz4 $(NODE) --test $(TEST_FLAGS) --test-concurrency=1 dist/test/integration/s3-faults.test.js
 
 # The unit suites and the end-to-end qemu/libiscsi suites again on Node 22 and 24:
 # the target itself runs on that Node version (TargetProcess uses process.execPath).

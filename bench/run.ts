@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
 import { Rgw } from '../test/harness/rgw';
 import { copyBench } from './copy';
+import { dataAtRestBench } from './data-at-rest';
 import { haJournalBench } from './ha-journal';
 import { journalBench } from './journal';
 import { multicoreBench } from './multicore';
@@ -19,7 +20,7 @@ async function main(): Promise<void> {
   const quick = process.env.BENCH_QUICK === '1';
   const cpu = os.cpus()[0]?.model ?? 'cpu';
   console.log(`# s3tgt benchmarks — ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores (${cpu}), Node ${process.version}`);
-  const only = process.env.BENCH_ONLY ?? 'protocol,multicore,s3,journal,copy,ha,scale,qos';
+  const only = process.env.BENCH_ONLY ?? 'protocol,multicore,s3,journal,copy,ha,scale,qos,codec';
   if (only.includes('protocol')) {
     const p = await protocolPathBench({ quick });
     console.log('\n## Protocol path (1 GiB LUN in RAM: tgtd file on tmpfs; s3tgt chunk store on tmpfs with a 1 GiB cache)');
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
     console.log(`\nPeak RSS: s3tgt ${p.s3tgtPeakRssMiB.toFixed(0)} MiB (1 GiB chunk cache, full), tgtd ${p.tgtPeakRssMiB.toFixed(0)} MiB.`);
   }
   if (only.includes('multicore')) await printMulticoreBench(quick);
-  if (!['s3', 'journal', 'copy', 'ha', 'scale', 'qos'].some((k) => only.includes(k))) return;
+  if (!['s3', 'journal', 'copy', 'ha', 'scale', 'qos', 'codec'].some((k) => only.includes(k))) return;
   const rgw = await Rgw.start();
   try {
     if (only.includes('journal')) await printJournalBench(rgw, quick);
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
     if (only.includes('ha')) await printHaJournalBench(rgw, quick);
     if (only.includes('scale')) await printScaleBench(rgw, quick);
     if (only.includes('qos')) await printQosBench(rgw, quick);
+    if (only.includes('codec')) await printCodecBench(rgw, quick);
     if (!only.includes('s3')) return;
     const rows: S3PathResult[] = [];
     for (const latencyMs of [0, 20]) {
@@ -114,6 +116,25 @@ async function printMulticoreBench(quick: boolean): Promise<void> {
     const [lo, hi] = [r.two.cpuPerGiB, r.one.cpuPerGiB].sort((x, y) => y - x); // the dearer node first
     const range = (cores: number): string => `${fmt(cores / lo)}-${fmt(cores / hi)} ${r.unit}`;
     console.log(`| ${r.workload} | ${range(1)} | ${range(16)} | ${range(32)} |`);
+  }
+}
+
+/** Issue 19's rows: compression and encryption on the S3 path, each against the plain LUN. */
+async function printCodecBench(rgw: Rgw, quick: boolean): Promise<void> {
+  const mib = quick ? 64 : 256;
+  const rows = await dataAtRestBench(rgw, { mib, randomReads: quick ? 500 : 2000 });
+  const plain = rows[0];
+  console.log(`\n## Compression and encryption (S3 LUN on RGW, +0 ms; ${mib} MiB, half random and half text; 64 MiB cache)`);
+  console.log(
+    '| LUN | sequential write, QD16 | / plain | CPU s/GiB | cold sequential read, QD16 | / plain | CPU s/GiB | 4 KiB random read, QD32, cold | / plain | stored in the bucket | / plain |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    console.log(
+      `| ${r.variant} | ${r.writeMiBs.toFixed(0)} MiB/s | ${(r.writeMiBs / plain.writeMiBs).toFixed(2)} | ${r.writeCpuPerGiB.toFixed(1)} | ` +
+        `${r.readMiBs.toFixed(0)} MiB/s | ${(r.readMiBs / plain.readMiBs).toFixed(2)} | ${r.readCpuPerGiB.toFixed(1)} | ` +
+        `${r.randomReadIops.toFixed(0)} IOPS | ${(r.randomReadIops / plain.randomReadIops).toFixed(2)} | ${r.storedMiB.toFixed(0)} MiB | ${(r.storedMiB / plain.storedMiB).toFixed(2)} |`,
+    );
   }
 }
 

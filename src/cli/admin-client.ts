@@ -37,3 +37,32 @@ export async function adminPost(
   }
   return { status: res.status, body };
 }
+
+/**
+ * The running server's Prometheus exposition (`/metrics`), or undefined when no server listens
+ * (or it does not answer within `timeoutMs`: `lun info` then shows what the store says only).
+ */
+export async function serverMetrics(config: Config, timeoutMs: number): Promise<string | undefined> {
+  const at = config.metrics.listen;
+  if (!at) return undefined;
+  const host = at.host === '0.0.0.0' || at.host === '::' ? '127.0.0.1' : at.host;
+  try {
+    const res = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${at.port}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
+    return res.ok ? await res.text() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The samples of one metric for one LUN name, by the value of `label` (e.g. request). */
+export function lunSamples(text: string, metric: string, lun: string, label?: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${metric}{`)) continue;
+    const close = line.lastIndexOf('}');
+    const labels = new Map([...line.slice(metric.length + 1, close).matchAll(/([a-z_]+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
+    if (labels.get('name') !== lun) continue;
+    out.set(label ? (labels.get(label) ?? '') : '', Number(line.slice(close + 1).trim()));
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
 import { Backends } from '../app/stores';
-import type { Config } from '../config/config';
+import type { Config, LunConfig } from '../config/config';
 import { formatSize } from '../config/units';
 import { StorageError } from '../storage/errors';
 import { type LeaseRecord, readLease } from '../storage/lease';
@@ -9,7 +9,7 @@ import { forgetClone } from '../storage/snapshots/clones';
 import { listSnapshots } from '../storage/snapshots/operations';
 import type { VolumeInfo } from '../storage/volume';
 import { createVolume, readVolumeInfo, segmentSizeFor, segmentSizeOf } from '../storage/volume-meta';
-import { adminPost } from './admin-client';
+import { adminPost, lunSamples, serverMetrics } from './admin-client';
 import { CliError } from './errors';
 import { findLun, withLun } from './offline';
 
@@ -29,12 +29,24 @@ export interface LunStatus {
   readonly snapshots?: ReadonlyArray<Snapshot & { readonly preservedChunks: number; readonly preservedBytes: number }>;
   /** Clones made of its snapshots (only with `details`). */
   readonly clones?: readonly string[];
+  /** How its chunks are stored: compression, encryption key (docs/data-at-rest.md). */
+  readonly encoding: string;
+  /** What the stored bytes cost a month at `s3.prices` (S3 LUNs, with `details`). */
+  readonly storageDollarsPerMonth?: number;
+  /** From the running server, when it serves the LUN: requests by class since it started, and bytes. */
+  readonly traffic?: {
+    readonly requests: Record<string, number>;
+    readonly sentBytes: number;
+    readonly receivedBytes: number;
+    readonly dollarsPerMonth: number;
+  };
 }
 
 /** `s3tgt lun list` / `lun info`: read-only, no lease needed. */
 export async function lunStatus(config: Config, names: readonly string[] | undefined, details: boolean): Promise<LunStatus[]> {
   const backends = new Backends(config);
   await backends.open();
+  const metrics = details ? await serverMetrics(config, 3_000) : undefined;
   try {
     const out: LunStatus[] = [];
     for (const t of config.targets) {
@@ -62,8 +74,12 @@ export async function lunStatus(config: Config, names: readonly string[] | undef
             if (clone) clones.push(clone);
           }
         }
+        const prices = l.store === 's3' ? config.s3?.prices : undefined;
         out.push({
           name: l.name,
+          encoding: encodingOf(l),
+          ...(details && prices && storedBytes !== undefined ? { storageDollarsPerMonth: (storedBytes / 1e9) * prices.storageGbMonth } : {}),
+          ...(details && metrics ? trafficOf(metrics, l.name) : {}),
           target: t.iqn,
           lun: l.lun,
           store: backend.store.description,
@@ -97,6 +113,32 @@ export function formatList(rows: readonly LunStatus[]): string {
   return lines.join('\n');
 }
 
+function encodingOf(l: LunConfig): string {
+  const parts = [l.compression && l.compression !== 'off' ? `${l.compression} compression` : 'no compression'];
+  parts.push(
+    l.encryption
+      ? `AES-256-GCM with key "${l.encryption.current.id}"${l.encryption.previous.length ? ` (also reads ${l.encryption.previous.map((k) => `"${k.id}"`).join(', ')})` : ''}`
+      : 'not encrypted',
+  );
+  return parts.join(', ');
+}
+
+function trafficOf(metrics: string, lun: string): Pick<LunStatus, 'traffic'> {
+  const requests = Object.fromEntries(lunSamples(metrics, 's3tgt_lun_store_requests_total', lun, 'request'));
+  if (Object.keys(requests).length === 0) return {};
+  const one = (m: string): number => lunSamples(metrics, m, lun).get('') ?? 0;
+  let dollars = 0;
+  for (const v of lunSamples(metrics, 's3tgt_lun_estimated_monthly_cost_dollars', lun, 'component').values()) dollars += v;
+  return {
+    traffic: {
+      requests,
+      sentBytes: one('s3tgt_lun_store_sent_bytes_total'),
+      receivedBytes: one('s3tgt_lun_store_received_bytes_total'),
+      dollarsPerMonth: dollars,
+    },
+  };
+}
+
 export function formatInfo(r: LunStatus): string {
   const v = r.volume;
   const lines = [
@@ -112,10 +154,21 @@ export function formatInfo(r: LunStatus): string {
       `uuid:          ${v.uuid}`,
       `created:       ${v.created}`,
       `checksums:     CRC32C per ${formatSize(segmentSizeOf(v))} segment`,
+      `encoding:      ${r.encoding}`,
     );
     if (r.chunks !== undefined) {
       const pct = ((r.chunks * v.chunkSize * 100) / v.sizeBytes).toFixed(1);
       lines.push(`allocated:     ${r.chunks} chunks of 1 MiB (${pct} % of the LUN), ${formatSize(r.storedBytes ?? 0)} stored`);
+      if (r.storageDollarsPerMonth !== undefined) lines.push(`storage cost:  $${r.storageDollarsPerMonth.toFixed(2)} a month at s3.prices`);
+    }
+    if (r.traffic) {
+      const t = r.traffic;
+      lines.push(
+        `requests:      ${Object.entries(t.requests)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', ')} since the server started; ${formatSize(t.sentBytes)} sent, ${formatSize(t.receivedBytes)} received`,
+        `estimated:     $${t.dollarsPerMonth.toFixed(2)} a month (storage and requests at this rate, s3.prices)`,
+      );
     }
     if (v.parent) lines.push(`clone of:      ${v.parent.lun}@${v.parent.snapshot} (chunks it has not written are read from there)`);
     for (const sn of r.snapshots ?? []) {

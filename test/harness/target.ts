@@ -135,11 +135,12 @@ export class TargetProcess {
   async spawn(): Promise<ChildProcess> {
     if (this.port === 0) this.port = await freePort();
     if (this.metricsPort === 0) this.metricsPort = await freePort();
-    const luns =
+    const luns = codecVariant(
       this.opts.lunsYaml ??
-      `      - lun: 0
+        `      - lun: 0
         name: lun0
-        size: 1GiB`;
+        size: 1GiB`,
+    );
     writeFileSync(
       this.configFile,
       this.opts.configYaml?.(this) ??
@@ -244,3 +245,19 @@ function parseSeries(series: string): { name: string; labels: Map<string, string
   for (const m of series.slice(brace).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels.set(m[1] ?? '', m[2] ?? '');
   return { name: series.slice(0, brace), labels };
 }
+
+/**
+ * `S3TGT_TEST_CODEC=zstd|lz4`: every LUN of the test targets is compressed with it and
+ * encrypted (a fixed test key), so that a suite runs again on encoded LUNs (Makefile,
+ * test-codec; issue 19). Block-style LUN entries only: the line after each `name:`.
+ */
+export function codecVariant(luns: string): string {
+  const codec = process.env.S3TGT_TEST_CODEC;
+  if (!codec) return luns;
+  return luns.replace(
+    /^(\s+)name: (\S+)$/gm,
+    (line, indent: string) => `${line}\n${indent}compression: ${codec}\n${indent}encryption: { keyId: test, key: "${TEST_CODEC_KEY}" }`,
+  );
+}
+
+const TEST_CODEC_KEY = '5d'.repeat(32);

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { listAll } from '../../src/storage/object-store';
-import { mustRun, qemuIo } from '../harness/exec';
+import { mustRun, qemuIo, run } from '../harness/exec';
 import { FaultProxy, type Forwarded } from '../harness/fault-proxy';
 import { Rgw } from '../harness/rgw';
 import { listObjects, s3Target } from '../harness/s3-target';
@@ -12,6 +12,7 @@ import { type TargetProcess, TEST_IQN } from '../harness/target';
 import { TestInitiator } from '../lib/initiator';
 
 const MiB = 1024 * 1024;
+const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
 const BUCKET = 'at-rest';
 const chunkKey = (lun: string, i: number): string => `luns/${lun}/chunks/${i.toString(16).padStart(16, '0')}`;
 const text = (n: number): Buffer => {
@@ -196,5 +197,13 @@ describe('data at rest against RGW: encryption, compression, cost counters (issu
     assert.ok(Math.abs(total(counted) - total(seen)) <= total(seen) * 0.01, `${JSON.stringify(counted)} vs ${JSON.stringify(seen)}`);
     assert.ok((await target.metric('s3tgt_lun_store_received_bytes_total{name="disk0"}')) > 0);
     assert.ok((await target.metric('s3tgt_lun_estimated_monthly_cost_dollars{name="disk0",component="storage"}')) > 0);
+    // `lun info` shows the encoding, the stored bytes' cost and the served LUN's counters.
+    const info = await run(process.execPath, [MAIN, 'lun', 'info', 'disk0', '-c', target.configFile], { env: rgw.env(), timeoutMs: 60_000 });
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stdout, /encoding: +zstd compression, AES-256-GCM with key "k1"/);
+    assert.match(info.stdout, /storage cost: +\$\d+\.\d\d a month at s3.prices/);
+    assert.match(info.stdout, /requests: +PUT (\d+), GET (\d+),/);
+    const [, put] = /requests: +PUT (\d+)/.exec(info.stdout) ?? [];
+    assert.ok(Number(put) >= counted.PUT, info.stdout);
   });
 });
