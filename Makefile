@@ -10,9 +10,9 @@ NODE ?= node
 # Debian packages the test suites use: libiscsi initiators, qemu's iSCSI driver, Ceph's RADOS
 # Gateway (the real S3 server the S3 suites start, see test/rgw/rgw.sh), and what the
 # kernel-initiator guest is built from (test/guest: qemu, open-iscsi, fio, mkfs, busybox, and
-# dm-multipath's tools for the HA pair).
+# dm-multipath's tools for the HA pair), and Prometheus (the dashboard's queries are run against it).
 APT_TEST_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra radosgw ceph-mon ceph-osd ceph-common curl \
-  qemu-system-x86 open-iscsi fio e2fsprogs kmod cpio xz-utils busybox-static bsdutils multipath-tools
+  qemu-system-x86 open-iscsi fio e2fsprogs kmod cpio xz-utils busybox-static bsdutils multipath-tools prometheus
 # The reference target the benchmarks run side by side with s3tgt.
 APT_BENCH_PACKAGES := tgt
 TOOLS := .tools

@@ -2,6 +2,7 @@ import { StorageError } from './errors';
 import type { CopyOptions, GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
 
 export type StoreOp = 'get' | 'head' | 'put' | 'copy' | 'delete' | 'deleteMany' | 'list';
+export const STORE_OPS: readonly StoreOp[] = ['get', 'head', 'put', 'copy', 'delete', 'deleteMany', 'list'];
 
 /** Where request outcomes go (the metrics module implements it with prom-client). */
 export interface StoreObserver {

@@ -1,6 +1,6 @@
 import { HistogramMap } from '../util/histogram';
 import type { StorageError } from './errors';
-import type { StoreObserver, StoreOp } from './instrumented-store';
+import { STORE_OPS, type StoreObserver, type StoreOp } from './instrumented-store';
 import { LunCosts } from './lun-costs';
 import type { RetryObserver } from './retrying-store';
 
@@ -8,7 +8,8 @@ import type { RetryObserver } from './retrying-store';
 export class StoreStats implements StoreObserver, RetryObserver {
   /** `${op} ${outcome}` -> count */
   readonly requests = new Map<string, number>();
-  readonly retries = new Map<string, number>();
+  /** Every operation from the start at 0 (a dashboard's rate() has a series before the first retry). */
+  readonly retries = new Map<string, number>(STORE_OPS.map((op) => [op, 0]));
   bytesIn = 0;
   bytesOut = 0;
   /** Latency per op, seconds. */
