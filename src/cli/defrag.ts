@@ -1,5 +1,9 @@
 import type { Config } from '../config/config';
+import { forgetOldKeys } from '../storage/codec/encryption-record';
 import { type DefragReport, defrag } from '../storage/defrag';
+import type { LunLayout } from '../storage/layout';
+import { listAll, type ObjectStore } from '../storage/object-store';
+import { forEachParallel } from '../util/parallel';
 import { ProgressBar } from '../util/progress';
 import { CliError } from './errors';
 import { withLun } from './offline';
@@ -8,17 +12,45 @@ import { withLun } from './offline';
  * `s3tgt defrag <lun>` offline: under the LUN's lease (so no server writes meanwhile; a LUN
  * being served is refused), through a volume.
  */
-export async function defragOffline(config: Config, lunName: string, opts: { dryRun: boolean }): Promise<DefragReport> {
+export async function defragOffline(config: Config, lunName: string, opts: { dryRun: boolean; rekey?: boolean }): Promise<DefragReport> {
   return withLun(config, lunName, 'defrag', async (l) => {
     if (!l.info) throw new CliError('CLI_ERR_NO_LUN', `LUN "${lunName}" has no volume.json in ${l.store.description}`);
+    if (opts.rekey && !l.codec.encrypted)
+      throw new CliError('CLI_ERR_USAGE', `LUN "${lunName}" has no "encryption" in ${config.file}: nothing to rekey`);
     const bar = new ProgressBar(`defrag ${lunName}`, 'objects');
-    const report = await defrag(l.volume(l.info, { cacheBytes: 16 << 20 }), l.store, l.layout, {
+    const volume = l.volume(l.info, { cacheBytes: 16 << 20 });
+    const report = await defrag(volume, l.store, l.layout, {
       dryRun: opts.dryRun,
+      reseal: opts.rekey === true,
       onProgress: (d, t) => bar.update(d, t),
     });
     bar.done();
-    return report;
+    if (!opts.rekey || opts.dryRun) return report;
+    // The live chunks were stored again through the volume; flush them before the snapshots'.
+    await volume.flush();
+    const resealed = await resealSnapshots(l.chunkStore, l.layout);
+    // Only a complete pass lets the old keys go: a corrupt or busy chunk may still need one.
+    const complete = report.corrupt.length === 0 && report.busy === 0;
+    const forgotten = complete ? await forgetOldKeys(l.store, l.layout, l.info.uuid, l.codec) : [];
+    return { ...report, rekey: { snapshotChunks: resealed, forgottenKeys: forgotten, complete } };
   });
+}
+
+/**
+ * Every chunk a snapshot preserved, read (decoded) and written back at the same key, which seals
+ * it with the current key: a snapshot's chunk i is still chunk i of the same LUN.
+ */
+async function resealSnapshots(store: ObjectStore, layout: LunLayout): Promise<number> {
+  const keys: string[] = [];
+  for await (const e of listAll(store, `${layout.root}/snapshots/`, { lane: 'background' })) {
+    if (e.size > 0 && /\/chunks\/[0-9a-f]{16}$/.test(e.key)) keys.push(e.key);
+  }
+  await forEachParallel(keys.length, 8, async (k) => {
+    const got = await store.get(keys[k], undefined, { lane: 'background' });
+    if (!got) return;
+    await store.put(keys[k], got.body, { lane: 'background', metadata: got.meta.metadata });
+  });
+  return keys.length;
 }
 
 export function formatReport(r: DefragReport): string {
@@ -32,6 +64,14 @@ export function formatReport(r: DefragReport): string {
     `  busy (cached writes):  ${r.busy}`,
     ...(r.unknown.length ? [`  unknown keys (left alone): ${r.unknown.join(', ')}`] : []),
     `  reclaimed:             ${r.reclaimed.objects} objects, ${mib(r.reclaimed.bytes)}`,
+    ...(r.rekey
+      ? [
+          `  rekeyed:               ${r.mappedChunks} chunks and ${r.rekey.snapshotChunks} snapshot chunks sealed with the current key; ` +
+            (r.rekey.complete
+              ? `${r.rekey.forgottenKeys.length ? `keys no longer needed: ${r.rekey.forgottenKeys.join(', ')}` : 'no older key was recorded'}`
+              : 'incomplete (corrupt or busy chunks): the older keys are still needed'),
+        ]
+      : []),
   ];
   return lines.join('\n');
 }

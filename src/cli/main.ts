@@ -285,11 +285,13 @@ program
   .option('-n, --dry-run', 'report what would be done, change nothing')
   .option('--json', 'print the summary as JSON')
   .option('--online', 'ask the running server (its metrics.listen endpoint) to do it; safe while it serves the LUN')
-  .action(async (name: string, opts: { config: string; dryRun?: boolean; json?: boolean; online?: boolean }) => {
+  .option('--rekey', 'also store every chunk again (snapshots too) sealed with the current key, then drop older keys from the LUN (offline)')
+  .action(async (name: string, opts: { config: string; dryRun?: boolean; json?: boolean; online?: boolean; rekey?: boolean }) => {
     const config = configFor(opts.config);
+    if (opts.rekey && opts.online) throw new CliError('CLI_ERR_USAGE', "--rekey runs offline (under the LUN's lease): stop serving the LUN first");
     const report = opts.online
       ? await defragOnline(config, name, opts.dryRun === true)
-      : await defragOffline(config, name, { dryRun: opts.dryRun === true });
+      : await defragOffline(config, name, { dryRun: opts.dryRun === true, rekey: opts.rekey === true });
     process.stdout.write(`${opts.json ? JSON.stringify(report, null, 2) : formatReport(report)}\n`);
     // Corrupt chunks are a finding the admin must act on.
     process.exitCode = report.corrupt.length > 0 ? EXIT.findings : EXIT.ok;

@@ -500,9 +500,10 @@ export class ChunkVolume implements Volume {
   /**
    * One defrag step (SBC has no such command; this is `s3tgt defrag`): under an exclusive lock
    * on the chunk, read its object whole and verify it. An all-zero chunk is discarded (unless
-   * dryRun); a chunk with cached writes not yet stored is left to its flush.
+   * dryRun); a chunk with cached writes not yet stored is left to its flush. `reseal`: a chunk
+   * with data is written back as it is (re-encoded: `defrag --rekey`, docs/data-at-rest.md).
    */
-  async scrubChunk(index: number, dryRun: boolean): Promise<ScrubResult> {
+  async scrubChunk(index: number, dryRun: boolean, reseal = false): Promise<ScrubResult> {
     const cs = this.info.chunkSize;
     return this.locks.with(index * cs, cs, 'exclusive', async () => {
       const e = this.wb.get(index);
@@ -515,7 +516,11 @@ export class ChunkVolume implements Volume {
         throw err;
       }
       if (!body) return 'hole';
-      if (!body.equals(this.zero)) return 'mapped';
+      if (!body.equals(this.zero)) {
+        // `defrag --rekey`: stored again, so encoded with the LUN's current codec and key.
+        if (reseal && !dryRun) await this.map.write(index, Buffer.from(body), 'background', false);
+        return 'mapped';
+      }
       if (!dryRun) await this.wb.discard([index], 'background');
       return 'zero';
     });

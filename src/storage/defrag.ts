@@ -21,6 +21,8 @@ export interface DefragReport {
   readonly busy: number;
   readonly reclaimed: { readonly objects: number; readonly bytes: number };
   readonly durationMs: number;
+  /** `defrag --rekey`: snapshot chunks sealed again, the keys the record dropped, whether the pass was complete. */
+  readonly rekey?: { readonly snapshotChunks: number; readonly forgottenKeys: readonly string[]; readonly complete: boolean };
 }
 
 export type Progress = (done: number, total: number) => void;
@@ -36,14 +38,15 @@ const KNOWN =
  * - deletes orphans: chunk keys beyond the LUN size or with bad names, and leftovers of
  *   interrupted writes (through the volume too: every deletion passes its write gate);
  * - verifies every chunk's checksums and reports the corrupt ones (never deletes them);
- * - rebuilds the allocation map from what it found.
+ * - rebuilds the allocation map from what it found;
+ * - with `reseal`, stores every chunk with data again (re-encoded with the current key).
  * With dryRun it reports the same without changing anything.
  */
 export async function defrag(
   volume: ChunkVolume,
   store: ObjectStore,
   layout: LunLayout,
-  opts: { dryRun: boolean; onProgress?: Progress; parallel?: number },
+  opts: { dryRun: boolean; onProgress?: Progress; parallel?: number; reseal?: boolean },
 ): Promise<DefragReport> {
   const t0 = Date.now();
   const chunks: number[] = [];
@@ -67,7 +70,7 @@ export async function defrag(
   const present = new Set<number>();
   await forEachParallel(chunks.length, opts.parallel ?? 8, async (k) => {
     const index = chunks[k];
-    const r = await volume.scrubChunk(index, opts.dryRun);
+    const r = await volume.scrubChunk(index, opts.dryRun, opts.reseal ?? false);
     if (r === 'mapped' || r === 'busy' || r === 'corrupt' || (r === 'zero' && opts.dryRun)) present.add(index);
     if (r === 'corrupt') corrupt.push(layout.chunkKey(index));
     else if (r !== 'hole') counts[r]++;

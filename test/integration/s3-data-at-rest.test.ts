@@ -36,7 +36,7 @@ describe('data at rest against RGW: encryption, compression, cost counters (issu
   let target: TargetProcess;
   const key = randomBytes(32).toString('hex');
   // LUN 0 "disk0": compressed and encrypted; LUN 1 "disk1": compressed only.
-  const make = (k: string): TargetProcess =>
+  const make = (k: string, keyId = 'k1', previous = ''): TargetProcess =>
     s3Target(rgw, {
       bucket: BUCKET,
       endpoint: proxy.endpoint,
@@ -44,7 +44,7 @@ describe('data at rest against RGW: encryption, compression, cost counters (issu
       cache: '{ size: 32MiB, flushDelay: 50ms }',
       // Nothing here is killed: the production lease timing, not the short one of the kill tests.
       lease: '{ ttl: 20s, renewInterval: 3s }',
-      lun0Yaml: `        compression: zstd\n        encryption: { keyId: k1, key: "${k}" }`,
+      lun0Yaml: `        compression: zstd\n        encryption: { keyId: ${keyId}, key: "${k}"${previous ? `, previous: [${previous}]` : ''} }`,
       moreLunsYaml: `      - lun: 1
         name: disk1
         size: 256MiB
@@ -240,5 +240,74 @@ describe('data at rest against RGW: encryption, compression, cost counters (issu
     assert.match(info.stdout, /requests: +PUT (\d+), GET (\d+),/);
     const [, put] = /requests: +PUT (\d+)/.exec(info.stdout) ?? [];
     assert.ok(Number(put) >= counted.PUT, info.stdout);
+  });
+
+  it('a rotation, then defrag --rekey: every chunk sealed with the new key, the old one no longer needed', async () => {
+    assert.equal(await target.stop(), 0);
+    const k2 = randomBytes(32).toString('hex');
+    const rotated = make(k2, 'k2', `{ keyId: k1, key: "${key}" }`);
+    await rotated.start();
+    // A snapshot (served: through the admin endpoint), then an overwrite: the snapshot keeps
+    // chunk 1 as it was, sealed with k1.
+    const snap = await run(process.execPath, [MAIN, 'snapshot', 'create', 'disk0', 'before', '-c', rotated.configFile], {
+      env: rgw.env(),
+      timeoutMs: 60_000,
+    });
+    assert.equal(snap.code, 0, snap.stderr);
+    const w = await qemuIo(rotated.url(0), [`write -P 0x77 ${200 * MiB} 1M`, `write -P 0x78 ${MiB} 4k`, 'flush']);
+    assert.equal(w.code, 0, w.stderr);
+    assert.equal(await rotated.stop(), 0);
+    const keysOf = async (): Promise<Map<string, number>> => {
+      const store = rgw.store(BUCKET);
+      const byKey = new Map<string, number>();
+      try {
+        for await (const e of listAll(store, 'luns/disk0/')) {
+          if (!/\/chunks\/[0-9a-f]{16}$/.test(e.key) || e.size === 0) continue;
+          const id = (await store.head(e.key))?.metadata['s3tgt-key'] ?? 'none';
+          byKey.set(id, (byKey.get(id) ?? 0) + 1);
+        }
+      } finally {
+        await store.close();
+      }
+      return byKey;
+    };
+    const before = await keysOf();
+    assert.ok((before.get('k1') ?? 0) > 0 && (before.get('k2') ?? 0) > 0, JSON.stringify([...before]));
+    const r = await run(process.execPath, [MAIN, 'defrag', 'disk0', '--rekey', '--json', '-c', rotated.configFile], {
+      env: rgw.env(),
+      timeoutMs: 300_000,
+    });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.deepEqual(report.rekey.forgottenKeys, ['k1']);
+    assert.ok(report.rekey.snapshotChunks >= 1, JSON.stringify(report.rekey));
+    assert.equal(report.rekey.complete, true);
+    assert.deepEqual([...(await keysOf()).keys()], ['k2']);
+    // The old key can leave the configuration now.
+    const only = make(k2, 'k2');
+    await only.start();
+    try {
+      const back = path.join(only.dir, 'rekeyed.img');
+      await mustRun('qemu-img', ['dd', '-f', 'raw', '-O', 'raw', 'bs=1M', 'count=9', `if=${only.url(0)}`, `of=${back}`]);
+      const live = Buffer.concat(Array.from({ length: 8 * 256 }, () => pattern));
+      live.fill(0x78, 0, 4096);
+      assert.ok(readFileSync(back).subarray(MiB).equals(live));
+      const p = await qemuIo(only.url(0), [`read -P 0x77 ${200 * MiB} 1M`, `read -P 0x78 ${MiB} 4k`]);
+      assert.equal(p.code, 0, p.stderr);
+      assert.doesNotMatch(p.stdout, /Pattern verification failed/);
+    } finally {
+      await only.stop();
+    }
+    const ex = await run(
+      process.execPath,
+      [MAIN, 'export', 'disk0', path.join(target.dir, 'snap.img'), '--snapshot', 'before', '-c', only.configFile],
+      {
+        env: rgw.env(),
+        timeoutMs: 120_000,
+      },
+    );
+    assert.equal(ex.code, 0, ex.stderr);
+    const snapImage = readFileSync(path.join(target.dir, 'snap.img'));
+    assert.ok(snapImage.subarray(MiB, 9 * MiB).equals(Buffer.concat(Array.from({ length: 8 * 256 }, () => pattern))));
   });
 });

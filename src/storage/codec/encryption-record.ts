@@ -69,3 +69,20 @@ function parse(body: Buffer, key: string): EncryptionJson {
   }
   return { version: 1, keys, plaintext: r.get('plaintext').bool() };
 }
+
+/**
+ * After `defrag --rekey` sealed every chunk (live and snapshots) with the current key: the
+ * record keeps that key only, and no chunk in clear is accepted from then on. The older keys
+ * can then leave the configuration.
+ */
+export async function forgetOldKeys(store: ObjectStore, layout: LunLayout, uuid: string, codec: ChunkCodec): Promise<string[]> {
+  const ring = codec.settings.keys;
+  if (!ring) throw keyError(`LUN ${layout.name} has no "encryption" configured: nothing to rekey`);
+  const key = layout.recordKey(ENCRYPTION_RECORD);
+  const got = await store.get(key);
+  const old = got ? Object.keys(parse(got.body, key).keys).filter((id) => id !== ring.current.id) : [];
+  const next: EncryptionJson = { version: 1, keys: { [ring.current.id]: keyVerifier(ring.current, uuid) }, plaintext: false };
+  await store.put(key, Buffer.from(`${JSON.stringify(next, null, 2)}\n`), got ? { ifMatch: got.meta.etag } : { ifNoneMatch: '*' });
+  codec.plainAllowed = false;
+  return old;
+}
