@@ -1,6 +1,19 @@
 import { StorageError } from '../errors';
+import { CHUNK_SIZE } from '../layout';
 import type { CopyOptions, GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from '../object-store';
 import { type ChunkCodec, CODEC_META_KEY } from './chunk-codec';
+
+/**
+ * Buffers encoded objects are read into, shared by every LUN of the process: a chunk and room
+ * for the seal each, at most 16 kept (16 MiB), about the reads in flight at once.
+ */
+const SCRATCH: Buffer[] = [];
+const SCRATCH_KEPT = 16;
+const SCRATCH_BYTES = CHUNK_SIZE + 64 * 1024;
+
+function release(b: Buffer): void {
+  if (SCRATCH.length < SCRATCH_KEPT) SCRATCH.push(b);
+}
 
 /** A LUN's live or snapshot chunk key: `<root>/chunks/<i>` or `<root>/snapshots/<id>/chunks/<i>` (layout.ts). */
 const CHUNK_KEY_RE = /^(.*?)\/(?:snapshots\/[0-9]+\/)?chunks\/([0-9a-f]{16})$/;
@@ -42,13 +55,31 @@ export class CodecStore implements ObjectStore {
   async get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null> {
     const at = this.place(key);
     if (!at) return this.inner.get(key, range, opts);
-    // Whole objects only: a recycled chunk buffer fits a plain chunk; an encoded one is smaller or larger.
-    const got = await this.inner.get(key, undefined, opts);
-    if (!got || got.meta.size === 0) return got && range ? { ...got, body: got.body.subarray(0, 0) } : got;
-    const plain = got.meta.metadata[CODEC_META_KEY] === undefined && !this.codec.encrypted;
-    const decoded = plain
-      ? { body: got.body, metadata: got.meta.metadata }
-      : this.codec.decode(got.body, got.meta.metadata, this.chunkSize, { key, index: at.index }, this.lineage);
+    // Whole objects only. A plain chunk lands in the caller's recycled chunk buffer; an encoded
+    // one (smaller or larger) in one of our scratch buffers, free again once decoded (decoding
+    // is synchronous and keeps nothing of it), and its plaintext goes to a recycled buffer.
+    let scratch: Buffer | undefined;
+    const got = await this.inner.get(key, undefined, {
+      ...opts,
+      bodyBuffer: (n) => {
+        if (n === this.chunkSize) return opts?.bodyBuffer?.(n);
+        if (n > SCRATCH_BYTES) return undefined;
+        scratch = SCRATCH.pop() ?? Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+        return scratch.subarray(0, n);
+      },
+    });
+    // A failed request abandons the buffer it was given (object-store.ts): so does this.
+    if (!got || got.meta.size === 0) {
+      if (scratch) release(scratch);
+      return got && range ? { ...got, body: got.body.subarray(0, 0) } : got;
+    }
+    const encoded = got.meta.metadata[CODEC_META_KEY] !== undefined;
+    const into = encoded ? opts?.bodyBuffer?.(this.chunkSize) : undefined;
+    let decoded = this.codec.decode(got.body, got.meta.metadata, this.chunkSize, { key, index: at.index }, this.lineage, into);
+    if (scratch) {
+      if (decoded.body.buffer === scratch.buffer) decoded = { ...decoded, body: Buffer.from(decoded.body) };
+      release(scratch);
+    }
     if (decoded.body.length !== this.chunkSize) {
       throw new StorageError('data', `${key}: object holds ${decoded.body.length} bytes, expected ${this.chunkSize}`);
     }
