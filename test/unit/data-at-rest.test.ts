@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import { parseConfig } from '../../src/config/config';
+import { ConfigError } from '../../src/config/errors';
 import { ChunkVolume } from '../../src/storage/chunk-volume';
 import { ChunkCodec, CODEC_META_KEY, KEY_META_KEY, LUN_META_KEY, SEAL_OVERHEAD } from '../../src/storage/codec/chunk-codec';
 import { CodecStore } from '../../src/storage/codec/codec-store';
@@ -218,5 +223,98 @@ describe('an encrypted, compressed LUN through its volume (issue 19)', () => {
     const got = await coded.get(snapKey);
     assert.ok(got?.body.equals(text(CHUNK_SIZE)));
     await v2.close();
+  });
+});
+
+describe('CodecStore reads: scratch buffers never reach a caller', () => {
+  it('bodies returned earlier stay intact while later reads reuse the scratch buffers', async () => {
+    for (const keys of [undefined, new KeyRing(K1)]) {
+      const raw = new MemoryObjectStore();
+      const coded = new CodecStore(raw, new ChunkCodec({ compression: 'zstd', ...(keys ? { keys } : {}) }), CHUNK_SIZE);
+      coded.vouch('p/s', UUID_A);
+      const chunks = Array.from({ length: 24 }, (_, i) => (i % 3 === 0 ? randomBytes(CHUNK_SIZE) : text(CHUNK_SIZE).fill(i, 0, 100)));
+      for (const [i, c] of chunks.entries())
+        await coded.put(`p/s/chunks/${i.toString(16).padStart(16, '0')}`, c, { metadata: { [CRC_META_KEY]: segmentCrcs(c) } });
+      const given: Buffer[] = [];
+      const bodies: Buffer[] = [];
+      for (const [i] of chunks.entries()) {
+        const got = await coded.get(`p/s/chunks/${i.toString(16).padStart(16, '0')}`, undefined, {
+          bodyBuffer: (n) => {
+            const b = Buffer.alloc(n, 0xee);
+            given.push(b);
+            return b;
+          },
+        });
+        assert.ok(got);
+        bodies.push(got.body);
+      }
+      for (const [i, c] of chunks.entries())
+        assert.ok(bodies[i].equals(c), `chunk ${i} (${keys ? 'sealed' : 'compressed'}) changed after later reads`);
+      if (keys) assert.ok(bodies.filter((b) => given.includes(b)).length >= 8, "sealed raw chunks decrypt into the caller's buffers");
+    }
+  });
+});
+
+describe('configuration of data at rest: errors name the file, line and key', () => {
+  const lun = (extra: string): string => `s3: { bucket: vault }
+targets:
+  - iqn: iqn.2026-11.io.s3tgt:x
+    luns:
+      - lun: 0
+        name: v
+        store: s3
+        size: 1GiB
+${extra}`;
+  const fails = (extra: string, re: RegExp): void =>
+    assert.throws(
+      () => parseConfig(lun(extra), 'rest.yaml'),
+      (e: unknown) => e instanceof ConfigError && re.test(e.message),
+    );
+
+  it('reads a key inline, from the environment or from a file relative to the configuration', () => {
+    const hex = randomBytes(32).toString('hex');
+    process.env.S3TGT_TEST_KEY = randomBytes(32).toString('base64');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-keys-'));
+    writeFileSync(path.join(dir, 'old.key'), randomBytes(32));
+    try {
+      const c = parseConfig(
+        lun(`        compression: lz4
+        encryption:
+          keyId: new
+          key: "${hex}"
+          previous:
+            - { keyId: env, keyEnv: S3TGT_TEST_KEY }
+            - { keyId: file, keyFile: old.key }`),
+        path.join(dir, 'rest.yaml'),
+      );
+      const l = c.targets[0].luns[0];
+      assert.equal(l.compression, 'lz4');
+      assert.equal(l.encryption?.current.key.toString('hex'), hex);
+      assert.deepEqual(
+        l.encryption?.previous.map((k) => k.id),
+        ['env', 'file'],
+      );
+      assert.equal(c.s3?.prices.storageGbMonth, 0.023, 'the example price table by default');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      delete process.env.S3TGT_TEST_KEY;
+    }
+  });
+
+  it('refuses a short key, two sources, a missing variable or file, a bad key id, a reused id, an unknown codec', () => {
+    fails('        encryption: { keyId: k, key: "abcd" }', /^rest\.yaml:9:.*targets\[0\]\.luns\[0\]\.encryption\.key: a key is 32 bytes/);
+    fails(`        encryption: { keyId: k, key: "${'00'.repeat(32)}", keyEnv: X }`, /give exactly one of "key", "keyFile" or "keyEnv"/);
+    fails('        encryption: { keyId: k, keyEnv: S3TGT_NO_SUCH_VARIABLE }', /environment variable S3TGT_NO_SUCH_VARIABLE is not set/);
+    fails('        encryption: { keyId: k, keyFile: /nonexistent/k.key }', /cannot read key file \/nonexistent\/k\.key: ENOENT/);
+    fails(`        encryption: { keyId: "a b", key: "${'00'.repeat(32)}" }`, /encryption\.keyId: a key id is 1-32/);
+    fails(
+      `        encryption: { keyId: k, key: "${'00'.repeat(32)}", previous: [{ keyId: k, key: "${'11'.repeat(32)}" }] }`,
+      /previous\[0\]\.keyId: key id "k" is given twice/,
+    );
+    fails('        compression: gzip', /compression: expected one of "zstd", "lz4", "off", got "gzip"/);
+    assert.throws(
+      () => parseConfig(lun('').replace('s3: { bucket: vault }', 's3: { bucket: vault, prices: { put: -1 } }'), 'rest.yaml'),
+      /s3\.prices\.put: expected a price in dollars/,
+    );
   });
 });
