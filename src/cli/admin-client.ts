@@ -1,6 +1,12 @@
 import type { Config, PortalConfig } from '../config/config';
 import { CliError } from './errors';
 
+/** The URL of a path on a server's admin endpoint (a wildcard listen address is reached on loopback). */
+export function adminUrl(at: PortalConfig, path: string): string {
+  const host = at.host === '0.0.0.0' || at.host === '::' ? '127.0.0.1' : at.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${at.port}${path}`;
+}
+
 export interface AdminAnswer {
   readonly status: number;
   readonly body: Record<string, unknown> & { readonly error?: string };
@@ -18,8 +24,7 @@ export async function adminPost(
   at: PortalConfig | undefined = config.metrics.listen,
 ): Promise<AdminAnswer | undefined> {
   if (!at) return undefined;
-  const host = at.host === '0.0.0.0' || at.host === '::' ? '127.0.0.1' : at.host;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${at.port}${path}`;
+  const url = adminUrl(at, path);
   let res: Response;
   try {
     res = await fetch(url, { method: 'POST', signal: AbortSignal.timeout(timeoutMs) });
@@ -45,9 +50,8 @@ export async function adminPost(
 export async function serverMetrics(config: Config, timeoutMs: number): Promise<string | undefined> {
   const at = config.metrics.listen;
   if (!at) return undefined;
-  const host = at.host === '0.0.0.0' || at.host === '::' ? '127.0.0.1' : at.host;
   try {
-    const res = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${at.port}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
+    const res = await fetch(adminUrl(at, '/metrics'), { signal: AbortSignal.timeout(timeoutMs) });
     return res.ok ? await res.text() : undefined;
   } catch {
     return undefined;

@@ -5,6 +5,7 @@ import type { LunLayout } from '../storage/layout';
 import { listAll, type ObjectStore } from '../storage/object-store';
 import { forEachParallel } from '../util/parallel';
 import { ProgressBar } from '../util/progress';
+import { adminUrl } from './admin-client';
 import { CliError } from './errors';
 import { withLun } from './offline';
 
@@ -80,15 +81,11 @@ export function formatReport(r: DefragReport): string {
 export async function defragOnline(config: Config, lunName: string, dryRun: boolean): Promise<DefragReport> {
   const at = config.metrics.listen;
   if (!at) throw new CliError('CLI_ERR_USAGE', `--online needs metrics.listen in ${config.file} (the server's admin endpoint)`);
-  const host = at.host === '0.0.0.0' || at.host === '::' ? '127.0.0.1' : at.host;
-  const res = await fetch(
-    `http://${host.includes(':') ? `[${host}]` : host}:${at.port}/admin/defrag/${encodeURIComponent(lunName)}${dryRun ? '?dryRun=1' : ''}`,
-    {
-      method: 'POST',
+  const res = await fetch(adminUrl(at, `/admin/defrag/${encodeURIComponent(lunName)}${dryRun ? '?dryRun=1' : ''}`), { method: 'POST' }).catch(
+    (e: unknown) => {
+      throw new CliError('CLI_ERR_IO', `cannot reach the server at ${at.host}:${at.port}: ${(e as Error).message}`);
     },
-  ).catch((e: unknown) => {
-    throw new CliError('CLI_ERR_IO', `cannot reach the server at ${host}:${at.port}: ${(e as Error).message}`);
-  });
+  );
   const body = (await res.json()) as DefragReport & { error?: string };
   if (!res.ok) throw new CliError(res.status === 404 ? 'CLI_ERR_NO_LUN' : 'CLI_ERR_IO', body.error ?? `HTTP ${res.status}`);
   return body;

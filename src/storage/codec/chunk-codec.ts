@@ -53,6 +53,13 @@ export interface Encoded {
  * bucket confirm a guess of a 64 KiB block's content.
  */
 export class ChunkCodec {
+  /**
+   * Whether a chunk in clear is accepted on an encrypted LUN: only on one that existed before
+   * encryption was turned on, until `defrag --rekey` sealed them all. Set once, from
+   * records/encryption.json, before the LUN's volume opens (encryption-record.ts).
+   */
+  plainAllowed = false;
+
   constructor(readonly settings: CodecSettings) {}
 
   get encrypted(): boolean {
@@ -160,12 +167,6 @@ export class ChunkCodec {
     const { [CODEC_META_KEY]: _c, [KEY_META_KEY]: _k, [LUN_META_KEY]: _l, ...clear } = metadata;
     return { body: unpack(packer, payload, size, at.key), metadata: { ...clear, ...sealed } };
   }
-
-  /**
-   * Whether a chunk in clear is accepted on an encrypted LUN: only on one that existed before
-   * encryption was turned on (records/encryption.json), until `defrag --rekey` sealed them all.
-   */
-  plainAllowed = false;
 }
 
 /**

@@ -13,11 +13,11 @@ interface Codec {
 }
 
 /**
- * zstd (level 1: ~5 ms per incompressible MiB here, about the cost of the upload's own CRC
- * and TLS work) and LZ4 (lz4-napi's size-prefixed block: cheaper, compresses less). Both
- * native (N-API: one binary for Node 20, 22 and 24); Node's own zlib has zstd from 22.15/23.8
- * only. A frame whose declared size is not the chunk's is refused before decompression, so
- * an object crafted to expand (a "bomb") costs nothing.
+ * zstd at level 1 (its fastest regular level: about 5 ms per incompressible MiB here, after
+ * which the chunk is stored raw; BENCH_ONLY=codec measures both) and LZ4 (lz4-napi's size-prefixed block: cheaper, compresses less). Both native
+ * (N-API: one binary for Node 20, 22 and 24); Node's own zlib has zstd from 22.15/23.8 only. A
+ * frame whose declared size is not the chunk's is refused before decompression, so an object
+ * crafted to expand (a "bomb") costs nothing.
  */
 const CODECS: Record<Compressor, Codec> = {
   zstd: {
