@@ -58,6 +58,7 @@ export class Backends {
         // Above the pool's limit: the lease's control requests never wait for a socket behind data I/O.
         maxSockets: c.concurrency + 16,
         contentMd5: c.contentMd5,
+        ...(c.serverSideEncryption ? { sse: c.serverSideEncryption } : {}),
       });
       const bounds = { requestTimeoutMs: c.requestTimeoutMs, retryDeadlineMs: c.retryDeadlineMs };
       try {

@@ -6,8 +6,9 @@ import type { Compression } from '../storage/codec/compression';
 import { DEFAULT_UPLOADS_WHILE_READING } from '../storage/io-pool';
 import { validLunName } from '../storage/layout';
 import type { PriceTable } from '../storage/lun-costs';
+import type { ServerSideEncryption } from '../storage/s3-sse';
 import { type ClusterConfig, parseCluster } from './cluster';
-import { type EncryptionConfig, parseCompression, parseEncryption, parsePrices } from './data-at-rest';
+import { type EncryptionConfig, parseCompression, parseEncryption, parsePrices, parseServerSideEncryption } from './data-at-rest';
 import { ConfigError } from './errors';
 import { Locator, Reader } from './reader';
 
@@ -30,6 +31,8 @@ export interface S3Config {
   readonly contentMd5: boolean;
   /** What the bucket's provider charges: the LUNs' estimated monthly cost (metrics, `lun info`). */
   readonly prices: PriceTable;
+  /** Server-side encryption of every object (docs/data-at-rest.md). */
+  readonly serverSideEncryption?: ServerSideEncryption;
 }
 
 export interface LunConfig {
@@ -172,7 +175,7 @@ export function parseConfig(text: string, file: string): Config {
   if (disc.present) disc.object(['chap']);
   if (targets.length === 0) root.get('targets').fail('at least one target is required');
   checkUnique(root, targets);
-  const s3 = parseS3(root.get('s3'));
+  const s3 = parseS3(root.get('s3'), baseDir);
   const journal = parseJournal(root.get('journal'), baseDir);
   const cluster = parseCluster(root.get('cluster'), parsePortal);
   if (cluster) checkCluster(root, cluster, targets);
@@ -247,7 +250,7 @@ function parsePortal(r: Reader): PortalConfig {
   return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }
 
-function parseS3(r: Reader): S3Config | undefined {
+function parseS3(r: Reader, baseDir: string): S3Config | undefined {
   if (!r.present) return undefined;
   r.object([
     'endpoint',
@@ -261,6 +264,7 @@ function parseS3(r: Reader): S3Config | undefined {
     'retryDeadline',
     'contentMd5',
     'prices',
+    'serverSideEncryption',
   ]);
   const endpointR = r.get('endpoint');
   const endpoint = endpointR.optionalString();
@@ -276,6 +280,7 @@ function parseS3(r: Reader): S3Config | undefined {
   const uploadsR = r.get('uploadsWhileReading');
   const uploadsWhileReading = uploadsR.int(DEFAULT_UPLOADS_WHILE_READING, 1, 1024);
   if (uploadsWhileReading > concurrency) uploadsR.fail(`${uploadsWhileReading} is more than s3.concurrency (${concurrency})`);
+  const sse = parseServerSideEncryption(r.get('serverSideEncryption'), baseDir);
   return {
     endpoint,
     region: r.get('region').string('us-east-1'),
@@ -288,6 +293,7 @@ function parseS3(r: Reader): S3Config | undefined {
     retryDeadlineMs: r.get('retryDeadline').duration(15_000),
     contentMd5: r.get('contentMd5').bool(false),
     prices: parsePrices(r.get('prices')),
+    ...(sse ? { serverSideEncryption: sse } : {}),
   };
 }
 

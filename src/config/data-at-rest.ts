@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import type { Compression } from '../storage/codec/compression';
 import { type ChunkKey, KEY_ID_RE, parseKeyMaterial } from '../storage/codec/keys';
 import { EXAMPLE_PRICES, type PriceTable, type S3Request } from '../storage/lun-costs';
+import type { ServerSideEncryption } from '../storage/s3-sse';
 import type { Reader } from './reader';
 
 /** A LUN's `encryption`: the key new chunks are sealed with, and older ones still read. */
@@ -78,4 +79,27 @@ export function parsePrices(r: Reader): PriceTable {
   const per1000 = { ...EXAMPLE_PRICES.per1000 };
   for (const [k, req] of Object.entries(keys)) per1000[req] = r.get(k).price(EXAMPLE_PRICES.per1000[req]);
   return { storageGbMonth: r.get('storageGbMonth').price(EXAMPLE_PRICES.storageGbMonth), per1000 };
+}
+
+/**
+ * `s3.serverSideEncryption: { type: SSE-S3 | SSE-KMS | SSE-C, kmsKeyId, key | keyFile | keyEnv }`:
+ * what the S3 server encrypts every object with (src/storage/s3-sse.ts). SSE-C takes a key
+ * like `encryption:` does; SSE-KMS an optional key id (else the bucket's default).
+ */
+export function parseServerSideEncryption(r: Reader, baseDir: string): ServerSideEncryption | undefined {
+  if (!r.present) return undefined;
+  r.object(['type', 'kmsKeyId', 'key', 'keyFile', 'keyEnv']);
+  const type = r.get('type').oneOf(['SSE-S3', 'SSE-KMS', 'SSE-C'] as const);
+  const keyGiven = ['key', 'keyFile', 'keyEnv'].filter((k) => r.get(k).present);
+  if (type !== 'SSE-C' && keyGiven.length > 0) r.get(keyGiven[0]).fail(`${type} takes no key of ours (only SSE-C does)`);
+  if (type !== 'SSE-KMS' && r.get('kmsKeyId').present) r.get('kmsKeyId').fail('only SSE-KMS takes a kmsKeyId');
+  if (type === 'SSE-S3') return { type };
+  if (type === 'SSE-KMS') {
+    const id = r.get('kmsKeyId').optionalString();
+    return id ? { type, kmsKeyId: id } : { type };
+  }
+  if (keyGiven.length !== 1) r.fail('SSE-C needs exactly one of "key", "keyFile" or "keyEnv"', 'key', [...r.path, keyGiven[1] ?? 'key']);
+  const at = r.get(keyGiven[0]);
+  const key = parseKeyMaterial(material(keyGiven[0], at, baseDir));
+  return typeof key === 'string' ? at.fail(key) : { type, key };
 }

@@ -17,6 +17,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { abortReason } from '../util/clock';
 import { StorageError } from './errors';
 import type { CopyOptions, GetResult, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from './object-store';
+import { type ServerSideEncryption, sseForCopySource, sseForRead, sseForWrite } from './s3-sse';
 
 export interface S3StoreOptions {
   /** Omit for AWS; set for RGW, MinIO and friends. */
@@ -34,6 +35,8 @@ export interface S3StoreOptions {
   readonly contentMd5: boolean;
   /** Static credentials (tests); otherwise the AWS SDK default chain (env, profile, IMDS). */
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
+  /** Server-side encryption of every object (s3-sse.ts); none by default. */
+  readonly sse?: ServerSideEncryption;
 }
 
 /** The SDK's per-call options: an abort signal cancels the HTTP request itself. */
@@ -136,6 +139,7 @@ export class S3ObjectStore implements ObjectStore {
           Bucket: this.opts.bucket,
           Key: key,
           ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {}),
+          ...sseForRead(this.opts.sse),
         }),
         sendOptions(ro),
       );
@@ -156,7 +160,10 @@ export class S3ObjectStore implements ObjectStore {
 
   async head(key: string, ro?: RequestOptions): Promise<ObjectMeta | null> {
     try {
-      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.opts.bucket, Key: key }), sendOptions(ro));
+      const res = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.opts.bucket, Key: key, ...sseForRead(this.opts.sse) }),
+        sendOptions(ro),
+      );
       return { size: res.ContentLength ?? 0, etag: etagOf(res.ETag), metadata: res.Metadata ?? {} };
     } catch (e) {
       const err = classify(e, `HEAD ${key}`);
@@ -177,6 +184,7 @@ export class S3ObjectStore implements ObjectStore {
           ...(opts.metadata ? { Metadata: { ...opts.metadata } } : {}),
           ...(opts.ifNoneMatch ? { IfNoneMatch: opts.ifNoneMatch } : {}),
           ...(opts.ifMatch !== undefined ? { IfMatch: opts.ifMatch } : {}),
+          ...sseForWrite(this.opts.sse),
         }),
         sendOptions(opts),
       );
@@ -199,6 +207,8 @@ export class S3ObjectStore implements ObjectStore {
           Key: to,
           CopySource: `${this.opts.bucket}/${from.split('/').map(encodeURIComponent).join('/')}`,
           MetadataDirective: 'COPY',
+          ...sseForCopySource(this.opts.sse),
+          ...sseForWrite(this.opts.sse),
         }),
         sendOptions(opts),
       );

@@ -92,6 +92,11 @@ rgw frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1
 rgw thread pool size = 256
 rgw enable usage log = false
 rgw enable ops log = false
+# Server-side encryption for test/integration/s3-sse.test.ts: SSE-C over plain HTTP (loopback
+# only), and SSE-KMS with the "testing" backend's static key (a fixed test value, not a secret).
+rgw crypt require ssl = false
+rgw crypt s3 kms backend = testing
+rgw crypt s3 kms encryption keys = testkey-1=c3RhdGljIHRlc3Qga2V5IGZvciBzM3RndCBzc2UtMDE=
 CONF
 
 kt() { ceph-authtool "$dir/keyring" "$@" >/dev/null; }

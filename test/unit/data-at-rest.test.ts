@@ -311,6 +311,15 @@ ${extra}`;
       `        encryption: { keyId: k, key: "${'00'.repeat(32)}", previous: [{ keyId: k, key: "${'11'.repeat(32)}" }] }`,
       /previous\[0\]\.keyId: key id "k" is given twice/,
     );
+    const s3 = (sse: string): string => lun('').replace('s3: { bucket: vault }', `s3: { bucket: vault, serverSideEncryption: ${sse} }`);
+    assert.deepEqual(parseConfig(s3('{ type: SSE-KMS, kmsKeyId: k-1 }'), 'rest.yaml').s3?.serverSideEncryption, { type: 'SSE-KMS', kmsKeyId: 'k-1' });
+    assert.equal(parseConfig(s3(`{ type: SSE-C, key: "${'ab'.repeat(32)}" }`), 'rest.yaml').s3?.serverSideEncryption?.type, 'SSE-C');
+    assert.throws(() => parseConfig(s3('{ type: SSE-C }'), 'rest.yaml'), /SSE-C needs exactly one of "key", "keyFile" or "keyEnv"/);
+    assert.throws(
+      () => parseConfig(s3(`{ type: SSE-S3, key: "${'ab'.repeat(32)}" }`), 'rest.yaml'),
+      /serverSideEncryption\.key: SSE-S3 takes no key of ours/,
+    );
+    assert.throws(() => parseConfig(s3('{ type: SSE-X }'), 'rest.yaml'), /serverSideEncryption\.type: expected one of "SSE-S3", "SSE-KMS", "SSE-C"/);
     fails('        compression: gzip', /compression: expected one of "zstd", "lz4", "off", got "gzip"/);
     assert.throws(
       () => parseConfig(lun('').replace('s3: { bucket: vault }', 's3: { bucket: vault, prices: { put: -1 } }'), 'rest.yaml'),
