@@ -1,7 +1,7 @@
 import type { LunConfig } from '../config/config';
 import { ChunkVolume } from '../storage/chunk-volume';
 import { ChunkCodec } from '../storage/codec/chunk-codec';
-import { CodecStore } from '../storage/codec/codec-store';
+import { codecStore } from '../storage/codec/codec-store';
 import { checkKeys } from '../storage/codec/encryption-record';
 import { KeyRing } from '../storage/codec/keys';
 import { StorageError } from '../storage/errors';
@@ -10,7 +10,7 @@ import { LunJournal } from '../storage/journal/lun-journal';
 import type { JournalRecord } from '../storage/journal/record';
 import { type ReplayResult, replayInto } from '../storage/journal/replay';
 import { replayDecision } from '../storage/journal/replay-policy';
-import { CHUNK_SIZE, type LunLayout } from '../storage/layout';
+import type { LunLayout } from '../storage/layout';
 import { Lease, type LeaseRecord, type LeaseTiming } from '../storage/lease';
 import type { ObjectStore } from '../storage/object-store';
 import { SnapshotCatalog } from '../storage/snapshots/catalog';
@@ -69,7 +69,7 @@ export async function openLun(
   const conditionalWrites = cluster !== undefined;
   const replica = cluster?.replica;
   const codec = lunCodec(lun);
-  const data = codec.active ? new CodecStore(store, codec, CHUNK_SIZE) : store;
+  const data = codecStore(store, codec) ?? store;
   // The journal's records are keyed by the LUN's UUID, read before the lease (read only) so
   // that the takeover's PUT can vouch for the holders they were written under.
   const early = journal ? await readVolumeInfo(store, layout) : null;
@@ -194,7 +194,7 @@ export async function openSnapshotLun(store: ObjectStore, layout: LunLayout, lun
   if (!info) throw new StorageError('invalid', `LUN ${lun.name}: LUN "${of.lun}" does not exist in the store`, { code: 'STORE_ERR_SNAPSHOT' });
   const codec = lunCodec(lun);
   await checkKeys(store, layout, info.uuid, codec, false, true);
-  const data = codec.active ? new CodecStore(store, codec, CHUNK_SIZE) : store;
+  const data = codecStore(store, codec) ?? store;
   const catalog = await SnapshotCatalog.load(store, layout);
   const s = catalog.find(of.snapshot);
   if (!s)

@@ -45,9 +45,8 @@ export interface ServedLun {
   readonly replaySeconds: number;
   /** Snapshots the LUN has (from its catalog at open, updated by the admin endpoint). */
   snapshots: number;
-  /** Its requests to the object store and their bytes, counted since `costsSince` (Date.now()). */
+  /** Its requests to the object store and their bytes, counted since `costs.since`. */
   readonly costs: LunCosts;
-  readonly costsSince: number;
 }
 
 /**
@@ -183,7 +182,6 @@ export class Service {
         if (this.config.cluster && !lun.snapshotOf) return this.openClusterLun(target, lun);
         const { backend, layout } = this.backends.for(lun);
         const costs = backend.stats.costsOf(layout.root);
-        const costsSince = Date.now();
         const o = lun.snapshotOf
           ? { volume: await openSnapshotLun(backend.store, layout, lun), lease: undefined, preserving: undefined, replay: undefined }
           : await openLun(backend.store, layout, lun, this.config.lease, this.journal);
@@ -213,7 +211,6 @@ export class Service {
           replaySeconds: o.replay?.seconds ?? 0,
           snapshots: o.preserving ? (await SnapshotCatalog.load(backend.store, layout)).snapshots.length : 0,
           costs,
-          costsSince,
         });
         log.info('LUN ready', { target, lun: lun.lun, name: lun.name, size: volume.info.sizeBytes, store: backend.store.description });
       }),
@@ -230,7 +227,6 @@ export class Service {
     const cluster = this.config.cluster;
     if (!cluster) throw new Error('not a cluster');
     const { backend, layout } = this.backends.for(lun);
-    const costsSince = Date.now();
     const groups = cluster.nodes.map((n) => ({ id: n.tpg, node: n.name }));
     const local = groups.find((g) => g.node === cluster.self.name);
     if (!local) throw new Error(`node ${cluster.self.name} is not in the cluster`);
@@ -274,7 +270,6 @@ export class Service {
           replaySeconds: o.replay?.seconds ?? 0,
           snapshots: 0,
           costs: backend.stats.costsOf(layout.root),
-          costsSince,
         });
       },
       onInactive: () => this.luns.delete(lun.name),
@@ -323,7 +318,7 @@ export class Service {
           allocatedBytes: s.volume.allocatedBytes,
           monthlyCost:
             s.config.store === 's3' && this.config.s3
-              ? monthlyCost(this.config.s3.prices, s.volume.allocatedBytes, s.costs, (Date.now() - s.costsSince) / 1000)
+              ? monthlyCost(this.config.s3.prices, s.volume.allocatedBytes, s.costs, (Date.now() - s.costs.since) / 1000)
               : undefined,
         })),
       journal: () => {

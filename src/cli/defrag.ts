@@ -1,7 +1,7 @@
 import type { Config } from '../config/config';
 import { forgetOldKeys } from '../storage/codec/encryption-record';
 import { type DefragReport, defrag } from '../storage/defrag';
-import type { LunLayout } from '../storage/layout';
+import { chunkKeyPlace, type LunLayout } from '../storage/layout';
 import { listAll, type ObjectStore } from '../storage/object-store';
 import { forEachParallel } from '../util/parallel';
 import { ProgressBar } from '../util/progress';
@@ -44,7 +44,7 @@ export async function defragOffline(config: Config, lunName: string, opts: { dry
 async function resealSnapshots(store: ObjectStore, layout: LunLayout): Promise<number> {
   const keys: string[] = [];
   for await (const e of listAll(store, `${layout.root}/snapshots/`, { lane: 'background' })) {
-    if (e.size > 0 && /\/chunks\/[0-9a-f]{16}$/.test(e.key)) keys.push(e.key);
+    if (e.size > 0 && chunkKeyPlace(e.key)) keys.push(e.key);
   }
   await forEachParallel(keys.length, 8, async (k) => {
     const got = await store.get(keys[k], undefined, { lane: 'background' });

@@ -3,9 +3,9 @@ import { Backends } from '../app/stores';
 import type { Config, LunConfig } from '../config/config';
 import { ChunkVolume } from '../storage/chunk-volume';
 import type { ChunkCodec } from '../storage/codec/chunk-codec';
-import { CodecStore } from '../storage/codec/codec-store';
+import { codecStore } from '../storage/codec/codec-store';
 import { checkKeys } from '../storage/codec/encryption-record';
-import { CHUNK_SIZE, type LunLayout } from '../storage/layout';
+import type { LunLayout } from '../storage/layout';
 import { Lease } from '../storage/lease';
 import type { ObjectStore } from '../storage/object-store';
 import { lunDataStore } from '../storage/snapshots/preserving-store';
@@ -60,7 +60,7 @@ export async function withLun<T>(config: Config, name: string, purpose: string, 
       // Read under the lease: nobody changes it while we work.
       const info = await readVolumeInfo(backend.store, layout);
       const codec = lunCodec(lun);
-      const coded = codec.active ? new CodecStore(backend.store, codec, CHUNK_SIZE) : undefined;
+      const coded = codecStore(backend.store, codec);
       if (info) await checkKeys(lease.gate.bind(backend.store), layout, info.uuid, codec, false);
       // A LUN with snapshots: every chunk the command overwrites is preserved first.
       const data = await lunDataStore(coded ?? backend.store, layout, info);

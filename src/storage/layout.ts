@@ -34,6 +34,20 @@ function indexUnder(prefix: string, key: string): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
+/** A LUN's live or snapshot chunk key: `<root>/chunks/<i>` or `<root>/snapshots/<id>/chunks/<i>`. */
+const ANY_CHUNK_KEY = /^(.*?)\/(?:snapshots\/[0-9]+\/)?chunks\/([0-9a-f]{16})$/;
+
+/**
+ * The LUN root and chunk index of any LUN's live or snapshot chunk key, or undefined for any
+ * other key (a store that serves several LUNs' chunks: a clone's parents, a LUN's snapshots).
+ */
+export function chunkKeyPlace(key: string): { root: string; index: number } | undefined {
+  const m = ANY_CHUNK_KEY.exec(key);
+  if (!m) return undefined;
+  const index = Number.parseInt(m[2], 16);
+  return Number.isSafeInteger(index) ? { root: m[1], index } : undefined;
+}
+
 export class LunLayout {
   readonly root: string;
   private readonly prefix: string;

@@ -21,6 +21,8 @@ const BILLED_AS: Readonly<Record<StoreOp, S3Request>> = {
  * the server's log). Bytes are the bodies sent and received, encoded (compressed, sealed).
  */
 export class LunCosts {
+  /** When counting began (Date.now()): the request rate is over this span. */
+  readonly since = Date.now();
   readonly requests: Record<S3Request, number> = { PUT: 0, GET: 0, HEAD: 0, LIST: 0, COPY: 0, DELETE: 0 };
   bytesIn = 0;
   bytesOut = 0;

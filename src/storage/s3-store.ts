@@ -92,10 +92,17 @@ export class S3ObjectStore implements ObjectStore {
   readonly description: string;
   private readonly client: S3Client;
   private readonly agent: http.Agent;
+  /** The server-side encryption parameters of each kind of request, made once (SSE-C: key and MD5). */
+  private readonly sse: {
+    readonly read: Record<string, string>;
+    readonly write: Record<string, string>;
+    readonly copySource: Record<string, string>;
+  };
 
   constructor(private readonly opts: S3StoreOptions) {
     // Node 20 is supported on purpose (package.json pins an SDK release that runs on it).
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    this.sse = { read: sseForRead(opts.sse), write: sseForWrite(opts.sse), copySource: sseForCopySource(opts.sse) };
     this.description = `s3://${opts.bucket}${opts.endpoint ? ` at ${opts.endpoint}` : ''}`;
     const secure = opts.endpoint ? opts.endpoint.startsWith('https:') : true;
     this.agent = secure
@@ -139,7 +146,7 @@ export class S3ObjectStore implements ObjectStore {
           Bucket: this.opts.bucket,
           Key: key,
           ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {}),
-          ...sseForRead(this.opts.sse),
+          ...this.sse.read,
         }),
         sendOptions(ro),
       );
@@ -160,10 +167,7 @@ export class S3ObjectStore implements ObjectStore {
 
   async head(key: string, ro?: RequestOptions): Promise<ObjectMeta | null> {
     try {
-      const res = await this.client.send(
-        new HeadObjectCommand({ Bucket: this.opts.bucket, Key: key, ...sseForRead(this.opts.sse) }),
-        sendOptions(ro),
-      );
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.opts.bucket, Key: key, ...this.sse.read }), sendOptions(ro));
       return { size: res.ContentLength ?? 0, etag: etagOf(res.ETag), metadata: res.Metadata ?? {} };
     } catch (e) {
       const err = classify(e, `HEAD ${key}`);
@@ -184,7 +188,7 @@ export class S3ObjectStore implements ObjectStore {
           ...(opts.metadata ? { Metadata: { ...opts.metadata } } : {}),
           ...(opts.ifNoneMatch ? { IfNoneMatch: opts.ifNoneMatch } : {}),
           ...(opts.ifMatch !== undefined ? { IfMatch: opts.ifMatch } : {}),
-          ...sseForWrite(this.opts.sse),
+          ...this.sse.write,
         }),
         sendOptions(opts),
       );
@@ -207,8 +211,8 @@ export class S3ObjectStore implements ObjectStore {
           Key: to,
           CopySource: `${this.opts.bucket}/${from.split('/').map(encodeURIComponent).join('/')}`,
           MetadataDirective: 'COPY',
-          ...sseForCopySource(this.opts.sse),
-          ...sseForWrite(this.opts.sse),
+          ...this.sse.copySource,
+          ...this.sse.write,
         }),
         sendOptions(opts),
       );

@@ -2,7 +2,7 @@ import { type Cipher, createCipheriv, createDecipheriv, type Decipher, hkdfSync,
 import { invariant } from '../../util/invariant';
 import { StorageError } from '../errors';
 import { CRC_META_KEY } from '../integrity';
-import { type Compression, type Compressor, compress, decompress } from './compression';
+import { COMPRESSORS, type Compression, type Compressor, compress, decompress } from './compression';
 import type { KeyRing } from './keys';
 
 /**
@@ -102,6 +102,11 @@ export class ChunkCodec {
     return { body, metadata: { ...clear, [CODEC_META_KEY]: codec, [KEY_META_KEY]: k.id, [LUN_META_KEY]: uuid } };
   }
 
+  /** A chunk stored in clear is refused on a LUN created encrypted (see plainAllowed). */
+  private checkClearAllowed(at: ChunkPlace): void {
+    if (this.encrypted && !this.plainAllowed) throw new StorageError('data', `${at.key}: chunk object is not encrypted, on a LUN created encrypted`);
+  }
+
   /**
    * The chunk an object holds (`size` bytes) and its metadata as it was before encoding.
    * `lineage` says which LUN UUIDs may have sealed a chunk this LUN reads (itself, and for a
@@ -118,22 +123,20 @@ export class ChunkCodec {
   ): Encoded {
     const codec = metadata[CODEC_META_KEY];
     if (codec === undefined) {
-      if (this.encrypted && !this.plainAllowed)
-        throw new StorageError('data', `${at.key}: chunk object is not encrypted, on a LUN created encrypted`);
+      this.checkClearAllowed(at);
       return { body, metadata };
     }
     const [format, packer, cipher, ...rest] = codec.split('/');
     if (
       format !== FORMAT ||
       rest.length > 0 ||
-      (packer !== 'raw' && packer !== 'zstd' && packer !== 'lz4') ||
+      (packer !== 'raw' && !COMPRESSORS.includes(packer as Compressor)) ||
       (cipher !== 'none' && cipher !== CIPHER)
     ) {
       throw new StorageError('data', `${at.key}: unknown chunk encoding "${codec}" (this s3tgt reads ${FORMAT})`);
     }
     if (cipher === 'none') {
-      if (this.encrypted && !this.plainAllowed)
-        throw new StorageError('data', `${at.key}: chunk object is not encrypted, on a LUN created encrypted`);
+      this.checkClearAllowed(at);
       return { body: unpack(packer, body, size, at.key), metadata };
     }
     const ring = this.settings.keys;

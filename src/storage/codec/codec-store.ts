@@ -1,5 +1,5 @@
 import { StorageError } from '../errors';
-import { CHUNK_SIZE } from '../layout';
+import { CHUNK_SIZE, chunkKeyPlace } from '../layout';
 import type { CopyOptions, GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from '../object-store';
 import { type ChunkCodec, CODEC_META_KEY } from './chunk-codec';
 
@@ -15,8 +15,10 @@ function release(b: Buffer): void {
   if (SCRATCH.length < SCRATCH_KEPT) SCRATCH.push(b);
 }
 
-/** A LUN's live or snapshot chunk key: `<root>/chunks/<i>` or `<root>/snapshots/<id>/chunks/<i>` (layout.ts). */
-const CHUNK_KEY_RE = /^(.*?)\/(?:snapshots\/[0-9]+\/)?chunks\/([0-9a-f]{16})$/;
+/** The store a LUN's chunks go through when its codec encodes them; undefined when it does not. */
+export function codecStore(store: ObjectStore, codec: ChunkCodec): CodecStore | undefined {
+  return codec.active ? new CodecStore(store, codec, CHUNK_SIZE) : undefined;
+}
 
 /**
  * The store a LUN with compression or encryption reads and writes its chunks through (under
@@ -47,13 +49,8 @@ export class CodecStore implements ObjectStore {
     this.lineage.add(uuid);
   }
 
-  private place(key: string): { root: string; index: number } | undefined {
-    const m = CHUNK_KEY_RE.exec(key);
-    return m ? { root: m[1], index: Number.parseInt(m[2], 16) } : undefined;
-  }
-
   async get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null> {
-    const at = this.place(key);
+    const at = chunkKeyPlace(key);
     if (!at) return this.inner.get(key, range, opts);
     // Whole objects only. A plain chunk lands in the caller's recycled chunk buffer; an encoded
     // one (smaller or larger) in one of our scratch buffers, free again once decoded (decoding
@@ -93,7 +90,7 @@ export class CodecStore implements ObjectStore {
   }
 
   put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }> {
-    const at = this.place(key);
+    const at = chunkKeyPlace(key);
     if (!at || body.length === 0) return this.inner.put(key, body, opts);
     const uuid = this.uuids.get(at.root);
     if (uuid === undefined) throw new StorageError('internal', `${key}: no LUN UUID known for ${at.root}; refusing to write a chunk unsealed`);
