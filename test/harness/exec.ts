@@ -15,7 +15,8 @@ export function run(cmd: string, args: readonly string[], opts: { timeoutMs?: nu
       { timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...opts.env } },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+        const killed = err?.killed ? `\n[killed by ${err.signal ?? 'a signal'}: no exit within ${opts.timeoutMs ?? 120_000} ms]` : '';
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) + killed });
       },
     );
   });

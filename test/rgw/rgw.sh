@@ -5,7 +5,9 @@
 #   rgw.sh start DIR RGW_PORT MON_PORT   -> prints S3_ENDPOINT=..., exits when S3 answers
 #   rgw.sh stop DIR                      -> stops the daemons it started and removes DIR
 #
-# Environment: OBJECTSTORE=memstore|bluestore (default memstore), ACCESS_KEY, SECRET_KEY.
+# Environment: OBJECTSTORE=memstore|bluestore (default memstore), ACCESS_KEY, SECRET_KEY,
+# START_TIMEOUT (seconds for the whole start, default 90; on expiry the daemons are stopped and
+# the tail of each log is printed, so a caller can retry with fresh ports).
 # Needs: apt-get install --no-install-recommends radosgw ceph-mon ceph-osd ceph-common
 set -euo pipefail
 
@@ -18,7 +20,7 @@ store=${OBJECTSTORE:-memstore}
 is_running() { # pidfile -> true when the process lives and is not a zombie
   [ -f "$1" ] || return 1
   local pid; pid=$(cat "$1")
-  [ -r "/proc/$pid/stat" ] && [ "$(awk '{print $3}' "/proc/$pid/stat")" != Z ]
+  [ -r "/proc/$pid/stat" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]
 }
 
 stop_all() {
@@ -105,7 +107,7 @@ kt --gen-key -n client.admin --cap mon 'allow *' --cap osd 'allow *' --cap mgr '
 kt --gen-key -n osd.0 --cap mon 'allow profile osd' --cap osd 'allow *' --cap mgr 'allow profile osd'
 kt --gen-key -n client.rgw --cap mon 'allow rw' --cap osd 'allow rwx' --cap mgr 'allow rw'
 monmaptool --create --clobber --fsid "$fsid" --addv a "[v1:127.0.0.1:$mon_port]" "$dir/monmap" >/dev/null
-ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/keyring"
+timeout 60 ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/keyring"
 
 daemon() { # name command...: run in the foreground mode, in the background, remember the pid
   local name=$1; shift
@@ -113,26 +115,38 @@ daemon() { # name command...: run in the foreground mode, in the background, rem
   echo $! >"$dir/$name.pid"
 }
 ceph_() { timeout 15 ceph -c "$conf" --connect-timeout 5 "$@"; }
-wait_for() { # seconds description command...
-  local n=$1 what=$2; shift 2
-  for _ in $(seq 1 $((n * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-  echo "timed out waiting for $what; logs in $dir/log" >&2
+# One wall-clock budget for the whole start: a step that hangs (a command's own timeout is up
+# to 15 s per try) cannot stretch the start past it.
+deadline=$((SECONDS + ${START_TIMEOUT:-90}))
+show_logs() {
+  for f in "$dir"/log/*.out "$dir"/log/mon.a.log "$dir"/log/osd.0.log "$dir"/log/client.rgw.log; do
+    [ -s "$f" ] || continue
+    echo "--- tail of $f" >&2
+    tail -n 8 "$f" >&2
+  done
+}
+wait_for() { # description command...
+  local what=$1; shift
+  while [ "$SECONDS" -lt "$deadline" ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "timed out after ${START_TIMEOUT:-90} s waiting for $what; logs in $dir/log" >&2
   return 1
 }
+left() { local n=$((deadline - SECONDS)); [ "$n" -gt 1 ] && echo "$n" || echo 1; }
 
-trap 'stop_all' ERR
+trap 'show_logs; stop_all' ERR
+trap 'stop_all; exit 143' TERM INT
 daemon mon ceph-mon -c "$conf" -i a -f
-wait_for 20 "the monitor" ceph_ -s
+wait_for "the monitor" ceph_ -s
 osd_uuid=$(cat /proc/sys/kernel/random/uuid)
 [ "$(ceph_ osd new "$osd_uuid")" = 0 ]
-ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >>"$dir/log/osd.out" 2>&1
+timeout "$(left)" ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >>"$dir/log/osd.out" 2>&1
 daemon osd ceph-osd -c "$conf" -i 0 -f
 osd_up() { ceph_ osd stat | grep -q '1 up'; }
-wait_for 40 "the OSD" osd_up
+wait_for "the OSD" osd_up
 daemon rgw radosgw -c "$conf" -n client.rgw -f
-wait_for 60 "the gateway" curl -sf -o /dev/null "http://127.0.0.1:$rgw_port/"
-radosgw-admin -c "$conf" user create --uid=s3tgt --display-name=s3tgt --access-key="$access" --secret-key="$secret" >/dev/null
-trap - ERR
+wait_for "the gateway" curl -sf -m 5 -o /dev/null "http://127.0.0.1:$rgw_port/"
+timeout "$(left)" radosgw-admin -c "$conf" user create --uid=s3tgt --display-name=s3tgt --access-key="$access" --secret-key="$secret" >/dev/null
+trap - ERR TERM INT
 echo "S3_ENDPOINT=http://127.0.0.1:$rgw_port"
 echo "AWS_ACCESS_KEY_ID=$access"
 echo "AWS_SECRET_ACCESS_KEY=$secret"
