@@ -1,7 +1,7 @@
 import { parseSize } from '../config/units';
 import { defrag } from '../storage/defrag';
 import { StorageError } from '../storage/errors';
-import { HYDRATE_ENCRYPTED, hydrateOnline } from '../storage/snapshots/clones';
+import { hydrateOnline } from '../storage/snapshots/clones';
 import { log } from '../util/log';
 import { snapshotOnline } from './admin-snapshot';
 import type { HttpEndpoint } from './http-server';
@@ -73,12 +73,13 @@ export function adminRoutes(http: HttpEndpoint, service: Service): void {
     if (!lun) return json(404, { error: `no LUN ${name}` });
     const info = lun.volume.info;
     if (!lun.lease || !info.parent) return json(400, { error: `LUN ${name} is not a clone` });
-    if (lun.config.encryption) return json(400, { error: HYDRATE_ENCRYPTED(name) });
     if (hydrating.has(name)) return json(409, { error: `LUN ${name} is being hydrated already` });
     const { backend, layout } = service.backends.for(lun.config);
     const store = lun.lease.gate.bind(backend.store);
     hydrating.add(name);
-    void hydrateOnline(store, layout, info, lun.volume)
+    // An encrypted clone's snapshots are sealed again through its own stack (clones.ts).
+    const sealed = lun.config.encryption && lun.preserving ? lun.lease.gate.bind(lun.preserving) : undefined;
+    void hydrateOnline(store, layout, info, lun.volume, sealed)
       .catch((e: unknown) => log.error('online hydration failed; run it again', { lun: name, error: String(e) }))
       .finally(() => hydrating.delete(name));
     return json(202, { name, started: true });

@@ -69,7 +69,7 @@ export async function openLun(
   const conditionalWrites = cluster !== undefined;
   const replica = cluster?.replica;
   const codec = lunCodec(lun);
-  const data = codecStore(store, codec) ?? store;
+  const data = codecStore(store, codec);
   // The journal's records are keyed by the LUN's UUID, read before the lease (read only) so
   // that the takeover's PUT can vouch for the holders they were written under.
   const early = journal ? await readVolumeInfo(store, layout) : null;
@@ -83,7 +83,6 @@ export async function openLun(
   let preserving: PreservingStore | undefined;
   try {
     const { info, isNew } = await volumeInfo(lease.gate.bind(store), layout, lun);
-    await checkKeys(lease.gate.bind(store), layout, info.uuid, codec, isNew);
     const fromReplica = replica ? await replica.records(info.uuid) : [];
     // A LUN that no longer journals replays through its cache, flushing once at the end; so does
     // a takeover's replay of its predecessor's records.
@@ -91,6 +90,8 @@ export async function openLun(
     // A LUN with snapshots writes through the store that preserves each chunk before its first
     // overwrite; which chunks are preserved already is listed in the background.
     preserving = await lunDataStore(data, layout, info);
+    // After a clone's parents' keys were checked (clone-store.ts), before its own are recorded.
+    await checkKeys(lease.gate.bind(store), layout, info.uuid, codec, isNew);
     void preserving
       .loadPreserved()
       .catch((e: unknown) =>
@@ -108,6 +109,7 @@ export async function openLun(
         readAheadChunks: 8,
         spaceTimeoutMs: 20_000,
         wholeChunkReads: codec.active,
+        sealedChunks: codec.encrypted,
       },
       // LUNs of one bucket copy chunks to each other server-side (EXTENDED COPY, ODX); not
       // encoded ones, whose objects are bound to their LUN and index (chunk-codec.ts).
@@ -194,7 +196,7 @@ export async function openSnapshotLun(store: ObjectStore, layout: LunLayout, lun
   if (!info) throw new StorageError('invalid', `LUN ${lun.name}: LUN "${of.lun}" does not exist in the store`, { code: 'STORE_ERR_SNAPSHOT' });
   const codec = lunCodec(lun);
   await checkKeys(store, layout, info.uuid, codec, false, true);
-  const data = codecStore(store, codec) ?? store;
+  const data = codecStore(store, codec);
   const catalog = await SnapshotCatalog.load(store, layout);
   const s = catalog.find(of.snapshot);
   if (!s)
@@ -215,6 +217,7 @@ export async function openSnapshotLun(store: ObjectStore, layout: LunLayout, lun
       readAheadChunks: 8,
       spaceTimeoutMs: 20_000,
       wholeChunkReads: codec.active,
+      sealedChunks: codec.encrypted,
     },
     { gate: WriteGate.unleased(systemClock, lun.name) },
   );

@@ -1,6 +1,6 @@
 import type { Config } from '../config/config';
 import { StorageError } from '../storage/errors';
-import { createClone, HYDRATE_ENCRYPTED, hydrateClone } from '../storage/snapshots/clones';
+import { createClone, hydrateClone, hydrateOnline } from '../storage/snapshots/clones';
 import type { VolumeInfo } from '../storage/volume';
 import { adminPost } from './admin-client';
 import { CliError } from './errors';
@@ -42,7 +42,7 @@ export async function lunClone(config: Config, source: string, name: string): Pr
 
 /**
  * `s3tgt lun hydrate NEW`: copies what a clone still reads from its parent into it
- * (server-side). A served clone is hydrated by its server, in the background (`lun info` says
+ * (server-side; an encrypted clone reads and seals each chunk as its own). A served clone is hydrated by its server, in the background (`lun info` says
  * "clone of" until it is done); otherwise offline under its lease.
  */
 export async function lunHydrate(config: Config, name: string): Promise<{ copied: number; holes: number } | 'started'> {
@@ -53,7 +53,9 @@ export async function lunHydrate(config: Config, name: string): Promise<{ copied
     throw new CliError(r.status === 400 || r.status === 409 ? 'CLI_ERR_USAGE' : 'CLI_ERR_IO', r.body.error ?? `HTTP ${r.status}`);
   return withLun(config, name, 'hydrate', async (l) => {
     if (!l.info) throw new CliError('CLI_ERR_NO_LUN', `LUN "${name}" does not exist in the store`);
-    if (l.codec.encrypted) throw new CliError('CLI_ERR_USAGE', HYDRATE_ENCRYPTED(name));
-    return hydrateClone(l.store, l.layout, l.info).catch(asUsage);
+    if (!l.codec.encrypted) return hydrateClone(l.store, l.layout, l.info).catch(asUsage);
+    // Encrypted: each chunk is read and sealed again as the clone's, through its volume.
+    const r = await hydrateOnline(l.store, l.layout, l.info, l.volume(l.info, { cacheBytes: 16 << 20 }), l.chunkStore).catch(asUsage);
+    return { copied: r.copied, holes: 0 };
   });
 }

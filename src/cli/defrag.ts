@@ -1,9 +1,7 @@
 import type { Config } from '../config/config';
 import { forgetOldKeys } from '../storage/codec/encryption-record';
+import { resealSnapshots } from '../storage/codec/reseal';
 import { type DefragReport, defrag } from '../storage/defrag';
-import { chunkKeyPlace, type LunLayout } from '../storage/layout';
-import { listAll, type ObjectStore } from '../storage/object-store';
-import { forEachParallel } from '../util/parallel';
 import { ProgressBar } from '../util/progress';
 import { adminUrl } from './admin-client';
 import { CliError } from './errors';
@@ -35,23 +33,6 @@ export async function defragOffline(config: Config, lunName: string, opts: { dry
     const forgotten = complete ? await forgetOldKeys(l.store, l.layout, l.info.uuid, l.codec) : [];
     return { ...report, rekey: { snapshotChunks: resealed, forgottenKeys: forgotten, complete } };
   });
-}
-
-/**
- * Every chunk a snapshot preserved, read (decoded) and written back at the same key, which seals
- * it with the current key: a snapshot's chunk i is still chunk i of the same LUN.
- */
-async function resealSnapshots(store: ObjectStore, layout: LunLayout): Promise<number> {
-  const keys: string[] = [];
-  for await (const e of listAll(store, `${layout.root}/snapshots/`, { lane: 'background' })) {
-    if (e.size > 0 && chunkKeyPlace(e.key)) keys.push(e.key);
-  }
-  await forEachParallel(keys.length, 8, async (k) => {
-    const got = await store.get(keys[k], undefined, { lane: 'background' });
-    if (!got) return;
-    await store.put(keys[k], got.body, { lane: 'background', metadata: got.meta.metadata });
-  });
-  return keys.length;
 }
 
 export function formatReport(r: DefragReport): string {

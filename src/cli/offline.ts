@@ -61,19 +61,19 @@ export async function withLun<T>(config: Config, name: string, purpose: string, 
       const info = await readVolumeInfo(backend.store, layout);
       const codec = lunCodec(lun);
       const coded = codecStore(backend.store, codec);
-      if (info) await checkKeys(lease.gate.bind(backend.store), layout, info.uuid, codec, false);
       // A LUN with snapshots: every chunk the command overwrites is preserved first.
-      const data = await lunDataStore(coded ?? backend.store, layout, info);
+      const data = await lunDataStore(coded, layout, info);
+      if (info) await checkKeys(lease.gate.bind(backend.store), layout, info.uuid, codec, false);
       const value = await fn({
         lun,
         store: lease.gate.bind(backend.store),
-        chunkStore: lease.gate.bind(coded ?? backend.store),
+        chunkStore: lease.gate.bind(coded),
         codec,
         layout,
         info,
         volume(i, opts) {
           // A LUN created by this command (import) seals its chunks with its new UUID.
-          coded?.vouch(layout.root, i.uuid);
+          coded.vouch(layout.root, i.uuid);
           volume = new ChunkVolume(
             opts?.view ?? data,
             layout,
@@ -86,6 +86,7 @@ export async function withLun<T>(config: Config, name: string, purpose: string, 
               readAheadChunks: 0,
               spaceTimeoutMs: 60_000,
               wholeChunkReads: codec.active,
+              sealedChunks: codec.encrypted,
             },
             { gate: lease.gate },
           );

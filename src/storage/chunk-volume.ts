@@ -35,6 +35,12 @@ export interface ChunkVolumeOptions {
    * GCM tag), so a ranged GET would fetch the whole object anyway; the cache keeps all of it.
    */
   readonly wholeChunkReads?: boolean;
+  /**
+   * Chunk objects are sealed to this LUN (encrypted: the LUN's UUID and the chunk index are in
+   * the GCM tag, chunk-codec.ts): another LUN's object copied here is not this LUN's chunk, so
+   * a clone's hydration passes the bytes through instead of copying objects.
+   */
+  readonly sealedChunks?: boolean;
 }
 
 export const DEFAULT_VOLUME_OPTIONS: ChunkVolumeOptions = {
@@ -384,7 +390,8 @@ export class ChunkVolume implements Volume {
    * or stores a hole marker). The bytes do not change, so the cache stays as it is; a chunk
    * with writes not yet stored is left to its upload, which makes it the clone's own. With
    * conditional chunk writes the bytes pass through us instead (read, then a conditional PUT,
-   * or a hole marker where the parent has none): CopyObject takes no condition.
+   * or a hole marker where the parent has none): CopyObject takes no condition. So they do on
+   * an encrypted LUN (sealedChunks), where the write seals them as this LUN's.
    */
   async hydrateChunk(i: number): Promise<boolean> {
     this.checkWritable();
@@ -392,7 +399,7 @@ export class ChunkVolume implements Volume {
     const cs = this.info.chunkSize;
     return this.locks.with(i * cs, cs, 'exclusive', async () => {
       if (this.map.state(i) !== 'inherited' || this.wb.get(i)?.dirty || this.wb.spilled(i)) return false;
-      if (this.map.conditional) {
+      if (this.map.conditional || this.options.sealedChunks) {
         const f = await this.map.fetchWhole(i, 'background');
         // A copy: the fetched buffer may be the cache's, which stays free to evict it.
         await this.map.write(i, f.body ? Buffer.from(f.body) : this.zero, 'background', f.body === null);

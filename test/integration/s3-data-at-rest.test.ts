@@ -30,13 +30,19 @@ function classify(f: Forwarded, lun: string): string | null {
   return { GET: 'GET', HEAD: 'HEAD', PUT: 'PUT', DELETE: 'DELETE' }[f.method] ?? null;
 }
 
+/** The bytes of qemu-io's `read -v` dump ("0000a000:  68 65 6c ...  hel..."). */
+function dumped(out: string): Buffer {
+  const lines = out.split('\n').filter((l) => /^[0-9a-f]{8}: {2}/.test(l));
+  return Buffer.from(lines.map((l) => l.slice(11, 11 + 16 * 3).replaceAll(' ', '')).join(''), 'hex');
+}
+
 describe('data at rest against RGW: encryption, compression, cost counters (issue 19 acceptance)', () => {
   let rgw: Rgw;
   let proxy: FaultProxy;
   let target: TargetProcess;
   const key = randomBytes(32).toString('hex');
   // LUN 0 "disk0": compressed and encrypted; LUN 1 "disk1": compressed only.
-  const make = (k: string, keyId = 'k1', previous = ''): TargetProcess =>
+  const make = (k: string, keyId = 'k1', previous = '', disk1Compression = 'zstd'): TargetProcess =>
     s3Target(rgw, {
       bucket: BUCKET,
       endpoint: proxy.endpoint,
@@ -50,9 +56,11 @@ describe('data at rest against RGW: encryption, compression, cost counters (issu
         size: 256MiB
         store: s3
         cache: { size: 32MiB, flushDelay: 50ms }
-        compression: zstd`,
+        compression: ${disk1Compression}`,
     });
   const pattern = randomBytes(4096);
+  // disk0's key after the rotation test.
+  const k2 = randomBytes(32).toString('hex');
 
   before(async () => {
     rgw = await Rgw.start();
@@ -172,6 +180,25 @@ describe('data at rest against RGW: encryption, compression, cost counters (issu
     assert.ok(readFileSync(back).equals(readFileSync(txt)));
   });
 
+  it('with compression turned off, the compressed chunks read back as written, whole and in 4 KiB reads', async () => {
+    assert.equal(await target.stop(), 0);
+    const plain = make(key, 'k1', '', 'off');
+    try {
+      await plain.start();
+      const want = text(64 * MiB);
+      const whole = path.join(plain.dir, 'text-off.img');
+      await mustRun('qemu-img', ['dd', '-f', 'raw', '-O', 'raw', 'bs=1M', 'count=64', `if=${plain.url(1)}`, `of=${whole}`]);
+      assert.ok(readFileSync(whole).equals(want), 'read in 1 MiB commands');
+      const r = await qemuIo(plain.url(1), [`read -v ${20 * MiB + 8192} 4096`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(dumped(r.stdout).toString(), want.subarray(20 * MiB + 8192, 20 * MiB + 12288).toString(), 'a 4 KiB read');
+      assert.equal(await plain.stop(), 0);
+    } finally {
+      await plain.stop();
+    }
+    await target.start();
+  });
+
   it('export, import and defrag go through the codec: plaintext out, sealed in, nothing corrupt', async () => {
     assert.equal(await target.stop(), 0);
     const cli = (args: string[]) => run(process.execPath, [MAIN, ...args, '-c', target.configFile], { env: rgw.env(), timeoutMs: 300_000 });
@@ -244,7 +271,6 @@ describe('data at rest against RGW: encryption, compression, cost counters (issu
 
   it('a rotation, then defrag --rekey: every chunk sealed with the new key, the old one no longer needed', async () => {
     assert.equal(await target.stop(), 0);
-    const k2 = randomBytes(32).toString('hex');
     const rotated = make(k2, 'k2', `{ keyId: k1, key: "${key}" }`);
     await rotated.start();
     // A snapshot (served: through the admin endpoint), then an overwrite: the snapshot keeps
@@ -309,5 +335,52 @@ describe('data at rest against RGW: encryption, compression, cost counters (issu
     assert.equal(ex.code, 0, ex.stderr);
     const snapImage = readFileSync(path.join(target.dir, 'snap.img'));
     assert.ok(snapImage.subarray(MiB, 9 * MiB).equals(Buffer.concat(Array.from({ length: 8 * 256 }, () => pattern))));
+  });
+
+  it("an encrypted clone: refused without its parent's key; hydrated, every chunk sealed as its own; then it needs neither", async () => {
+    const base = make(k2, 'k2');
+    await base.start();
+    assert.equal(await base.stop(), 0);
+    const k3 = randomBytes(32).toString('hex');
+    const withClone = (previous: string): string => {
+      const file = path.join(base.dir, `clone-${previous ? 'both' : 'own'}.yaml`);
+      const entry = `      - { lun: 2, name: vault2, size: 256MiB, store: s3, encryption: { keyId: k3, key: "${k3}"${previous ? `, previous: [${previous}]` : ''} } }`;
+      writeFileSync(file, `${readFileSync(base.configFile, 'utf8').trimEnd()}\n${entry}\n`);
+      return file;
+    };
+    const both = withClone(`{ keyId: k2, key: "${k2}" }`);
+    const own = withClone('');
+    const cli = (config: string, args: string[]) => run(process.execPath, [MAIN, ...args, '-c', config], { env: rgw.env(), timeoutMs: 300_000 });
+    const ok = async (config: string, args: string[]): Promise<string> => {
+      const r = await cli(config, args);
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      return r.stdout;
+    };
+    await ok(both, ['snapshot', 'create', 'disk0', 'gold']);
+    await ok(both, ['lun', 'clone', 'disk0@gold', 'vault2']);
+    const gold = path.join(base.dir, 'gold.img');
+    await ok(both, ['export', 'disk0', gold, '--snapshot', 'gold']);
+    const refused = await cli(own, ['export', 'vault2', path.join(base.dir, 'no.img')]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /clone vault2: its parent "disk0" has chunks sealed with key "k2": give it under encryption.previous/);
+    assert.match(await ok(both, ['lun', 'hydrate', 'vault2']), /hydrated "vault2": \d+ chunks copied/);
+    const store = rgw.store(BUCKET);
+    try {
+      const uuid = JSON.parse((await store.get('luns/vault2/volume.json'))?.body.toString() ?? '{}').uuid;
+      let sealed = 0;
+      for await (const e of listAll(store, 'luns/vault2/chunks/')) {
+        if (e.size === 0) continue;
+        const meta = await store.head(e.key);
+        assert.deepEqual([meta?.metadata['s3tgt-lun'], meta?.metadata['s3tgt-key']], [uuid, 'k3'], `${e.key} sealed as vault2's`);
+        sealed++;
+      }
+      assert.ok(sealed >= 9, `${sealed} chunks with data`);
+    } finally {
+      await store.close();
+    }
+    await ok(both, ['snapshot', 'delete', 'disk0', 'gold']);
+    const back = path.join(base.dir, 'vault2.img');
+    await ok(own, ['export', 'vault2', back]);
+    assert.ok(readFileSync(back).equals(readFileSync(gold)), 'the hydrated clone reads as the snapshot, with its own key alone');
   });
 });

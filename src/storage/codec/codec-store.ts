@@ -15,9 +15,9 @@ function release(b: Buffer): void {
   if (SCRATCH.length < SCRATCH_KEPT) SCRATCH.push(b);
 }
 
-/** The store a LUN's chunks go through when its codec encodes them; undefined when it does not. */
-export function codecStore(store: ObjectStore, codec: ChunkCodec): CodecStore | undefined {
-  return codec.active ? new CodecStore(store, codec, CHUNK_SIZE) : undefined;
+/** The store a LUN's chunks go through, whether its codec encodes new chunks or not. */
+export function codecStore(store: ObjectStore, codec: ChunkCodec): CodecStore {
+  return new CodecStore(store, codec, CHUNK_SIZE);
 }
 
 /**
@@ -28,6 +28,11 @@ export function codecStore(store: ObjectStore, codec: ChunkCodec): CodecStore | 
  * of the same LUN: it stays sealed, nothing is decrypted). A ranged GET of an encoded chunk
  * reads the whole object (a GCM tag covers all of it) and returns the range of the plaintext;
  * the volume reads whole chunks on such a LUN (ChunkVolumeOptions.wholeChunkReads).
+ *
+ * Every LUN reads through one, also with compression and encryption off (`codec.active` is
+ * false): chunks it wrote while compression was on stay compressed until rewritten, and must
+ * still read as what they hold, not as a MEDIUM ERROR or the compressed bytes. Such a LUN writes
+ * chunks plain and reads ranges; a range that comes back encoded is read again whole.
  */
 export class CodecStore implements ObjectStore {
   readonly description: string;
@@ -49,9 +54,22 @@ export class CodecStore implements ObjectStore {
     this.lineage.add(uuid);
   }
 
-  async get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null> {
+  get(key: string, range?: { offset: number; length: number }, opts?: RequestOptions): Promise<GetResult | null> {
     const at = chunkKeyPlace(key);
     if (!at) return this.inner.get(key, range, opts);
+    if (this.codec.active) return this.getWhole(key, at, range, opts);
+    return this.inner.get(key, range, opts).then((got) => {
+      const encoded = got !== null && got.meta.size > 0 && got.meta.metadata[CODEC_META_KEY] !== undefined;
+      return encoded ? this.getWhole(key, at, range, opts) : got;
+    });
+  }
+
+  private async getWhole(
+    key: string,
+    at: { root: string; index: number },
+    range: { offset: number; length: number } | undefined,
+    opts?: RequestOptions,
+  ): Promise<GetResult | null> {
     // Whole objects only. A plain chunk lands in the caller's recycled chunk buffer; an encoded
     // one (smaller or larger) in one of our scratch buffers, free again once decoded (decoding
     // is synchronous and keeps nothing of it), and its plaintext goes to a recycled buffer.
@@ -91,7 +109,7 @@ export class CodecStore implements ObjectStore {
 
   put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }> {
     const at = chunkKeyPlace(key);
-    if (!at || body.length === 0) return this.inner.put(key, body, opts);
+    if (!at || body.length === 0 || !this.codec.active) return this.inner.put(key, body, opts);
     const uuid = this.uuids.get(at.root);
     if (uuid === undefined) throw new StorageError('internal', `${key}: no LUN UUID known for ${at.root}; refusing to write a chunk unsealed`);
     const encoded = this.codec.encode(body, opts?.metadata ?? {}, uuid, { key, index: at.index });

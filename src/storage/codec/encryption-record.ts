@@ -3,7 +3,7 @@ import type { LunLayout } from '../layout';
 import type { ObjectStore } from '../object-store';
 import { StoredRecord } from '../record';
 import type { ChunkCodec } from './chunk-codec';
-import { KEY_ID_RE, keyVerifier } from './keys';
+import { KEY_ID_RE, type KeyRing, keyVerifier } from './keys';
 
 /** `records/encryption.json`: the keys a LUN's chunks were sealed with, as verifiers (keys.ts). */
 export const ENCRYPTION_RECORD = 'encryption';
@@ -43,11 +43,7 @@ export async function checkKeys(
     return;
   }
   const recorded = rec?.keys ?? {};
-  for (const [id, verifier] of Object.entries(recorded)) {
-    const k = ring.find(id);
-    if (!k) throw keyError(`LUN ${layout.name} has chunks sealed with key "${id}": give it under encryption.previous`);
-    if (keyVerifier(k, uuid) !== verifier) throw keyError(`LUN ${layout.name}: key "${id}" is not the key its chunks were sealed with`);
-  }
+  verifyRecorded(recorded, ring, uuid, `LUN ${layout.name}`);
   codec.plainAllowed = rec ? rec.plaintext : !isNew;
   if (recorded[ring.current.id] !== undefined || readOnly) return;
   const next: EncryptionJson = {
@@ -56,6 +52,32 @@ export async function checkKeys(
     plaintext: codec.plainAllowed,
   };
   await store.put(key, Buffer.from(`${JSON.stringify(next, null, 2)}\n`), got ? { ifMatch: got.meta.etag } : { ifNoneMatch: '*' });
+}
+
+/**
+ * A clone reads the chunks it inherits with its own keys (chunk-codec.ts: a parent's chunks
+ * stay sealed by the parent): each key its parent recorded must be configured for the clone,
+ * and be the same key. Checked when the clone opens, read only, so that a missing or wrong key
+ * is a refusal to start naming the key, not a MEDIUM ERROR on every inherited chunk.
+ */
+export async function checkInheritedKeys(store: ObjectStore, parent: LunLayout, uuid: string, codec: ChunkCodec, clone: string): Promise<void> {
+  const key = parent.recordKey(ENCRYPTION_RECORD);
+  const got = await store.get(key);
+  if (!got) return;
+  const rec = parse(got.body, key);
+  const ring = codec.settings.keys;
+  const of = `clone ${clone}: its parent "${parent.name}"`;
+  if (!ring) throw keyError(`${of} is encrypted (keys ${Object.keys(rec.keys).join(', ')} in ${key}): configure the clone's "encryption" with them`);
+  verifyRecorded(rec.keys, ring, uuid, of);
+}
+
+/** Each recorded key is configured, and is the key recorded (its verifier under `uuid`). */
+function verifyRecorded(recorded: Readonly<Record<string, string>>, ring: KeyRing, uuid: string, who: string): void {
+  for (const [id, verifier] of Object.entries(recorded)) {
+    const k = ring.find(id);
+    if (!k) throw keyError(`${who} has chunks sealed with key "${id}": give it under encryption.previous`);
+    if (keyVerifier(k, uuid) !== verifier) throw keyError(`${who}: key "${id}" is not the key its chunks were sealed with`);
+  }
 }
 
 function parse(body: Buffer, key: string): EncryptionJson {

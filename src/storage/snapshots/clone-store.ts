@@ -1,3 +1,5 @@
+import { CodecStore } from '../codec/codec-store';
+import { checkInheritedKeys } from '../codec/encryption-record';
 import { StorageError } from '../errors';
 import type { LunLayout } from '../layout';
 import type { CopyOptions, GetResult, ListEntry, ListPage, ObjectMeta, ObjectStore, PutOptions, RequestOptions } from '../object-store';
@@ -24,8 +26,11 @@ export async function openParentView(store: ObjectStore, layout: LunLayout, pare
       code: 'STORE_ERR_SNAPSHOT',
     });
   }
+  const info = await readVolumeInfo(store, of);
+  // The clone decodes what it inherits with its own keys: they must include the parent's.
+  if (info && store instanceof CodecStore) await checkInheritedKeys(store, of, info.uuid, store.codec, layout.name);
   // The parent may be a clone itself: its live chunks are read through its own parent.
-  const inner = await lunReadStore(store, of, await readVolumeInfo(store, of), depth);
+  const inner = await lunReadStore(store, of, info, depth);
   return new SnapshotView(inner, of, await SnapshotResolver.load(store, of, catalog, s), true);
 }
 

@@ -1,5 +1,6 @@
 import { log } from '../../util/log';
 import { forEachParallel } from '../../util/parallel';
+import { resealSnapshots } from '../codec/reseal';
 import { StorageError } from '../errors';
 import type { LunLayout } from '../layout';
 import { listAll, type ObjectStore } from '../object-store';
@@ -98,19 +99,23 @@ export interface LiveClone {
 }
 
 /**
- * Why an encrypted clone is not hydrated: the copied objects stay sealed by the parent's UUID,
- * which the clone no longer names once independent (docs/data-at-rest.md, "Limits").
- */
-export const HYDRATE_ENCRYPTED = (name: string): string =>
-  `LUN ${name} is encrypted: hydrating an encrypted clone is not supported yet (its copied chunks stay sealed by the parent)`;
-
-/**
  * Makes a served clone independent while it is written (the serving process runs it in the
  * background of the admin request): each chunk it still inherits is copied into it under the
  * chunk's lock, then volume.json stops naming the parent and the parent's marker goes. The
  * hole markers stay (zero-length chunks read as zeros; the next start lists them as holes).
+ *
+ * An encrypted clone (`sealed`: its codec store, under its lease) seals each chunk as its own
+ * (ChunkVolume.hydrateChunk passes the bytes through), and then its snapshots' chunks, which
+ * may be copies of objects the parent sealed: once volume.json no longer names the parent,
+ * nothing the clone keeps may need the parent's UUID or keys (docs/data-at-rest.md).
  */
-export async function hydrateOnline(store: ObjectStore, layout: LunLayout, info: VolumeInfo, live: LiveClone): Promise<{ copied: number }> {
+export async function hydrateOnline(
+  store: ObjectStore,
+  layout: LunLayout,
+  info: VolumeInfo,
+  live: LiveClone,
+  sealed?: ObjectStore,
+): Promise<{ copied: number; snapshotChunks: number }> {
   const parent = info.parent;
   if (!parent) throw cloneError(`LUN "${layout.name}" is not a clone`);
   const chunks = Math.ceil(parent.sizeBytes / info.chunkSize);
@@ -118,10 +123,11 @@ export async function hydrateOnline(store: ObjectStore, layout: LunLayout, info:
   await forEachParallel(chunks, HYDRATE_PARALLEL, async (i) => {
     if (await live.hydrateChunk(i)) copied++;
   });
+  const snapshotChunks = sealed ? await resealSnapshots(sealed, layout) : 0;
   await writeVolumeIndependent(store, layout, info);
   await forgetClone(store, layout, info);
-  log.info('clone hydrated online', { lun: layout.name, parent: parent.lun, snapshot: parent.snapshot, copied });
-  return { copied };
+  log.info('clone hydrated online', { lun: layout.name, parent: parent.lun, snapshot: parent.snapshot, copied, snapshotChunks });
+  return { copied, snapshotChunks };
 }
 
 /**
