@@ -111,9 +111,10 @@ export async function openLun(
         wholeChunkReads: codec.active,
         sealedChunks: codec.encrypted,
       },
-      // LUNs of one bucket copy chunks to each other server-side (EXTENDED COPY, ODX); not
-      // encoded ones, whose objects are bound to their LUN and index (chunk-codec.ts).
-      conditionalWrites || codec.active ? { gate: lease.gate, conditionalWrites } : { gate: lease.gate, copyDomain: store.description },
+      // LUNs of one bucket copy chunks to each other server-side (EXTENDED COPY, ODX), compressed
+      // or not (every LUN decodes what it reads, codec-store.ts); not encrypted ones, whose
+      // objects are bound to their LUN and index (chunk-codec.ts).
+      conditionalWrites || codec.encrypted ? { gate: lease.gate, conditionalWrites } : { gate: lease.gate, copyDomain: store.description },
     );
     // The store holds the LUN's size; a larger configured size grows it, a smaller one is
     // ignored with a warning (LUNs never shrink: the data past the new end would be lost).

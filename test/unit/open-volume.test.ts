@@ -171,4 +171,33 @@ describe('opening an encoded LUN or its clone (issue 19)', () => {
       await snap.close();
     }
   });
+
+  it('EXTENDED COPY between compressed and plain LUNs of one bucket is server-side; from an encrypted LUN it goes through the target', async () => {
+    const store = new MemoryObjectStore();
+    const D = new LunLayout('luns', 'dest');
+    const src = await openLun(store, P, lunOf('parent', { compression: 'zstd' }), TIMING);
+    const dst = await openLun(store, D, lunOf('dest'), TIMING);
+    try {
+      await src.volume.write(0, Buffer.concat([text, text]), { fua: true });
+      assert.deepEqual(await dst.volume.copyFrom(src.volume, 0, 2 * MiB, 2 * MiB), [], 'both chunks copied as objects');
+      assert.equal((await store.head(D.chunkKey(2)))?.metadata[CODEC_META_KEY], 'v1/zstd/none', 'the compressed object itself');
+      assert.ok((await dst.volume.read(2 * MiB, 2 * MiB)).equals(Buffer.concat([text, text])));
+    } finally {
+      for (const o of [src, dst]) {
+        await o.volume.close();
+        await o.lease.release();
+      }
+    }
+    const sealed = await openLun(store, C, lunOf('clone', { encryption: { current: K1, previous: [] } }), TIMING);
+    const plain = await openLun(store, D, lunOf('dest'), TIMING);
+    try {
+      await sealed.volume.write(0, text, { fua: true });
+      assert.deepEqual(await plain.volume.copyFrom(sealed.volume, 0, 0, MiB), [{ sourceOffset: 0, offset: 0, length: MiB }]);
+    } finally {
+      for (const o of [sealed, plain]) {
+        await o.volume.close();
+        await o.lease.release();
+      }
+    }
+  });
 });
