@@ -2,7 +2,8 @@ import type { ClusterConfig } from '../config/cluster';
 import type { LunConfig } from '../config/config';
 import type { LogicalUnit } from '../scsi/logical-unit';
 import type { Journal } from '../storage/journal/journal';
-import { type JournalRecord, uuidHex } from '../storage/journal/record';
+import { uuidHex } from '../storage/journal/record';
+import { ReplicaBacklog } from '../storage/journal/replication/replica-backlog';
 import type { ReplicaStore } from '../storage/journal/replication/replica-store';
 import type { ReplicationStats } from '../storage/journal/replication/stats';
 import type { LunLayout } from '../storage/layout';
@@ -372,10 +373,16 @@ export class ClusterLun {
       covers,
       replay: {
         records: async (uuid) => {
-          const out: JournalRecord[] = [];
-          for (const st of stores) out.push(...(await st.records(uuid, wanted, streams)));
-          replicas.stats.replayedRecords += out.length;
-          return out;
+          const parts: ReplicaBacklog[] = [];
+          try {
+            for (const st of stores) parts.push(await st.backlog(uuid, wanted, streams));
+          } catch (e) {
+            await ReplicaBacklog.merge(parts).close();
+            throw e;
+          }
+          const backlog = ReplicaBacklog.merge(parts);
+          replicas.stats.replayedRecords += backlog.count;
+          return backlog;
         },
         consumed: async (uuid) => {
           for (const st of stores) await st.consume(uuid, holders);

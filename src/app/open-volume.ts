@@ -7,9 +7,9 @@ import { KeyRing } from '../storage/codec/keys';
 import { StorageError } from '../storage/errors';
 import type { Journal } from '../storage/journal/journal';
 import { LunJournal } from '../storage/journal/lun-journal';
-import type { JournalRecord } from '../storage/journal/record';
 import { type ReplayResult, replayInto } from '../storage/journal/replay';
 import { replayDecision } from '../storage/journal/replay-policy';
+import type { ReplicaBacklog } from '../storage/journal/replication/replica-backlog';
 import type { LunLayout } from '../storage/layout';
 import { Lease, type LeaseRecord, type LeaseTiming } from '../storage/lease';
 import type { ObjectStore } from '../storage/object-store';
@@ -25,8 +25,8 @@ import { recoverLun } from './journal-recovery';
 
 /** What a cluster takeover replays of its predecessor's journal (docs/ha.md, "Journal replication"). */
 export interface ReplicaReplay {
-  /** The records to apply, in order, for the LUN of this UUID. */
-  records(uuid: string): Promise<JournalRecord[]>;
+  /** The records to apply, in order, for the LUN of this UUID (read back a chunk at a time). */
+  records(uuid: string): Promise<ReplicaBacklog>;
   /** They are durable in S3: never apply them again. */
   consumed(uuid: string): Promise<void>;
 }
@@ -81,12 +81,13 @@ export async function openLun(
   });
   let volume: ChunkVolume | undefined;
   let preserving: PreservingStore | undefined;
+  let fromReplica: ReplicaBacklog | undefined;
   try {
     const { info, isNew } = await volumeInfo(lease.gate.bind(store), layout, lun);
-    const fromReplica = replica ? await replica.records(info.uuid) : [];
+    fromReplica = replica ? await replica.records(info.uuid) : undefined;
     // A LUN that no longer journals replays through its cache, flushing once at the end; so does
     // a takeover's replay of its predecessor's records.
-    const replaying = (journal !== undefined && !lun.journal && journal.recoveredFor(info.uuid).length > 0) || fromReplica.length > 0;
+    const replaying = (journal !== undefined && !lun.journal && journal.recoveredFor(info.uuid).length > 0) || (fromReplica?.count ?? 0) > 0;
     // A LUN with snapshots writes through the store that preserves each chunk before its first
     // overwrite; which chunks are preserved already is listed in the background.
     preserving = await lunDataStore(data, layout, info);
@@ -127,12 +128,12 @@ export async function openLun(
       });
     }
     let replay: ReplayResult | undefined;
-    if (replica && fromReplica.length > 0) {
+    if (replica && fromReplica && fromReplica.count > 0) {
       // Older than anything in this node's journal for the LUN (docs/ha.md): applied first,
       // and made durable in S3 before the LUN serves, then marked consumed so that no later
       // start of this node applies them over newer writes.
       const t0 = Date.now();
-      replay = await replayInto(volume, fromReplica);
+      replay = await replayInto(volume, fromReplica.chunks());
       await replica.consumed(info.uuid);
       replay = { ...replay, seconds: (Date.now() - t0) / 1000 };
       log.warn("journal: applied the previous node's replicated records", { lun: layout.name, ...replay });
@@ -148,6 +149,8 @@ export async function openLun(
     await volume?.close().catch(() => undefined);
     await lease.release();
     throw e;
+  } finally {
+    await fromReplica?.close();
   }
 }
 

@@ -29,7 +29,7 @@ after(async () => {
 
 let seq = 0;
 /** One encoded record of LUN (header + data), as a journal commit group carries it. */
-function rec(kind: RecordKind, data = Buffer.alloc(0), holder = HOLDER, lun = LUN): { parts: Buffer[]; sequence: number } {
+function rec(kind: RecordKind, data = Buffer.alloc(0), holder = HOLDER, lun = LUN, chunk = 3): { parts: Buffer[]; sequence: number } {
   seq++;
   const r: JournalRecord = {
     kind,
@@ -39,7 +39,7 @@ function rec(kind: RecordKind, data = Buffer.alloc(0), holder = HOLDER, lun = LU
     group: seq,
     indexInGroup: 0,
     groupSize: 1,
-    chunk: 3,
+    chunk,
     offset: 512,
     length: kind === 'checkpoint' ? 0 : Math.max(data.length, 4096),
     data,
@@ -106,6 +106,16 @@ async function pair(o: { secret?: string; accepts?: (lun: string) => boolean; ti
   };
 }
 
+/** The records a takeover would replay, all at once (ReplicaBacklog.all). */
+async function recordsOf(st: ReplicaStore, holders: ReadonlySet<string>, streams?: readonly number[]): Promise<JournalRecord[]> {
+  const b = await st.backlog(LUN_HEX, holders, streams);
+  try {
+    return await b.all();
+  } finally {
+    await b.close();
+  }
+}
+
 async function until(what: string, cond: () => boolean, ms = 5_000): Promise<void> {
   const t0 = Date.now();
   while (!cond()) {
@@ -115,6 +125,32 @@ async function until(what: string, cond: () => boolean, ms = 5_000): Promise<voi
 }
 
 describe('journal replication (docs/ha.md, "Journal replication")', () => {
+  it('a takeover reads the backlog back one chunk at a time, from files it holds open: a trim meanwhile takes nothing away', async () => {
+    const dir = await tmp();
+    dirs.push(dir);
+    const st = await ReplicaStore.open(dir, 'a');
+    try {
+      await st.begin();
+      const groups = [rec('write', Buffer.alloc(4096, 1), HOLDER, LUN, 5), rec('write', Buffer.alloc(4096, 2), HOLDER, LUN, 3)];
+      groups.push(rec('write', Buffer.alloc(4096, 3), HOLDER, LUN, 5), rec('write', Buffer.alloc(4096, 9), HOLDER, '0'.repeat(32), 5));
+      for (const g of groups) await st.append(Buffer.concat(g.parts), g.sequence);
+      const backlog = await st.backlog(LUN_HEX, new Set([HOLDER_HEX]));
+      try {
+        assert.equal(backlog.count, 3, "the LUN's three records, not the other LUN's");
+        const files = (await fs.readdir(path.join(dir, 'replica', 'a'))).filter((f) => f.endsWith('.log'));
+        assert.ok(files.length > 0);
+        for (const f of files) await fs.rm(path.join(dir, 'replica', 'a', f));
+        const seen: number[][] = [];
+        for await (const chunk of backlog.chunks()) seen.push(chunk.map((r) => r.chunk * 100 + r.data[0]));
+        assert.deepEqual(seen, [[501, 503], [302]], 'chunk 5 (records 1 and 3), then chunk 3');
+      } finally {
+        await backlog.close();
+      }
+    } finally {
+      await st.close();
+    }
+  });
+
   it('a commit group is acknowledged once the peer has it on disk; the replica gives back the LUN’s records after its last checkpoint', async () => {
     const p = await pair();
     try {
@@ -131,7 +167,7 @@ describe('journal replication (docs/ha.md, "Journal replication")', () => {
       const st = p.server.store('a');
       assert.ok(st);
       await st.idle();
-      const got = await st.records(LUN_HEX, new Set([HOLDER_HEX]));
+      const got = await recordsOf(st, new Set([HOLDER_HEX]));
       assert.deepEqual(
         got.map((r) => [r.sequence, r.data[0]]),
         [
@@ -140,11 +176,11 @@ describe('journal replication (docs/ha.md, "Journal replication")', () => {
         ],
         'the writes after the checkpoint, in order',
       );
-      assert.deepEqual(await st.records(LUN_HEX, new Set(['0'.repeat(32)])), [], 'another holder’s records are not replayed');
+      assert.deepEqual(await recordsOf(st, new Set(['0'.repeat(32)])), [], 'another holder’s records are not replayed');
       // Consumed: a later takeover here does not apply them again (kept across a reopen).
       await st.consume(LUN_HEX, [HOLDER_HEX]);
       const reopened = await ReplicaStore.open(p.dir, 'a');
-      assert.deepEqual(await reopened.records(LUN_HEX, new Set([HOLDER_HEX])), []);
+      assert.deepEqual(await recordsOf(reopened, new Set([HOLDER_HEX])), []);
       await reopened.close();
     } finally {
       await p.close();
@@ -273,7 +309,7 @@ describe('journal replication (docs/ha.md, "Journal replication")', () => {
             assert.equal(await st2.replayStreams(), undefined, 'a gap: records from before it could overwrite newer data');
           } else {
             assert.deepEqual(await st2.replayStreams(), [1, 2]);
-            const got = await st2.records(LUN_HEX, new Set([HOLDER_HEX]), [1, 2]);
+            const got = await recordsOf(st2, new Set([HOLDER_HEX]), [1, 2]);
             assert.deepEqual(
               got.map((r) => r.data[0]),
               [1, 2],
@@ -303,7 +339,7 @@ describe('journal replication (docs/ha.md, "Journal replication")', () => {
       const st = p.server.store('a');
       assert.ok(st);
       assert.deepEqual(
-        (await st.records(LUN_HEX, new Set([HOLDER_HEX]))).map((r) => r.data[0]),
+        (await recordsOf(st, new Set([HOLDER_HEX]))).map((r) => r.data[0]),
         [1],
       );
     } finally {

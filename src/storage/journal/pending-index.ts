@@ -113,18 +113,26 @@ export class PendingIndex {
   }
 }
 
-/** Records read back from their segments at known places, verified (CRC, sequence), in the order given. */
+/**
+ * Records read back from their segments at known places, verified (CRC, sequence), in the order
+ * given. `held`: files already open (a replica file may be deleted meanwhile, its handle still
+ * reads it); they stay open.
+ */
 export async function readRecordsAt(
   places: ReadonlyArray<
-    { readonly seg: SegmentRef; readonly position: number; readonly bytes: number } & ({ readonly seq: number } | { readonly sequence: number })
+    { readonly seg: { readonly file: string }; readonly position: number; readonly bytes: number } & (
+      | { readonly seq: number }
+      | { readonly sequence: number }
+    )
   >,
+  held?: ReadonlyMap<string, fs.FileHandle>,
 ): Promise<JournalRecord[]> {
   const out: JournalRecord[] = [];
   const files = new Map<string, fs.FileHandle>();
   try {
     for (const p of places) {
       const seq = 'seq' in p ? p.seq : p.sequence;
-      let fh = files.get(p.seg.file);
+      let fh = held?.get(p.seg.file) ?? files.get(p.seg.file);
       if (!fh) {
         fh = await fs.open(p.seg.file, 'r');
         files.set(p.seg.file, fh);

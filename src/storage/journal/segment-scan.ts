@@ -11,6 +11,8 @@ import { decodeRecord, type JournalRecord, RECORD_MAGIC, type Unreadable } from 
 export interface SegmentScan {
   /** Every verified record before the end or the damage, in file order. */
   readonly records: readonly JournalRecord[];
+  /** Where each of `records` starts in the file. */
+  readonly starts: readonly number[];
   /** Where the verified records end: the append position once a torn tail is cut off. */
   readonly end: number;
   readonly tail: 'clean' | 'torn' | 'corrupt';
@@ -32,17 +34,19 @@ MAGIC.writeUInt32LE(RECORD_MAGIC, 0);
 
 export function scanSegment(buf: Buffer): SegmentScan {
   const records: JournalRecord[] = [];
+  const starts: number[] = [];
   let pos = 0;
   while (pos < buf.length) {
     const r = decodeRecord(buf, pos);
-    if ('unreadable' in r) return damaged(buf, records, pos, r.unreadable);
+    if ('unreadable' in r) return damaged(buf, records, starts, pos, r.unreadable);
     records.push(r.record);
+    starts.push(pos);
     pos = r.end;
   }
-  return { records, end: pos, tail: 'clean' };
+  return { records, starts, end: pos, tail: 'clean' };
 }
 
-function damaged(buf: Buffer, records: JournalRecord[], at: number, why: Unreadable): SegmentScan {
+function damaged(buf: Buffer, records: JournalRecord[], starts: number[], at: number, why: Unreadable): SegmentScan {
   const last = records.at(-1);
   // A record's data may itself contain bytes that verify as a record (a guest that stores a
   // journal on its disk): only records that continue the sequence count.
@@ -58,7 +62,7 @@ function damaged(buf: Buffer, records: JournalRecord[], at: number, why: Unreada
     ...(first ? { next: { offset: first.offset, sequence: first.record.sequence, group: first.record.group } } : {}),
     ...(proof ? { laterGroup: proof.record.group } : {}),
   };
-  return { records, end: at, tail: proof ? 'corrupt' : 'torn', damage };
+  return { records, starts, end: at, tail: proof ? 'corrupt' : 'torn', damage };
 }
 
 /** Every verified record that starts at or after `from` (a search for the magic, then a full check). */

@@ -4,6 +4,7 @@ import { log } from '../../../util/log';
 import { syncDir, writeAll } from '../../file-io';
 import { type JournalRecord, uuidHex } from '../record';
 import { scanSegment } from '../segment-scan';
+import { type RecordPlace, ReplicaBacklog } from './replica-backlog';
 
 /** A replica file is closed and the next one started past this size. */
 const FILE_BYTES = 64 * 1024 * 1024;
@@ -209,25 +210,53 @@ export class ReplicaStore {
    * The peer's records of a LUN a takeover replays: those of `streams` (replayStreams; by
    * default every stream kept) written under one of `holders`, after the LUN's last checkpoint
    * and at or past the peer's last watermark (what is below it is in S3), not consumed by an
-   * earlier takeover here; in sequence order. Their data is copied out of the files read, so
-   * what stays in memory is the peer's backlog for the LUN (at most its journal's size).
+   * earlier takeover here; in sequence order. As places in the files, which it keeps open: the
+   * data is read back a chunk at a time when replayed (ReplicaBacklog), so memory holds one
+   * replica file while it is scanned, not the peer's whole backlog.
    */
-  async records(lun: string, holders: ReadonlySet<string>, streams?: readonly number[]): Promise<JournalRecord[]> {
+  async backlog(lun: string, holders: ReadonlySet<string>, streams?: readonly number[]): Promise<ReplicaBacklog> {
     const hex = uuidHex(lun);
     const done = new Set(this.consumed[hex] ?? []);
     const below = this.watermarkValue ?? 0;
     const wanted = new Set(streams ?? this.files.map((f) => f.stream));
-    const all: JournalRecord[] = [];
-    for (const f of this.files.filter((x) => wanted.has(x.stream))) {
-      for (const r of await this.scan(f)) if (r.lun === hex) all.push(r.kind === 'checkpoint' ? r : { ...r, data: Buffer.from(r.data) });
+    const handles = new Map<string, fs.FileHandle>();
+    try {
+      const all: Array<RecordPlace & { readonly checkpoint: boolean; readonly holder: string }> = [];
+      for (const f of this.files.filter((x) => wanted.has(x.stream))) {
+        const fh = await fs.open(f.file, 'r').catch((e: NodeJS.ErrnoException) => {
+          // Trimmed since the list was taken: below the watermark, so in S3.
+          if (e.code === 'ENOENT') return undefined;
+          throw e;
+        });
+        if (!fh) continue;
+        handles.set(f.file, fh);
+        const scan = scanSegment(await fh.readFile());
+        if (scan.tail === 'corrupt') throw new Error(`replica file ${f.file}: a record at byte ${scan.damage?.offset} does not verify`);
+        scan.records.forEach((r, k) => {
+          if (r.lun !== hex) return;
+          const bytes = (scan.starts[k + 1] ?? scan.end) - scan.starts[k];
+          all.push({
+            sequence: r.sequence,
+            chunk: r.chunk,
+            seg: f,
+            position: scan.starts[k],
+            bytes,
+            checkpoint: r.kind === 'checkpoint',
+            holder: r.holder,
+          });
+        });
+      }
+      all.sort((x, y) => x.sequence - y.sequence);
+      let out: RecordPlace[] = [];
+      for (const r of all) {
+        if (r.checkpoint) out = [];
+        else if (r.sequence >= below && holders.has(r.holder) && !done.has(r.holder)) out.push(r);
+      }
+      return ReplicaBacklog.of(out, handles);
+    } catch (e) {
+      for (const fh of handles.values()) await fh.close().catch(() => undefined);
+      throw e;
     }
-    all.sort((x, y) => x.sequence - y.sequence);
-    let out: JournalRecord[] = [];
-    for (const r of all) {
-      if (r.kind === 'checkpoint') out = [];
-      else if (r.sequence >= below && holders.has(r.holder) && !done.has(r.holder)) out.push(r);
-    }
-    return out;
   }
 
   /** A takeover applied these holders' records of the LUN: a later one here must not again. */
