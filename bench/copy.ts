@@ -75,9 +75,8 @@ export async function copyBench(rgw: Rgw, opts: { mib: number; latencyMs: number
     for (const n of [0, 1, 2]) await peer.execRetryUa(TUR, { lun: LUN(n) });
     if ((await peer.exec(SYNC_CACHE, {}, 300_000)).status !== 0) throw new Error('SYNCHRONIZE CACHE failed');
     const bytes = async (): Promise<number> => {
-      const m = await (await fetch(`http://127.0.0.1:${target.metricsPort}/metrics`)).text();
-      const v = (name: string): number => Number(new RegExp(`^${name}\\{backend="s3"\\} (\\d+)$`, 'm').exec(m)?.[1] ?? 0);
-      return v('s3tgt_store_received_bytes_total') + v('s3tgt_store_sent_bytes_total');
+      const v = async (name: string): Promise<number> => (await target.metric(`${name}{backend="s3"}`)) || 0;
+      return (await v('s3tgt_store_received_bytes_total')) + (await v('s3tgt_store_sent_bytes_total'));
     };
     let b0 = await bytes();
     let t0 = performance.now();

@@ -57,7 +57,7 @@ export async function journalBench(rgw: Rgw, opts: { latencyMs: number; seconds:
             spanBytes: 4 * CACHE_MIB * 1048576,
             seconds: opts.seconds,
           });
-          if (mode === 'journal') journalBacklogMiB = (await gauge(target.metricsPort, 's3tgt_journal_backlog_bytes')) / 1048576;
+          if (mode === 'journal') journalBacklogMiB = (await target.metric('s3tgt_journal_backlog_bytes')) / 1048576;
         } finally {
           // SIGKILL: what is measured is the acknowledged writes, not the drain afterwards.
           await target.stop('SIGKILL');
@@ -70,14 +70,4 @@ export async function journalBench(rgw: Rgw, opts: { latencyMs: number; seconds:
     await proxy?.stop();
   }
   return rows;
-}
-
-async function gauge(metricsPort: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  return Number(
-    text
-      .split('\n')
-      .find((l) => l.startsWith(`${name} `))
-      ?.split(' ')[1] ?? Number.NaN,
-  );
 }

@@ -2,7 +2,7 @@ import { FaultProxy } from '../test/harness/fault-proxy';
 import type { Rgw } from '../test/harness/rgw';
 import { peakRssMiB } from '../test/harness/rss';
 import { s3Target } from '../test/harness/s3-target';
-import { TEST_IQN } from '../test/harness/target';
+import { type TargetProcess, TEST_IQN } from '../test/harness/target';
 import { randomIo } from './lib/pipeline';
 import { qemuBench } from './lib/qemu';
 import { rawPutGet } from './lib/raw-s3';
@@ -75,7 +75,7 @@ export async function s3PathBench(
       await target.stop();
       await target.start();
       const readIops = await randomIo(target.port, TEST_IQN, { kind: 'read', count: opts.randomReads, qd: 32, spanBytes: opts.mib * 1048576 });
-      const readHits = await cacheHitShare(target.metricsPort);
+      const readHits = await cacheHitShare(target);
       const iops = await randomIo(target.port, TEST_IQN, { kind: 'write', count: opts.randomWrites, qd: 32, spanBytes: 1024 * 1048576 });
       return {
         latencyMs: opts.latencyMs,
@@ -100,12 +100,7 @@ export async function s3PathBench(
 }
 
 /** Cache hits / (hits + misses) of the target's LUN 0, from its metrics endpoint. */
-async function cacheHitShare(metricsPort: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const total = (name: string): number => {
-    const line = text.split('\n').find((l) => l.startsWith(`s3tgt_cache_${name}_total{`));
-    return Number(line?.split(' ').pop() ?? 0);
-  };
-  const hits = total('hits');
-  return hits / Math.max(1, hits + total('misses'));
+async function cacheHitShare(target: TargetProcess): Promise<number> {
+  const hits = await target.metric('s3tgt_cache_hits_total');
+  return hits / Math.max(1, hits + (await target.metric('s3tgt_cache_misses_total')));
 }
