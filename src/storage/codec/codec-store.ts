@@ -32,7 +32,7 @@ export function codecStore(store: ObjectStore, codec: ChunkCodec): CodecStore {
  * Every LUN reads through one, also with compression and encryption off (`codec.active` is
  * false): chunks it wrote while compression was on stay compressed until rewritten, and must
  * still read as what they hold, not as a MEDIUM ERROR or the compressed bytes. Such a LUN writes
- * chunks plain and reads ranges; a range that comes back encoded is read again whole.
+ * chunks plain and reads ranges; a range that comes back encoded, or empty, is read again whole.
  */
 export class CodecStore implements ObjectStore {
   readonly description: string;
@@ -60,7 +60,11 @@ export class CodecStore implements ObjectStore {
     if (this.codec.active) return this.getWhole(key, at, range, opts);
     return this.inner.get(key, range, opts).then((got) => {
       const encoded = got !== null && got.meta.size > 0 && got.meta.metadata[CODEC_META_KEY] !== undefined;
-      return encoded ? this.getWhole(key, at, range, opts) : got;
+      // S3 answers a range past an object's end with 416, which the store reports as an empty
+      // object (a hole marker reads so): a compressed object is shorter than the chunk, so an
+      // empty ranged answer is checked with a whole GET (a hole marker costs nothing to read).
+      const empty = range !== undefined && got !== null && got.meta.size === 0;
+      return encoded || empty ? this.getWhole(key, at, range, opts) : got;
     });
   }
 
