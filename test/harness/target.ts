@@ -1,11 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
-
 import { SERVE_V8_FLAGS } from '../../src/app/node-flags';
+import { tempDir } from '../lib/temp-dir';
 
 export const TEST_IQN = 'iqn.2026-11.io.s3tgt:test';
 
@@ -105,7 +104,7 @@ export class TargetProcess {
   metricsPort = 0;
 
   constructor(private readonly opts: TargetOptions = {}) {
-    this.dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-test-'));
+    this.dir = tempDir('s3tgt-test-');
     this.configFile = path.join(this.dir, 's3tgt.yaml');
   }
 

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import * as os from 'node:os';
+import { chmodSync, closeSync, ftruncateSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type ExecResult, run } from '../harness/exec';
 import { Rgw } from '../harness/rgw';
 import { listObjects } from '../harness/s3-target';
 import { freePort } from '../harness/target';
+import { tempDir } from '../lib/temp-dir';
 
 const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
 const MiB = 1024 * 1024;
@@ -24,7 +24,7 @@ function cliOnTerminal(args: readonly string[], env: NodeJS.ProcessEnv): Promise
 }
 
 describe('configuration errors name the file, line and key; check-config and serve exit 3 (issue 7 acceptance)', () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-cfg-'));
+  const dir = tempDir('s3tgt-cfg-');
   const cases: Array<{ name: string; yaml: string; expect: RegExp }> = [
     {
       name: 'a typo in a key',
@@ -95,7 +95,7 @@ describe('configuration errors name the file, line and key; check-config and ser
 });
 
 describe('serve runs with the V8 options it needs (issue 18)', () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-flags-'));
+  const dir = tempDir('s3tgt-flags-');
   const file = path.join(dir, 'serve.yaml');
 
   /** Starts `cmd args`, collects its output until a LUN is ready (or 20 s), then stops it with SIGTERM. */
@@ -148,7 +148,7 @@ describe('serve runs with the V8 options it needs (issue 18)', () => {
 
 describe('lun commands, import and export against RGW (issue 7 acceptance)', () => {
   let rgw: Rgw;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-cli-'));
+  const dir = tempDir('s3tgt-cli-');
   const config = path.join(dir, 's3tgt.yaml');
   const image = path.join(dir, 'sparse.img');
   const back = path.join(dir, 'back.img');

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { run } from '../harness/exec';
@@ -10,6 +9,7 @@ import { s3Target } from '../harness/s3-target';
 import { TargetProcess, TEST_IQN } from '../harness/target';
 import { TUR } from '../lib/cdb';
 import { TestInitiator } from '../lib/initiator';
+import { tempDir } from '../lib/temp-dir';
 
 const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
 const MiB = 1024 * 1024;
@@ -45,7 +45,7 @@ describe('operations against RGW: metrics, lease, graceful stop (issue 7 accepta
     const target = s3Target(rgw, { bucket: 'metrics', logLevel: 'info' });
     await target.start();
     try {
-      const dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-metrics-'));
+      const dir = tempDir('s3tgt-metrics-');
       const img = path.join(dir, 'in.img');
       writeFileSync(img, randomBytes(16 * MiB));
       const w = await run('qemu-img', ['convert', '-n', '-t', 'writeback', '-f', 'raw', '-O', 'raw', img, target.url(0)], { timeoutMs: 120_000 });

@@ -30,9 +30,12 @@ function classify(f: Forwarded, lun: string): string | null {
   return { GET: 'GET', HEAD: 'HEAD', PUT: 'PUT', DELETE: 'DELETE' }[f.method] ?? null;
 }
 
-/** The bytes of qemu-io's `read -v` dump ("0000a000:  68 65 6c ...  hel..."). */
+/** The bytes of qemu-io's `read -v` dump ("0000a000:  68 65 6c ...  hel..."; commands on stdin prompt "qemu-io> "). */
 function dumped(out: string): Buffer {
-  const lines = out.split('\n').filter((l) => /^[0-9a-f]{8}: {2}/.test(l));
+  const lines = out
+    .split('\n')
+    .map((l) => l.replace(/^(qemu-io> )+/, ''))
+    .filter((l) => /^[0-9a-f]{8}: {2}/.test(l));
   return Buffer.from(lines.map((l) => l.slice(11, 11 + 16 * 3).replaceAll(' ', '')).join(''), 'hex');
 }
 

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type ExecResult, run } from '../harness/exec';
@@ -8,6 +7,7 @@ import { Rgw } from '../harness/rgw';
 import { listObjects, s3Target } from '../harness/s3-target';
 import { type TargetProcess, TEST_IQN } from '../harness/target';
 import { read10, SYNC_CACHE, TUR, write10, write10Fua } from '../lib/cdb';
+import { tempDir } from '../lib/temp-dir';
 import { reportLuns, unmapMany } from '../personality/cdbs';
 import { type Outcome, Peer } from '../personality/peer';
 import { esxi } from '../personality/profiles';
@@ -26,7 +26,7 @@ const B = (i: number): number => 0x80 + i;
  */
 describe('snapshots on RGW: copy-on-first-write through a kill -9, export, restore (issue 16)', () => {
   let rgw: Rgw;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-snap-'));
+  const dir = tempDir('s3tgt-snap-');
   before(async () => {
     rgw = await Rgw.start();
     await rgw.createBucket('snap');

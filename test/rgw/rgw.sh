@@ -85,6 +85,9 @@ osd crush chooseleaf type = 0
 mon allow pool size one = true
 mon warn on pool no redundancy = false
 mon data avail warn = 5
+# A monitor refuses to start with less than 5 % of its disk free by default: a test machine's
+# disk, not this throw-away cluster's data (8 GiB of memstore in RAM), is what that measures.
+mon data avail crit = 1
 mon max pg per osd = 1000
 paxos propose interval = 0.05
 paxos min wait = 0.01

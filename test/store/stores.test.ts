@@ -1,6 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { after, before } from 'node:test';
 import { FileObjectStore } from '../../src/storage/file-store';
 import { MemoryObjectStore } from '../../src/storage/memory-store';
@@ -10,6 +7,7 @@ import { WriteGate } from '../../src/storage/write-gate';
 import { systemClock } from '../../src/util/clock';
 import { Rgw } from '../harness/rgw';
 import { FailingStore } from '../lib/failing-store';
+import { tempDir } from '../lib/temp-dir';
 import { storeConformance } from './conformance';
 
 /** A backend as the server uses it: the decorated stack, seen through a (lease-less) write gate. */
@@ -17,7 +15,7 @@ const decorated = (raw: ObjectStore): ObjectStore =>
   WriteGate.unleased(systemClock, 'conformance').bind(storeStack(raw, { concurrency: 16, requestTimeoutMs: 10_000, retryDeadlineMs: 15_000 }).store);
 
 storeConformance('memory', async () => new MemoryObjectStore());
-const dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-store-'));
+const dir = tempDir('s3tgt-store-');
 storeConformance('local directory', async () => new FileObjectStore(dir));
 // Transient failures (503s, cut uploads) below the stack: the retry layer hides them.
 storeConformance('memory through the decorated stack, with 30 % transient failures', async () =>

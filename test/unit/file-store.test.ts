@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { promises as fsp, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { promises as fsp, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { FileObjectStore } from '../../src/storage/file-store';
 import { listAll } from '../../src/storage/object-store';
+import { tempDir } from '../lib/temp-dir';
 
 const MiB = 1024 * 1024;
 const STORE = path.resolve(__dirname, '../../src/storage/file-store.js');
@@ -16,7 +16,7 @@ const STORE = path.resolve(__dirname, '../../src/storage/file-store.js');
  */
 describe('local chunk store (issue 13, defect 8)', () => {
   it('a short write (the file size limit hit mid-chunk) fails the put and leaves the previous object intact', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-fs-'));
+    const dir = tempDir('s3tgt-fs-');
     const good = Buffer.alloc(MiB, 1);
     const store = new FileObjectStore(dir);
     await store.put('lun/chunks/0000000000000000', good, { metadata: { a: 'b' } });
@@ -36,7 +36,7 @@ describe('local chunk store (issue 13, defect 8)', () => {
   });
 
   it('a delete is durable when it returns: the directory is fsynced', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-fs-'));
+    const dir = tempDir('s3tgt-fs-');
     const store = new FileObjectStore(dir);
     await store.put('lun/chunks/0000000000000001', Buffer.alloc(4096, 3));
     const chunks = path.join(dir, 'lun', 'chunks');
@@ -61,7 +61,7 @@ describe('local chunk store (issue 13, defect 8)', () => {
   });
 
   it('a listing walks the tree once, not once per page', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 's3tgt-fs-'));
+    const dir = tempDir('s3tgt-fs-');
     const chunks = path.join(dir, 'lun', 'chunks');
     mkdirSync(chunks, { recursive: true });
     for (let i = 0; i < 2500; i++) writeFileSync(path.join(chunks, i.toString(16).padStart(16, '0')), 'x');
