@@ -106,11 +106,13 @@ async function pair(o: { secret?: string; accepts?: (lun: string) => boolean; ti
   };
 }
 
-/** The records a takeover would replay, all at once (ReplicaBacklog.all). */
+/** The records a takeover would replay, chunk by chunk (all of chunk 3 here: in sequence order). */
 async function recordsOf(st: ReplicaStore, holders: ReadonlySet<string>, streams?: readonly number[]): Promise<JournalRecord[]> {
   const b = await st.backlog(LUN_HEX, holders, streams);
   try {
-    return await b.all();
+    const out: JournalRecord[] = [];
+    for await (const chunk of b.chunks()) out.push(...chunk);
+    return out;
   } finally {
     await b.close();
   }

@@ -51,11 +51,6 @@ export class ReplicaBacklog {
     for (const list of byChunk.values()) yield await readRecordsAt(list, this.handles);
   }
 
-  /** Every record, in memory at once: for tests and small backlogs only. */
-  async all(): Promise<JournalRecord[]> {
-    return readRecordsAt(this.places, this.handles);
-  }
-
   async close(): Promise<void> {
     for (const fh of this.handles.values()) await fh.close().catch(() => undefined);
   }
