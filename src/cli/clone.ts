@@ -42,8 +42,9 @@ export async function lunClone(config: Config, source: string, name: string): Pr
 
 /**
  * `s3tgt lun hydrate NEW`: copies what a clone still reads from its parent into it
- * (server-side; an encrypted clone reads and seals each chunk as its own). A served clone is hydrated by its server, in the background (`lun info` says
- * "clone of" until it is done); otherwise offline under its lease.
+ * (server-side; an encrypted clone reads and seals each chunk as its own). A served clone is
+ * hydrated by its server, in the background (`lun info` says "clone of" until it is done);
+ * otherwise offline under its lease.
  */
 export async function lunHydrate(config: Config, name: string): Promise<{ copied: number; holes: number } | 'started'> {
   findLun(config, name);
