@@ -54,14 +54,19 @@ export class Rgw {
     return { AWS_ACCESS_KEY_ID: this.accessKeyId, AWS_SECRET_ACCESS_KEY: this.secretAccessKey, AWS_REGION: 'us-east-1' };
   }
 
-  async createBucket(name: string): Promise<void> {
+  /** A raw SDK client of this gateway (the caller destroys it): what s3tgt's store does not expose. */
+  client(): S3Client {
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-    const c = new S3Client({
+    return new S3Client({
       endpoint: this.endpoint,
       region: 'us-east-1',
       forcePathStyle: true,
       credentials: { accessKeyId: this.accessKeyId, secretAccessKey: this.secretAccessKey },
     });
+  }
+
+  async createBucket(name: string): Promise<void> {
+    const c = this.client();
     try {
       await c.send(new CreateBucketCommand({ Bucket: name }));
     } finally {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { isStorageError } from '../../src/storage/errors';
 import { mustRun } from '../harness/exec';
 import { Rgw } from '../harness/rgw';
@@ -66,12 +66,7 @@ describe('server-side encryption passed through to RGW (issue 19)', () => {
 
   it('SSE-KMS: the chunk objects are stored under the KMS key', async () => {
     await roundTrip('sse-kms', '{ type: SSE-KMS, kmsKeyId: testkey-1 }');
-    const client = new S3Client({
-      endpoint: rgw.endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
-    });
+    const client = rgw.client();
     try {
       const head = await client.send(new HeadObjectCommand({ Bucket: 'sse-kms', Key: CHUNK0 }));
       assert.equal(head.ServerSideEncryption, 'aws:kms');

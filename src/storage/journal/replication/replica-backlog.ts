@@ -19,14 +19,10 @@ export interface RecordPlace {
  * alive) cannot take them away.
  */
 export class ReplicaBacklog {
-  private constructor(
+  constructor(
     private readonly places: readonly RecordPlace[],
     private readonly handles: ReadonlyMap<string, fs.FileHandle>,
   ) {}
-
-  static of(places: readonly RecordPlace[], handles: ReadonlyMap<string, fs.FileHandle>): ReplicaBacklog {
-    return new ReplicaBacklog(places, handles);
-  }
 
   /** Several peers' backlogs, in the order given (one peer in a two-node cluster). */
   static merge(parts: readonly ReplicaBacklog[]): ReplicaBacklog {

@@ -252,7 +252,7 @@ export class ReplicaStore {
         if (r.checkpoint) out = [];
         else if (r.sequence >= below && holders.has(r.holder) && !done.has(r.holder)) out.push(r);
       }
-      return ReplicaBacklog.of(out, handles);
+      return new ReplicaBacklog(out, handles);
     } catch (e) {
       for (const fh of handles.values()) await fh.close().catch(() => undefined);
       throw e;
